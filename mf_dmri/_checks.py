@@ -23,7 +23,9 @@ def as_real_tensor(value: Any, name: str, *, device: torch.device | None = None)
         try:
             tensor = torch.as_tensor(value, dtype=DTYPE, device=device)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from exc
+            raise TypeError(
+                f"{name} must be a number or an array of numbers, got {value!r}"
+            ) from exc
     if not bool(torch.isfinite(tensor.detach()).all()):
         raise ValueError(f"{name} contains NaN or infinite values; pass finite numbers")
     return tensor
@@ -40,11 +42,16 @@ def check_positive(tensor: torch.Tensor, name: str, unit: str, *, allow_zero: bo
         )
 
 
-def positive_scalar(value: Any, name: str, unit: str, *, allow_zero: bool = False,
-                    allow_inf: bool = False) -> torch.Tensor:
+def positive_scalar(
+    value: Any, name: str, unit: str, *, allow_zero: bool = False, allow_inf: bool = False
+) -> torch.Tensor:
     """A validated 0-d float64 tensor that is positive (history kept for autograd)."""
-    if allow_inf and not isinstance(value, torch.Tensor) and math.isinf(float(value)) \
-            and float(value) > 0:
+    if (
+        allow_inf
+        and not isinstance(value, torch.Tensor)
+        and math.isinf(float(value))
+        and float(value) > 0
+    ):
         return torch.tensor(math.inf, dtype=DTYPE)
     tensor = as_real_tensor(value, name)
     if tensor.ndim != 0:

@@ -95,8 +95,9 @@ class Eigenbasis:
         if float(self.volume.detach()) <= 0:
             raise ValueError("volume must be positive [m^d]")
         gram = self.axes.detach() @ self.axes.detach().T
-        if not torch.allclose(gram, torch.eye(self.dimension, dtype=DTYPE, device=gram.device),
-                              atol=1e-9):
+        if not torch.allclose(
+            gram, torch.eye(self.dimension, dtype=DTYPE, device=gram.device), atol=1e-9
+        ):
             raise ValueError("axes must be orthonormal rows (a rotation of the local frame)")
         q = self.moments.detach()
         asym = (q - q.transpose(1, 2)).abs().max()
@@ -179,8 +180,9 @@ class Eigenbasis:
         return torch.einsum("...k,kij->...ij", local, self.moments)
 
 
-def cluster_safe_count(eigenvalues: torch.Tensor, max_eigenvalue: float,
-                       rtol: float = CLUSTER_RTOL) -> int:
+def cluster_safe_count(
+    eigenvalues: torch.Tensor, max_eigenvalue: float, rtol: float = CLUSTER_RTOL
+) -> int:
     """Number of leading eigenvalues <= ``max_eigenvalue``, extended so that no degenerate
     cluster (relative gap below ``rtol``) is cut in half."""
     lam = eigenvalues.detach().cpu()
@@ -193,3 +195,85 @@ def cluster_safe_count(eigenvalues: torch.Tensor, max_eigenvalue: float,
     while count < lam.numel() and float(lam[count] - lam[count - 1]) <= rtol * scale:
         count += 1
     return count
+
+
+@dataclass(frozen=True)
+class ProductDomain:
+    """A domain that is a product of restricted factors and unrestricted directions.
+
+    For example an infinite cylinder is a disk (``Eigenbasis`` of dimension 2 whose axes
+    span the cross-section) times free diffusion along the cylinder axis, and a finite
+    cylinder is a disk times an interval.  The local axes of all factors and the free axes
+    together must form an orthonormal frame of the 3-D laboratory space.
+
+    Args:
+        factors: restricted factors, each an ``Eigenbasis``.
+        free_axes: (k, 3) laboratory unit vectors along which diffusion is free [-].
+        free_extent: length (k = 1) or area (k = 2) assigned to the free directions when the
+            domain's volume is needed for compartment weights [m^k]; 1 by default, so that
+            the volume of an infinite cylinder is its cross-section area times 1 m.
+    """
+
+    factors: tuple[Eigenbasis, ...]
+    free_axes: torch.Tensor
+    free_extent: float = 1.0
+
+    def __post_init__(self) -> None:
+        factors = tuple(self.factors)
+        if not all(isinstance(f, Eigenbasis) for f in factors):
+            raise TypeError("factors must be Eigenbasis instances")
+        device = factors[0].device if factors else None
+        free_axes = as_real_tensor(self.free_axes, "free_axes", device=device).reshape(-1, 3)
+        object.__setattr__(self, "factors", factors)
+        object.__setattr__(self, "free_axes", free_axes)
+        frame = torch.cat([f.axes.detach() for f in factors] + [free_axes.detach()], dim=0)
+        if frame.shape[0] != 3:
+            raise ValueError(
+                f"the factors' dimensions plus the free axes must add up to 3, got {frame.shape[0]}"
+            )
+        if not torch.allclose(
+            frame @ frame.T, torch.eye(3, dtype=DTYPE, device=frame.device), atol=1e-9
+        ):
+            raise ValueError("the factors' axes and the free axes must be mutually orthonormal")
+        if not self.free_extent > 0:
+            raise ValueError("free_extent must be positive [m^k]")
+
+    @property
+    def volume(self) -> torch.Tensor:
+        """Product of the factors' measures times ``free_extent`` [m^3]."""
+        volume = torch.ones((), dtype=DTYPE, device=self.free_axes.device)
+        for factor in self.factors:
+            volume = volume * factor.volume
+        if self.free_axes.shape[0] > 0:
+            volume = volume * self.free_extent
+        return volume
+
+    def rotated(self, rotation: torch.Tensor) -> ProductDomain:
+        """The domain rotated by the 3x3 rotation matrix ``rotation`` [-]."""
+        rot = as_real_tensor(rotation, "rotation", device=self.free_axes.device)
+        return replace(
+            self,
+            factors=tuple(f.rotated(rot) for f in self.factors),
+            free_axes=self.free_axes @ rot.T,
+        )
+
+    def to(self, device: torch.device | str) -> ProductDomain:
+        return replace(
+            self,
+            factors=tuple(f.to(device) for f in self.factors),
+            free_axes=self.free_axes.to(device),
+        )
+
+
+def as_product_domain(domain: Eigenbasis | ProductDomain) -> ProductDomain:
+    """Wrap a 3-D ``Eigenbasis`` as a one-factor ``ProductDomain`` (others pass through)."""
+    if isinstance(domain, ProductDomain):
+        return domain
+    if isinstance(domain, Eigenbasis):
+        if domain.dimension != 3:
+            raise ValueError(
+                f"a {domain.dimension}-D eigenbasis is not a 3-D domain: combine it with free "
+                "or bounded axes in a ProductDomain (e.g. mf_dmri.analytic.cylinder)"
+            )
+        return ProductDomain(factors=(domain,), free_axes=torch.zeros(0, 3, dtype=DTYPE))
+    raise TypeError(f"expected an Eigenbasis or ProductDomain, got {type(domain).__name__}")

@@ -1,0 +1,109 @@
+"""The main call: ``signal(compartments, acquisition)``."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+from mf_dmri._checks import CDTYPE
+from mf_dmri.eigenbasis import ProductDomain
+from mf_dmri.sequences.pieces import GradientPieces
+from mf_dmri.signal.compartment import Compartment, as_compartments
+from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, factor_signal
+
+
+class _HasPieces(Protocol):
+    def pieces(self, time_step: float | None = None) -> GradientPieces: ...
+
+
+def as_pieces(
+    acquisition: GradientPieces | _HasPieces, time_step: float | None = None
+) -> GradientPieces:
+    """The ``GradientPieces`` of an acquisition (or the pieces themselves)."""
+    if isinstance(acquisition, GradientPieces):
+        return acquisition
+    if hasattr(acquisition, "pieces"):
+        return acquisition.pieces(time_step)
+    raise TypeError(f"expected an Acquisition or GradientPieces, got {type(acquisition).__name__}")
+
+
+def free_signal(
+    diffusivity: torch.Tensor, free_axes: torch.Tensor, pieces: GradientPieces
+) -> torch.Tensor:
+    """Gaussian attenuation exp(-D sum_k a_k^T B a_k) along the free axes ``a_k``, (M,).
+
+    Args:
+        diffusivity: diffusion coefficient [m^2/s].
+        free_axes: (k, 3) unit vectors of the unrestricted directions [-].
+        pieces: the acquisition's gradients (their exact b-tensors B [s/m^2] are used).
+    """
+    if free_axes.shape[0] == 0:
+        return torch.ones(pieces.num_measurements, dtype=CDTYPE, device=free_axes.device)
+    btensors = pieces.btensors().to(free_axes.device)
+    projected = torch.einsum("ka,mab,kb->m", free_axes, btensors, free_axes)
+    return torch.exp(-diffusivity * projected).to(CDTYPE)
+
+
+def domain_signal(
+    domain: ProductDomain,
+    diffusivity: torch.Tensor,
+    pieces: GradientPieces,
+    *,
+    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> torch.Tensor:
+    """Normalised echo signal of one product domain, complex (M,)."""
+    result = free_signal(diffusivity, domain.free_axes, pieces)
+    for factor in domain.factors:
+        result = result * factor_signal(
+            factor, diffusivity, pieces, max_chunk_bytes=max_chunk_bytes
+        )
+    return result
+
+
+def signal(
+    compartments: Compartment | list[Compartment],
+    acquisition: Any,
+    *,
+    time_step: float | None = None,
+    normalize: bool = True,
+    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> torch.Tensor:
+    """Diffusion MRI signal at the echo by the matrix formalism, complex128 (M,).
+
+    The compartments add with weights volume x spin density x exp(-TE/T2); TE is the end
+    of the acquisition's last gradient piece.
+
+    Args:
+        compartments: one ``Compartment`` or a list of them.
+        acquisition: an ``Acquisition`` (anything with ``pieces(time_step)``) or
+            ``GradientPieces``.
+        time_step: longest piece used to discretise smooth waveforms such as OGSE [s];
+            None for the waveform's default.  Piecewise-constant waveforms are exact.
+        normalize: divide by the sum over compartments of volume x spin density (the
+            signal without diffusion weighting and without T2 decay), giving a
+            dimensionless signal; otherwise the signal is in [m^3] (volume-weighted).
+        max_chunk_bytes: memory budget for one batch of matrix exponentials [bytes].
+
+    Returns:
+        complex128 tensor (M,), on the device of the compartments.  Its magnitude is the
+        measured attenuation; the phase is non-zero only for non-refocused or asymmetric
+        waveforms.
+    """
+    compartments = as_compartments(compartments)
+    pieces = as_pieces(acquisition, time_step)
+    device = compartments[0].domain.free_axes.device
+    echo_time = pieces.echo_time.to(device)
+    total = torch.zeros(pieces.num_measurements, dtype=CDTYPE, device=device)
+    reference = torch.zeros((), dtype=echo_time.dtype, device=device)
+    for compartment in compartments:
+        attenuation = domain_signal(
+            compartment.domain, compartment.diffusivity, pieces, max_chunk_bytes=max_chunk_bytes
+        )
+        total = total + compartment.weight(echo_time) * attenuation
+        reference = reference + compartment.volume * compartment.spin_density
+    if normalize:
+        if float(reference.detach()) <= 0:
+            raise ValueError("every compartment has zero spin density: nothing to normalise")
+        return total / reference
+    return total

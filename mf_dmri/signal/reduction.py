@@ -1,0 +1,132 @@
+"""Exact reduction of an eigenbasis to the subspace a measurement can reach.
+
+The magnetization starts as ``u`` (the mode integrals) and evolves under the diagonal
+Lambda and the directional moment matrices Q_n of the gradient directions the waveform
+uses.  It never leaves the smallest subspace that contains ``u`` and is invariant under
+Lambda and every Q_n used.  Lambda-invariant subspaces are sums of subspaces of its
+eigenspaces, so that subspace is built cluster by cluster (a block-Krylov iteration with
+each new vector split into its components on the degenerate clusters of Lambda).
+
+For shapes with symmetry the saving is large (a ball probed along one direction reaches
+only the modes that are axially symmetric about it: about one mode per (l, k) pair instead
+of 2l + 1); for a mesh without degeneracies nothing is gained and the basis is used as is.
+The reduced basis V is computed from values (no autograd through V); first derivatives of
+the signal through V^T Q V and Lambda are exact because the left and right propagated
+states both lie in span(V) (Lambda and Q_n are symmetric).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mf_dmri.eigenbasis import CLUSTER_RTOL
+
+
+def eigenvalue_clusters(
+    eigenvalues: torch.Tensor,
+    rtol: float = CLUSTER_RTOL,
+) -> list[torch.Tensor]:
+    """Index tensors of the degenerate clusters of a sorted eigenvalue vector."""
+    lam = eigenvalues.detach().cpu()
+    scale = max(float(lam.abs().max()), 1e-300)
+    breaks = torch.nonzero(lam[1:] - lam[:-1] > rtol * scale).flatten() + 1
+    bounds = [0, *breaks.tolist(), lam.numel()]
+    return [torch.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def reachable_subspace(
+    eigenvalues: torch.Tensor, moments: list[torch.Tensor], start: torch.Tensor, tol: float = 1e-10
+) -> torch.Tensor:
+    """Orthonormal columns V (L x r) spanning the smallest subspace that contains ``start``
+    and is invariant under diag(eigenvalues) and every matrix in ``moments``; each column
+    lies in one eigenspace (so V^T diag(eigenvalues) V stays diagonal)."""
+    clusters = eigenvalue_clusters(eigenvalues)
+    cluster_of = torch.empty(eigenvalues.numel(), dtype=torch.long)
+    for c, idx in enumerate(clusters):
+        cluster_of[idx] = c
+    matrices = [q.detach().cpu() for q in moments]
+    scale = max((float(q.abs().max()) for q in matrices), default=1.0) or 1.0
+    bases: list[list[torch.Tensor]] = [[] for _ in clusters]
+    columns: list[torch.Tensor] = []
+    queue = [start.detach().cpu().to(matrices[0].dtype if matrices else torch.float64)]
+    first = True
+    while queue:
+        vector = queue.pop()
+        threshold = tol * (float(vector.abs().max()) if first else scale)
+        first = False
+        for c in torch.unique(cluster_of[vector.abs() > 0]).tolist():
+            idx = clusters[c]
+            part = vector[idx].clone()
+            for b in bases[c]:
+                part -= (b @ part) * b
+            for b in bases[c]:  # second pass: re-orthogonalise
+                part -= (b @ part) * b
+            norm = float(torch.linalg.vector_norm(part))
+            if norm <= threshold:
+                continue
+            part /= norm
+            bases[c].append(part)
+            column = torch.zeros_like(vector)
+            column[idx] = part
+            columns.append(column)
+            queue.extend(q @ column for q in matrices)
+    order = sorted(range(len(columns)), key=lambda i: int(torch.nonzero(columns[i])[0]))
+    return torch.stack([columns[i] for i in order], dim=1)
+
+
+def _span_key(vectors: torch.Tensor) -> tuple[tuple[float, ...], torch.Tensor]:
+    """Orthonormal basis of the span of ``vectors`` (rows) and a hashable key for it."""
+    _, singular, right = torch.linalg.svd(vectors, full_matrices=False)
+    rank = int((singular > 1e-12 * max(float(singular.max()), 1e-300)).sum())
+    span = right[:rank]
+    projector = span.T @ span
+    return tuple(torch.round(projector.flatten(), decimals=10).tolist()), span
+
+
+#: Reduce only when the reachable subspaces are at most this fraction of the basis.
+REDUCTION_GAIN = 0.75
+
+
+def reduced_data(basis, local: torch.Tensor):
+    """Per-measurement reduced (eigenvalues (M, r), moments (M, d, r, r), integrals (M, r)),
+    zero-padded to a common size r, or None when reduction would not save work.
+
+    ``local`` (M, P, d) holds the local-frame gradients of every measurement and piece."""
+    values = local.detach().cpu()
+    groups: dict[tuple[float, ...], list[int]] = {}
+    spans: dict[tuple[float, ...], torch.Tensor] = {}
+    for m in range(values.shape[0]):
+        if not bool(values[m].any()):
+            key, span = (), torch.zeros(0, values.shape[-1], dtype=values.dtype)
+        else:
+            key, span = _span_key(values[m])
+        if span.shape[0] == basis.dimension:
+            return None  # full-rank waveforms reach (almost) everything: no gain
+        groups.setdefault(key, []).append(m)
+        spans[key] = span
+    moments = basis.moments.detach().cpu()
+    subspaces = {}
+    for key, span in spans.items():
+        directional = [torch.einsum("k,kij->ij", s, moments) for s in span]
+        subspaces[key] = reachable_subspace(basis.eigenvalues, directional, basis.mode_integrals)
+    size = max(v.shape[1] for v in subspaces.values())
+    if size > REDUCTION_GAIN * basis.num_modes:
+        return None
+    return _stack_reduced(basis, groups, subspaces, size, values.shape[0])
+
+
+def _stack_reduced(basis, groups, subspaces, size, count):
+    device, dim = basis.device, basis.dimension
+    eigenvalues = basis.eigenvalues.new_zeros(count, size)
+    moments = basis.moments.new_zeros(count, dim, size, size)
+    integrals = basis.mode_integrals.new_zeros(count, size)
+    for key, members in groups.items():
+        v = subspaces[key].to(device=device, dtype=basis.moments.dtype)
+        r = v.shape[1]
+        index = torch.tensor(members, device=device)
+        # each column of v lies in one eigenspace: its Rayleigh quotient is that eigenvalue
+        lam = ((v * v) * basis.eigenvalues[:, None]).sum(0)
+        eigenvalues[index, :r] = lam
+        moments[index, :, :r, :r] = torch.einsum("ia,kij,jb->kab", v, basis.moments, v)
+        integrals[index, :r] = basis.mode_integrals @ v
+    return eigenvalues, moments, integrals
