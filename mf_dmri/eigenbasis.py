@@ -73,7 +73,8 @@ class Eigenbasis:
         n_modes = self.eigenvalues.numel()
         if self.moments.ndim != 3 or self.moments.shape[1:] != (n_modes, n_modes):
             raise ValueError(
-                f"moments must have shape (d, {n_modes}, {n_modes}), got {tuple(self.moments.shape)}"
+                f"moments must have shape (d, {n_modes}, {n_modes}), "
+                f"got {tuple(self.moments.shape)}"
             )
         dim = self.moments.shape[0]
         if dim not in (1, 2, 3):
