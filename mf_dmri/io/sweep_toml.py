@@ -243,3 +243,10 @@ def load_sweep_toml(
     if not path.is_file():
         raise FileNotFoundError(f"sweep configuration {path} not found")
     return spec_from_toml(path.read_text(), base_dir=path.parent, registry=registry)
+
+
+def default_registry() -> GeometryRegistry:
+    """The analytic shapes plus, when this installation has them, the mesh-based ones
+    (hook: builders from ``mf_dmri.geometry`` generators and mesh files solved by
+    ``mf_dmri.fem`` are added here, since reading files belongs to ``io``)."""
+    return DEFAULT_REGISTRY
