@@ -122,3 +122,38 @@ def test_parameter_table_rows_and_chunks():
         table["geometry_index"][c.row_start] == table["geometry_index"][c.row_start + c.size - 1]
         for c in plan.chunks
     )
+
+
+def test_acquisition_pieces_reach_the_requested_bvalues():
+    """PGSE pieces equal the hand-built Stejskal-Tanner ones (tests/helpers.py); OGSE
+    b-values match the closed form of mf_dmri.sequences (Does et al. 2003)."""
+    import torch
+    from helpers import pgse_amplitude, pgse_pieces
+
+    from mf_dmri.sequences import ogse_bvalue
+    from mf_dmri.sweep.acquisition import timing_acquisition, timing_pieces
+
+    text = BASE + (
+        '\n[[acquisition]]\nsequence = "ogse"\nkind = "cos"\npulse_duration_ms = 20\n'
+        "pulse_separation_ms = 25\nnum_periods = [1, 3]\nb_s_per_mm2 = [0, 500]\ndirections = 2\n"
+    )
+    plan = build_plan(spec_from_toml(text), DEFAULT_REGISTRY)
+    table = plan.measurements
+    assert table.count == 12 + 2 * 3
+    first = table.timings[0]
+    pieces = timing_pieces(table, first)
+    b = table.columns["bvalue"][first.indices]
+    directions = np.stack([table.columns[f"direction_{a}"][first.indices] for a in "xyz"], 1)
+    expected = pgse_pieces(0.01, 0.02, pgse_amplitude(b, 0.01, 0.02), directions)
+    torch.testing.assert_close(pieces.gradients, expected.gradients, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(pieces.durations, expected.durations)
+    for timing in table.timings[2:]:
+        assert timing.sequence == "ogse"
+        acquisition = timing_acquisition(table, timing)
+        np.testing.assert_allclose(
+            acquisition.bvalues().numpy(), table.columns["bvalue"][timing.indices], rtol=1e-9
+        )
+        unit = float(ogse_bvalue(1.0, 0.02, timing.num_periods, "cos"))
+        amplitude = float(acquisition.amplitudes[-1])
+        np.testing.assert_allclose(unit * amplitude**2, 500e6, rtol=1e-9)
+    assert table.columns["frequency"][-1] == 3 / 0.02

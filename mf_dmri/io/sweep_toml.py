@@ -17,6 +17,7 @@ import numpy as np
 import tomllib
 
 from mf_dmri import units
+from mf_dmri.sequences import electrostatic_directions
 from mf_dmri.sweep.acquisition import hemisphere_directions
 from mf_dmri.sweep.ranges import Axis, Grid, Random, Values
 from mf_dmri.sweep.registry import DEFAULT_REGISTRY, GeometryRegistry
@@ -38,7 +39,6 @@ UNITS: dict[str, dict[str, float]] = {
         "m2_per_s": 1.0,
     },
     "bvalue": {"s_per_mm2": units.s_per_mm2, "s_per_m2": 1.0, "ms_per_um2": 1e9},
-    "frequency": {"hz": 1.0, "khz": 1e3},
     "gradient": {"mT_per_m": units.mT_per_m, "T_per_m": units.T_per_m},
     "permeability": {"um_per_ms": units.um_per_ms, "m_per_s": 1.0},
     "none": {},
@@ -55,9 +55,8 @@ _ACQUISITION_PARAMETERS = {
     "pulse_duration": "time",
     "pulse_separation": "time",
     "b": "bvalue",
-    "frequency": "frequency",
+    "num_periods": "none",
 }
-_ACQUISITION_KEYS = {"sequence", "directions", "timings_combine"}
 
 
 def split_key(key: str, quantities: dict[str, str], where: str) -> tuple[str, float]:
@@ -168,11 +167,22 @@ def _is_range(value: dict) -> bool:
 
 
 def _directions(value: Any, where: str) -> np.ndarray:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return hemisphere_directions(value)
+    """A count or ``{fibonacci = n}`` (Fibonacci hemisphere, instant), ``{electrostatic =
+    n}`` (electrostatic repulsion, Jones et al. 1999; seconds to optimise) or a list of
+    [x, y, z]."""
+    if isinstance(value, dict) and len(value) == 1 and set(value) <= {"fibonacci", "electrostatic"}:
+        ((scheme, count),) = value.items()
+        if scheme == "fibonacci":
+            return hemisphere_directions(count)
+        value = count
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return electrostatic_directions(value).numpy()
     if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
         return np.asarray(value, dtype=float)
-    raise ValueError(f"{where}: directions must be a count (e.g. 30) or a list of [x, y, z]")
+    raise ValueError(
+        f"{where}: directions must be a positive count (e.g. 30, Fibonacci hemisphere), "
+        "{electrostatic = 30}, or a list of [x, y, z]"
+    )
 
 
 def _acquisition(section: dict, index: int) -> AcquisitionBlock:
@@ -183,13 +193,14 @@ def _acquisition(section: dict, index: int) -> AcquisitionBlock:
         raise ValueError(f"{where} needs sequence = 'pgse' or 'ogse'")
     directions = _directions(section.pop("directions", [[1.0, 0.0, 0.0]]), where)
     combine = section.pop("timings_combine", "product")
+    kind = section.pop("kind", "cos")
     values = {}
     for key, value in section.items():
         name, factor = split_key(key, _ACQUISITION_PARAMETERS, where)
         axis = parse_axis(value, factor, f"{where}.{key}")
-        if not isinstance(axis, Values):
+        if isinstance(axis, Random):
             raise ValueError(f"{where}.{key}: acquisitions take explicit lists or grids of values")
-        values[name] = axis.values
+        values[name] = tuple(float(v) for v in axis.sample(0, key))
     for name in ("pulse_duration", "pulse_separation", "b"):
         if name not in values:
             raise ValueError(f"{where} needs {name} (with its unit, e.g. {name}_ms)")
@@ -199,9 +210,16 @@ def _acquisition(section: dict, index: int) -> AcquisitionBlock:
         values["pulse_separation"],
         values["b"],
         tuple(map(tuple, directions)),
-        values.get("frequency", (0.0,)),
+        _periods(values.get("num_periods", (1.0,)), where),
+        kind,
         combine,
     )
+
+
+def _periods(values: tuple[float, ...], where: str) -> tuple[int, ...]:
+    if not all(float(v).is_integer() for v in values):
+        raise ValueError(f"{where}: num_periods must be whole numbers, got {list(values)}")
+    return tuple(int(v) for v in values)
 
 
 def spec_from_toml(

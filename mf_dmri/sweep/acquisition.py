@@ -1,45 +1,45 @@
 """Acquisition blocks -> the measurement table and the ``GradientPieces`` of each timing.
 
-Measurements sharing a timing (pulse duration, separation, frequency) share their piece
-durations, so each timing becomes one ``GradientPieces`` and one batched signal call.
+Measurements sharing a timing (sequence, pulse duration, separation, OGSE periods) share
+their piece durations, so each timing becomes one ``mf_dmri.sequences.Acquisition`` (built
+from b-values and directions) and one batched signal call.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from mf_dmri._checks import DTYPE
+from mf_dmri.sequences import OGSE, PGSE, Acquisition, fibonacci_sphere
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.sweep.spec import AcquisitionBlock
-from mf_dmri.units import GAMMA_PROTON
 
-#: Columns of the measurement table (SI): see ``MeasurementTable``.
+#: Columns of the measurement table (SI; ``sequence``: 0 for PGSE, 1 for OGSE; ``frequency``
+#: = num_periods / pulse_duration for OGSE, 0 for PGSE).
 MEASUREMENT_COLUMNS = (
     "block",
     "timing",
+    "sequence",
     "pulse_duration",
     "pulse_separation",
+    "num_periods",
     "frequency",
     "bvalue",
     "direction_x",
     "direction_y",
     "direction_z",
 )
+SEQUENCE_CODES = {"pgse": 0, "ogse": 1}
 
 
 def hemisphere_directions(count: int) -> np.ndarray:
-    """``count`` unit vectors spread over the upper hemisphere (Fibonacci spiral) [-]."""
-    if not isinstance(count, int) or count < 1:
+    """``count`` unit vectors on the upper hemisphere (Fibonacci spiral) [-]."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"the number of directions must be a positive integer, got {count!r}")
-    index = np.arange(count) + 0.5
-    z = 1.0 - index / count  # uniform in z on (0, 1]: uniform area on the hemisphere
-    azimuth = math.pi * (3.0 - math.sqrt(5.0)) * index
-    radius = np.sqrt(1.0 - z * z)
-    return np.stack([radius * np.cos(azimuth), radius * np.sin(azimuth), z], axis=1)
+    return fibonacci_sphere(count, hemisphere=True).numpy()
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Timing:
     sequence: str
     pulse_duration: float
     pulse_separation: float
-    frequency: float
+    num_periods: int
+    kind: str
     indices: np.ndarray
 
 
@@ -71,67 +72,52 @@ def measurement_table(blocks: tuple[AcquisitionBlock, ...]) -> MeasurementTable:
     rows: list[tuple] = []
     timings: list[Timing] = []
     for block_index, block in enumerate(blocks):
-        for duration, separation, frequency in block.timings():
+        code = SEQUENCE_CODES[block.sequence]
+        for duration, separation, periods in block.timings():
             start = len(rows)
+            frequency = periods / duration if block.sequence == "ogse" else 0.0
             for bvalue in block.bvalues:
                 directions = block.directions if bvalue > 0 else block.directions[:1]
                 for direction in directions:
                     rows.append(
-                        (block_index, len(timings), duration, separation, frequency, bvalue)
+                        (block_index, len(timings), code, duration, separation, periods)
+                        + (frequency, bvalue)
                         + tuple(direction)
                     )
             timings.append(
-                Timing(block.sequence, duration, separation, frequency, np.arange(start, len(rows)))
+                Timing(
+                    block.sequence,
+                    duration,
+                    separation,
+                    periods,
+                    block.kind,
+                    np.arange(start, len(rows)),
+                )
             )
     data = np.asarray(rows, dtype=float).reshape(-1, len(MEASUREMENT_COLUMNS))
     columns = {name: data[:, i] for i, name in enumerate(MEASUREMENT_COLUMNS)}
-    for name in ("block", "timing"):
+    for name in ("block", "timing", "sequence", "num_periods"):
         columns[name] = columns[name].astype(np.int64)
     return MeasurementTable(columns, tuple(timings))
 
 
-def timing_pieces(table: MeasurementTable, timing: Timing) -> GradientPieces:
-    """The ``GradientPieces`` of the measurements of one timing."""
+def timing_acquisition(table: MeasurementTable, timing: Timing) -> Acquisition:
+    """The ``mf_dmri.sequences.Acquisition`` of the measurements of one timing."""
     columns = table.columns
-    bvalues = columns["bvalue"][timing.indices]
-    directions = np.stack([columns[f"direction_{a}"][timing.indices] for a in "xyz"], axis=1)
+    bvalues = torch.as_tensor(columns["bvalue"][timing.indices], dtype=DTYPE)
+    directions = torch.as_tensor(
+        np.stack([columns[f"direction_{a}"][timing.indices] for a in "xyz"], axis=1),
+        dtype=DTYPE,
+    )
     if timing.sequence == "pgse":
-        return pgse_pieces(timing.pulse_duration, timing.pulse_separation, bvalues, directions)
-    return _ogse_pieces(timing, bvalues, directions)
+        waveform = PGSE(timing.pulse_duration, timing.pulse_separation)
+    else:
+        waveform = OGSE(
+            timing.pulse_duration, timing.pulse_separation, timing.num_periods, timing.kind
+        )
+    return Acquisition.from_bvalues(waveform, bvalues, directions)
 
 
-def pgse_pieces(
-    pulse_duration: float, pulse_separation: float, bvalues: np.ndarray, directions: np.ndarray
-) -> GradientPieces:
-    """Rectangular PGSE as three pieces (pulse, gap, refocused pulse).
-
-    Args:
-        pulse_duration: delta [s].
-        pulse_separation: Delta [s], >= delta.
-        bvalues: (M,) b-values [s/m^2]; the amplitude follows from Stejskal-Tanner,
-            b = gamma^2 G^2 delta^2 (Delta - delta/3).
-        directions: (M, 3) unit gradient directions [-].
-    """
-    amplitude = np.sqrt(
-        np.asarray(bvalues, dtype=float)
-        / (GAMMA_PROTON**2 * pulse_duration**2 * (pulse_separation - pulse_duration / 3.0))
-    )
-    gradient = torch.as_tensor(amplitude[:, None] * directions, dtype=DTYPE)
-    gradients = torch.stack([gradient, torch.zeros_like(gradient), -gradient], dim=1)
-    durations = torch.tensor(
-        [pulse_duration, pulse_separation - pulse_duration, pulse_duration], dtype=DTYPE
-    )
-    return GradientPieces(durations, gradients)
-
-
-def _ogse_pieces(timing: Timing, bvalues: np.ndarray, directions: np.ndarray) -> GradientPieces:
-    try:
-        from mf_dmri.sequences import OGSE, Acquisition  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ValueError(
-            "OGSE acquisitions need mf_dmri.sequences.OGSE, which this installation lacks; "
-            "use sequence = 'pgse' or update mf_dmri"
-        ) from exc
-    waveform = OGSE(timing.pulse_duration, timing.pulse_separation, timing.frequency)
-    acquisition = Acquisition.from_bvalues(waveform, directions, bvalues)
-    return acquisition.pieces()
+def timing_pieces(table: MeasurementTable, timing: Timing) -> GradientPieces:
+    """The ``GradientPieces`` of one timing (OGSE with the waveform's default pieces)."""
+    return timing_acquisition(table, timing).pieces()

@@ -105,7 +105,8 @@ class AcquisitionBlock:
         pulse_separation: pulse separations Delta [s].
         bvalues: b-values [s/m^2]; b = 0 gives one measurement per timing.
         directions: unit gradient directions (n, 3) [-].
-        frequency: OGSE frequencies [Hz] (ignored by PGSE).
+        num_periods: OGSE oscillation periods per lobe [-] (ignored by PGSE).
+        kind: OGSE waveform, 'cos' or 'sin'.
         timings_combine: 'product' of the timing lists, or 'zip' to pair them.
     """
 
@@ -114,7 +115,8 @@ class AcquisitionBlock:
     pulse_separation: tuple[float, ...]
     bvalues: tuple[float, ...]
     directions: tuple[tuple[float, float, float], ...]
-    frequency: tuple[float, ...] = (0.0,)
+    num_periods: tuple[int, ...] = (1,)
+    kind: str = "cos"
     timings_combine: str = "product"
 
     def __post_init__(self) -> None:
@@ -126,7 +128,6 @@ class AcquisitionBlock:
             ("pulse_duration", "s"),
             ("pulse_separation", "s"),
             ("bvalues", "s/m^2"),
-            ("frequency", "Hz"),
         ):
             values = tuple(float(v) for v in getattr(self, name))
             if not values:
@@ -136,19 +137,27 @@ class AcquisitionBlock:
             object.__setattr__(self, name, values)
         if any(v <= 0 for v in self.pulse_duration + self.pulse_separation):
             raise ValueError("pulse durations and separations must be positive [s]")
-        if self.sequence == "ogse" and any(f <= 0 for f in self.frequency):
-            raise ValueError("OGSE frequencies must be positive [Hz]")
+        periods = tuple(self.num_periods)
+        if not periods or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in periods
+        ):
+            raise ValueError(f"num_periods must be positive integers, got {periods}")
+        object.__setattr__(self, "num_periods", periods)
+        if self.kind not in ("cos", "sin"):
+            raise ValueError(f"OGSE kind must be 'cos' or 'sin', got {self.kind!r}")
         object.__setattr__(self, "directions", _unit_directions(self.directions))
 
-    def timings(self) -> list[tuple[float, float, float]]:
-        """(pulse_duration [s], pulse_separation [s], frequency [Hz]) combinations."""
-        lists = (self.pulse_duration, self.pulse_separation, self.frequency)
+    def timings(self) -> list[tuple[float, float, int]]:
+        """(pulse_duration [s], pulse_separation [s], num_periods [-]) combinations
+        (num_periods is 1 for PGSE)."""
+        periods = self.num_periods if self.sequence == "ogse" else (1,)
+        lists = (self.pulse_duration, self.pulse_separation, periods)
         if self.timings_combine == "zip":
             lengths = {len(v) for v in lists if len(v) > 1}
             if len(lengths) > 1:
                 raise ValueError(
                     "timings_combine = 'zip' needs pulse_duration, pulse_separation and "
-                    "frequency of equal length (or length 1)"
+                    "num_periods of equal length (or length 1)"
                 )
             count = max(len(v) for v in lists)
             combos = [tuple(v[i if len(v) > 1 else 0] for v in lists) for i in range(count)]
