@@ -53,6 +53,7 @@ class SweepResult:
         measurements: measurements per row.
         chunks_total: chunks of the sweep.
         chunks_computed: chunks computed by this run.
+        rows_computed: rows computed by this run.
         chunks_skipped: chunks found already stored (resumed).
         basis_solves: geometries built by their builder in this run (eigen-solves).
         cache_hits: geometries loaded from the basis cache instead.
@@ -65,6 +66,7 @@ class SweepResult:
     measurements: int
     chunks_total: int
     chunks_computed: int
+    rows_computed: int
     chunks_skipped: int
     basis_solves: int
     cache_hits: int
@@ -75,10 +77,9 @@ class SweepResult:
     @property
     def signals_per_second(self) -> float:
         """Signals computed per second in this run [1/s]."""
-        if self.elapsed <= 0 or self.chunks_total == 0:
+        if self.elapsed <= 0:
             return 0.0
-        rows_computed = self.rows * self.chunks_computed / self.chunks_total
-        return rows_computed * self.measurements / self.elapsed
+        return self.rows_computed * self.measurements / self.elapsed
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -203,11 +204,12 @@ def run_sweep(
         callback=progress,
     )
     start = time.perf_counter()
-    counts = {"solves": 0, "hits": 0, "computed": 0}
+    counts = {"solves": 0, "hits": 0, "computed": 0, "rows": 0}
 
     def accept(chunk: Chunk, signals: np.ndarray, solved: bool | None) -> None:
         sink.write(chunk, signals)
         counts["computed"] += 1
+        counts["rows"] += chunk.size
         if solved is not None:
             counts["solves" if solved else "hits"] += 1
         tracker.update(chunk.size)
@@ -247,6 +249,7 @@ def run_sweep(
         measurements=plan.measurements.count,
         chunks_total=len(plan.chunks),
         chunks_computed=counts["computed"],
+        rows_computed=counts["rows"],
         chunks_skipped=len(done),
         basis_solves=counts["solves"],
         cache_hits=counts["hits"],
