@@ -23,8 +23,9 @@ def _check_gyromagnetic_ratio(value: float) -> float:
     if isinstance(value, torch.Tensor) or not isinstance(value, int | float):
         raise TypeError(f"gyromagnetic_ratio must be a float [rad/(s T)], got {value!r}")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"gyromagnetic_ratio must be positive and finite [rad/(s T)], "
-                         f"got {value!r}")
+        raise ValueError(
+            f"gyromagnetic_ratio must be positive and finite [rad/(s T)], got {value!r}"
+        )
     return float(value)
 
 
@@ -75,7 +76,9 @@ class Acquisition:
             )
         amplitudes = as_real_tensor(self.amplitudes, "amplitudes")
         if amplitudes.ndim != 1 or amplitudes.numel() == 0:
-            raise ValueError(f"amplitudes must have shape (M,) [T/m], got {tuple(amplitudes.shape)}")
+            raise ValueError(
+                f"amplitudes must have shape (M,) [T/m], got {tuple(amplitudes.shape)}"
+            )
         check_positive(amplitudes, "amplitudes", "T/m", allow_zero=True)
         directions = _channel_directions(
             self.directions, self.waveform.num_channels, amplitudes.detach() == 0
@@ -230,8 +233,10 @@ def multi_shell(
     shells = as_real_tensor(bvalues, "bvalues")
     if shells.ndim != 1 or shells.numel() == 0:
         raise ValueError(f"bvalues must be a non-empty 1-D list [s/m^2], got {tuple(shells.shape)}")
-    counts = [num_directions] * shells.numel() if isinstance(num_directions, int) else list(
-        num_directions
+    counts = (
+        [num_directions] * shells.numel()
+        if isinstance(num_directions, int)
+        else list(num_directions)
     )
     if len(counts) != shells.numel():
         raise ValueError(f"num_directions has {len(counts)} entries for {shells.numel()} shells")

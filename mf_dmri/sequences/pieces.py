@@ -77,8 +77,13 @@ class GradientPieces:
         # q(t) is linear on each piece: integral of q q^T = tau/3 (a a^T + a b^T/2 + b a^T/2
         # + b b^T) with a, b the start and end values.
         outer = lambda u, v: u[..., :, None] * v[..., None, :]  # noqa: E731
-        per_piece = tau / 3.0 * (
-            outer(q_start, q_start) + outer(q_end, q_end)
-            + 0.5 * (outer(q_start, q_end) + outer(q_end, q_start))
+        per_piece = (
+            tau
+            / 3.0
+            * (
+                outer(q_start, q_start)
+                + outer(q_end, q_end)
+                + 0.5 * (outer(q_start, q_end) + outer(q_end, q_start))
+            )
         )
         return per_piece.sum(dim=1)
