@@ -20,6 +20,7 @@ from mf_dmri.sequences import (
     pgse_bvalue,
     pgse_qvalue,
 )
+from mf_dmri.sequences.gram import piecewise_gram, quadrature_gram
 from mf_dmri.units import GAMMA_PROTON
 
 F64 = torch.float64
@@ -148,6 +149,24 @@ def test_sampled_three_channel_waveform_rotates_as_a_tensor():
     assert _relative(acquisition.pieces().btensors(), btensors) < 1e-12
     eigenvalues = torch.linalg.eigvalsh(btensors[0])
     assert bool((eigenvalues > 0).all())  # a general 3-D waveform gives a full-rank b-tensor
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        PGSE(0.01, 0.03),
+        DoublePGSE(0.004, 0.02, 0.003),
+        SampledWaveform(
+            torch.randn(40, 2, dtype=F64, generator=torch.Generator().manual_seed(1)), 5e-4
+        ),
+    ],
+    ids=["pgse", "double-pgse", "sampled"],
+)
+def test_quadrature_and_exact_piecewise_grams_agree(shape):
+    # Gauss-Legendre on the closed-form wavevector (used for smooth shapes) against the exact
+    # piecewise formula: two independent routes to integral F F^T dt.
+    exact = piecewise_gram(*shape.pieces())
+    assert _relative(quadrature_gram(shape), exact) < 1e-13
 
 
 def test_echo_time_appends_zero_gradient_piece():

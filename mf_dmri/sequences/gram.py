@@ -15,7 +15,8 @@ from mf_dmri._checks import DTYPE
 from mf_dmri.sequences.shape import WaveformShape
 
 #: Gauss-Legendre nodes per smooth segment (a quarter oscillation at most); exact for
-#: polynomials of degree 39, far beyond 1e-12 relative for quarter periods of sin^2.
+#: polynomials of degree 39, so far below 1e-12 relative for quarter periods of sin^2 even
+#: without the cancellation of errors over whole periods.
 GAUSS_LEGENDRE_ORDER = 20
 
 
