@@ -174,7 +174,9 @@ def write_fsl_scheme(bvals_path: PathLike, bvecs_path: PathLike, bvalues, direct
     Path(bvecs_path).write_text("\n".join(lines) + "\n")
 
 
-def save_fsl_acquisition(acquisition: Acquisition, bvals_path: PathLike, bvecs_path: PathLike):
+def save_fsl_acquisition(
+    acquisition: Acquisition, bvals_path: PathLike, bvecs_path: PathLike
+) -> None:
     """Write a one-channel acquisition's b-values and directions as FSL bvals/bvecs.
 
     The waveform timings are not stored by FSL files; keep them separately.

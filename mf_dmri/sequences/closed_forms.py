@@ -34,7 +34,9 @@ def _timings(pulse_duration, pulse_separation) -> tuple[torch.Tensor, torch.Tens
     return delta, big_delta
 
 
-def pgse_qvalue(amplitude, pulse_duration, gyromagnetic_ratio: float = GAMMA_PROTON):
+def pgse_qvalue(
+    amplitude, pulse_duration, gyromagnetic_ratio: float = GAMMA_PROTON
+) -> torch.Tensor:
     """PGSE q-value ``q = gamma G delta`` [rad/m].
 
     Args:
