@@ -86,6 +86,7 @@ def _plot(path: Path, shells: np.ndarray, averages: dict[str, np.ndarray]) -> Pa
     free = np.exp(-shells * units.s_per_mm2 * DIFFUSIVITY_UM2_PER_MS * units.um2_per_ms)
     ax.plot(shells, free, "k--", label="free diffusion")
     ax.set(xlabel="b [s/mm$^2$]", ylabel="direction-averaged signal", yscale="log",
+           ylim=(min(min(v.min() for v in averages.values()) / 2, 0.5), 1.1),
            title="mf-dmri demo: PGSE 10/30 ms, D = 2 um$^2$/ms")
     ax.legend(fontsize=8)
     fig.tight_layout()
