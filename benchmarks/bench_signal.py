@@ -63,7 +63,9 @@ def run(device: str, num_measurements: int) -> list[dict]:
         diffusivity = torch.tensor(DIFFUSIVITY, device=device)
         repeats = 3 if num_modes < 800 or device == "cuda" else 1
         seconds = timed(
-            lambda b=basis: factor_signal(b, diffusivity, pieces, reduce=False), repeats, device
+            lambda b=basis, d=diffusivity: factor_signal(b, d, pieces, reduce=False),
+            repeats,
+            device,
         )
         rows.append(
             {
