@@ -80,7 +80,8 @@ class P1Matrices:
         rows, cols = self.pattern()
         index = torch.as_tensor(np.stack([rows, cols]), device=values.device)
         shape = (self.num_nodes, self.num_nodes)
-        return torch.sparse_coo_tensor(index, values.reshape(-1), shape).coalesce()
+        sparse = torch.sparse_coo_tensor(index, values.reshape(-1), shape, check_invariants=True)
+        return sparse.coalesce()
 
 
 def coo_pattern(elements: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
