@@ -132,3 +132,26 @@ def test_bad_mode_requests_raise():
         differentiable_mesh_eigenbasis(nodes, elements)
     with pytest.raises(ValueError, match="too few"):
         differentiable_mesh_eigenbasis(nodes, elements, num_modes=10_000)
+
+
+def test_disconnected_mesh_has_one_exact_zero_mode_per_piece():
+    first, elements = irregular_disk(refine=1, seed=5)
+    second = first * 0.6 + torch.tensor([3.0, 0.0], dtype=torch.float64)
+    nodes = torch.cat([first, second])
+    elements = np.concatenate([elements, elements + first.shape[0]])
+    data = eigendata(nodes, elements, 12)
+    basis = data.eigenbasis
+    assert basis.eigenvalues[:2].tolist() == [0.0, 0.0]
+    areas = sorted(float(a) for a in basis.mode_integrals[:2] ** 2)
+    total = float(basis.volume)
+    np.testing.assert_allclose(areas, [total * 0.36 / 1.36, total / 1.36], rtol=1e-12)
+    assert np.abs(basis.mode_integrals[2:].detach().numpy()).max() < 1e-12
+    weights = cluster_weights(data, seed=1)
+
+    def losses(x):
+        d = eigendata(x, elements, 12)
+        return torch.stack([cluster_moment_loss(d, weights), mf_signal(d, (0.6, 0.8))])
+
+    exact, finite = directional_derivatives(losses, nodes, fd_directions(nodes, elements, 2, 3))
+    errors = relative_error(exact, finite)
+    assert (errors < 1e-5).all(), (errors, exact, finite)

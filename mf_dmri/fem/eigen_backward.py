@@ -109,6 +109,7 @@ class EigenFunction(torch.autograd.Function):
         integrals = phi.T @ (m_mat @ np.ones(spec.num_nodes))
         ctx.state = (spec, k_mat, m_mat, q_mats, modes)
         device = stiffness.device
+        ctx.device = device
 
         def out(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a, dtype=DTYPE, device=device)
@@ -138,8 +139,7 @@ class EigenFunction(torch.autograd.Function):
             cluster_rtol=spec.cluster_rtol,
             solver_rtol=spec.solver_rtol,
         )
-        device = grad_lam.device if grad_lam is not None else torch.device("cpu")
-        return (*element_adjoints(spec.elements, coeffs, device), None)
+        return (*element_adjoints(spec.elements, coeffs, ctx.device), None)
 
 
 def _numpy_or_zeros(grad: torch.Tensor | None, shape: tuple[int, ...]) -> np.ndarray:
