@@ -109,6 +109,7 @@ def differentiable_mesh_eigendata(
         volume=matrices.volume(),
         axes=axes,
         label=label,
+        stiffness_coupling=coupling,
     )
     lam = eigenvalues.detach()
     scale = max(float(lam[-1]), 1e-300)

@@ -96,7 +96,8 @@ def factor_signal(
                 basis, diffusivity, durations, canonical, pieces, time_course, max_chunk_bytes
             )
     plans = plan_pieces(durations, local)
-    data = reduced_data(basis, local) if reduce else None
+    coupling = basis.stiffness_coupling
+    data = reduced_data(basis, local) if reduce and coupling is None else None
     if data is None:
         data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
     num_new = sum(p.kind == "new" for p in plans)
@@ -114,6 +115,7 @@ def factor_signal(
                 plans,
                 pieces.gyromagnetic_ratio,
                 time_course,
+                coupling,
             )
         )
     return torch.cat(outputs, dim=0) / basis.volume
@@ -204,8 +206,13 @@ def _propagate(
     plans: list[_PiecePlan],
     gamma: float,
     time_course: bool,
+    coupling: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Propagate a batch; eigen-data either shared (leading size 1) or per measurement."""
+    """Propagate a batch; eigen-data either shared (leading size 1) or per measurement.
+
+    ``coupling`` (L, L), zero in value, is added to diag(eigenvalues) in every generator;
+    on zero-gradient pieces its first-order effect -tau D exp(-tau D lambda) W (exact for a
+    W supported on exactly degenerate clusters) is added so that its gradient flows."""
     relaxation = diffusivity * eigenvalues  # (B, L) [1/s]
     u = integrals.to(CDTYPE)
     state = u.expand(local.shape[0], -1)  # (M, L)
@@ -214,13 +221,20 @@ def _propagate(
     for index, plan in enumerate(plans):
         tau = durations[index]
         if plan.kind == "zero":
-            state = state * torch.exp(-tau * relaxation).to(CDTYPE)
+            decay = torch.exp(-tau * relaxation).to(CDTYPE)
+            if coupling is None:
+                state = state * decay
+            else:
+                mixed = torch.einsum("ij,mj->mi", coupling.to(CDTYPE), state)
+                state = decay * (state - tau * diffusivity * mixed)
         else:
             if plan.kind == "new":
                 phase = torch.einsum(
                     "mk,mkij->mij", local[:, index], moments.expand(local.shape[0], -1, -1, -1)
                 )
                 generator = torch.diag_embed(relaxation).to(CDTYPE) + 1j * gamma * phase
+                if coupling is not None:
+                    generator = generator + (diffusivity * coupling).to(CDTYPE)
                 exponentials[index] = torch.linalg.matrix_exp(-tau * generator)
             propagator = exponentials[plan.source]
             if plan.kind == "conj":
