@@ -97,7 +97,8 @@ def mesh_tetwild(model: CompartmentModel, max_edge: float | None,
         quiet=True,
         epsilon=1e-4, **kwargs)
     elements = np.asarray(elements, np.int64)
-    labels = _label_components(np.asarray(nodes), elements, model)
+    labels = (np.zeros(len(elements), dtype=np.int64) if model.n_compartments == 1
+              else _label_components(np.asarray(nodes), elements, model))
     logger.debug("tetwild: %d tets, diagonal %.3g", len(elements), diagonal)
     return np.asarray(nodes), elements, labels
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mf_dmri.geometry.checks import check_surface
 from mf_dmri.geometry.compartments import CompartmentModel, build_compartments
 from mf_dmri.geometry.errors import MesherError, VolumeFidelityError
 from mf_dmri.geometry.mesher_backends import BACKENDS, METHODS, scaled_model
@@ -28,6 +29,9 @@ from mf_dmri.geometry.surface import SurfaceMesh
 from mf_dmri.geometry.thickness import local_thickness
 
 logger = logging.getLogger(__name__)
+
+#: methods that keep the input surfaces exactly (volume and area must match to rounding)
+EXACT_BOUNDARY = ("netgen", "tetgen")
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ def tetrahedralize(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    model = geometry if isinstance(geometry, CompartmentModel) else build_compartments(geometry)
+    model = _model(geometry, method)
     scale = max(s.extent() for s in model.surfaces)
     scaled = scaled_model(model, scale)
     max_edge = _max_edge(max_volume, length_scale)
@@ -200,6 +204,15 @@ def tetrahedralize(
     nodes, elements = nodes[used], local_index.reshape(-1, 4)
     quality = mesh_quality(nodes, elements, labels, model, method, seconds)
     logger.info("tetrahedralize: %s", quality.summary())
+    if method in EXACT_BOUNDARY and max(quality.volume_error, quality.area_error) > 1e-6:
+        raise MesherError(
+            f"{method} did not fill the volume exactly (volume error {quality.volume_error:.2e},"
+            f" boundary area error {quality.area_error:.2e}): meshing failed in part of the "
+            "domain, usually at sliver surface triangles; try method='tetwild'")
+    if quality.min_radius_ratio < 1e-3:
+        logger.warning("tetrahedralize: near-degenerate tetrahedra (radius ratio %.1e, "
+                       "dihedral %.2f deg), usually inherited from sliver surface triangles",
+                       quality.min_radius_ratio, quality.min_dihedral)
     if quality.volume_error > volume_tolerance:
         raise VolumeFidelityError(
             f"the {method} mesh volume {quality.volume:.6g} m^3 differs from the surface "
@@ -207,6 +220,25 @@ def tetrahedralize(
             f"(> {100 * volume_tolerance:g} %); thin parts were probably lost: use a smaller "
             "length_scale, a larger thin_part_cells, or method='netgen'")
     return VolumeMesh(nodes, elements, labels, quality)
+
+
+def _model(geometry: SurfaceMesh | CompartmentModel, method: str) -> CompartmentModel:
+    """The compartment model; with tetwild, a surface that fails the checks is meshed as one
+    compartment whose reference volume is its signed (winding-number) volume."""
+    if isinstance(geometry, CompartmentModel):
+        return geometry
+    if not isinstance(geometry, SurfaceMesh):
+        raise TypeError(f"geometry must be a SurfaceMesh or CompartmentModel, got "
+                        f"{type(geometry).__name__}")
+    if method == "tetwild":
+        report = check_surface(geometry, allow_multiple_bodies=True)
+        if not report.ok:
+            logger.warning("tetrahedralize: meshing an imperfect surface with tetwild (%s); "
+                           "compartments are not separated", ", ".join(report.problems))
+            centre = geometry.vertices.mean(axis=0)
+            return CompartmentModel((geometry,), (-1,), (geometry.signed_volume(),),
+                                    centre[None, :], ("surface",))
+    return build_compartments(geometry)
 
 
 def mesh_quality(nodes: np.ndarray, elements: np.ndarray, labels: np.ndarray,

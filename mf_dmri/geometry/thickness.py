@@ -10,16 +10,22 @@ from mf_dmri.geometry.surface import SurfaceMesh
 
 
 def local_thickness(mesh: SurfaceMesh) -> np.ndarray:
-    """Thickness at each vertex (V,) [m]: distance to the first surface hit along the
-    inward vertex normal; the bounding-box diagonal where the ray escapes."""
+    """Thickness at each vertex (V,) [m]: distance to the nearest surface hit along the
+    inward vertex normal, ignoring hits closer than half the shortest incident edge (the
+    vertex's own faces); the bounding-box diagonal where the ray escapes."""
     scale = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
     unit = trimesh.Trimesh(mesh.vertices / scale, mesh.faces, process=False)
     normals = np.asarray(unit.vertex_normals)
-    offset = 1e-7
-    origins = np.asarray(unit.vertices) - offset * normals
+    edges = np.asarray(unit.edges_unique)
+    lengths = np.asarray(unit.edges_unique_length)
+    shortest = np.full(len(normals), np.inf)
+    np.minimum.at(shortest, edges[:, 0], lengths)
+    np.minimum.at(shortest, edges[:, 1], lengths)
+    origins = np.asarray(unit.vertices)
     locations, ray_index, _ = unit.ray.intersects_location(origins, -normals,
-                                                           multiple_hits=False)
+                                                           multiple_hits=True)
+    distance = np.linalg.norm(locations - origins[ray_index], axis=1)
+    valid = distance > 0.5 * shortest[ray_index]
     thickness = np.full(mesh.n_vertices, 1.0)
-    distance = np.linalg.norm(locations - origins[ray_index], axis=1) + offset
-    thickness[ray_index] = distance
+    np.minimum.at(thickness, ray_index[valid], distance[valid])
     return thickness * scale
