@@ -119,6 +119,9 @@ def save_surface(mesh: SurfaceMesh, path: str | Path, unit: float) -> None:
 
         meshio.write(path, meshio.Mesh(vertices, [("triangle", np.asarray(mesh.faces))]))
         return
+    if suffix == ".ply":
+        _write_ply_double(vertices, np.asarray(mesh.faces), path)
+        return
     import trimesh
 
     exported = trimesh.Trimesh(vertices=vertices, faces=np.asarray(mesh.faces), process=False)
@@ -126,3 +129,20 @@ def save_surface(mesh: SurfaceMesh, path: str | Path, unit: float) -> None:
         exported.export(path)
     except Exception as exc:
         raise MeshFileError(f"{path}: cannot write mesh ({type(exc).__name__}: {exc})") from exc
+
+
+def _write_ply_double(vertices: np.ndarray, faces: np.ndarray, path: Path) -> None:
+    """Binary little-endian PLY with float64 coordinates (trimesh writes float32)."""
+    header = (
+        "ply\nformat binary_little_endian 1.0\ncomment written by mf_dmri\n"
+        f"element vertex {len(vertices)}\nproperty double x\nproperty double y\n"
+        f"property double z\nelement face {len(faces)}\n"
+        "property list uchar int vertex_indices\nend_header\n"
+    )
+    face_records = np.empty(len(faces), dtype=[("count", "u1"), ("index", "<i4", (3,))])
+    face_records["count"] = 3
+    face_records["index"] = faces
+    with open(path, "wb") as handle:
+        handle.write(header.encode("ascii"))
+        handle.write(np.ascontiguousarray(vertices, dtype="<f8").tobytes())
+        handle.write(face_records.tobytes())
