@@ -146,6 +146,24 @@ def _vertex_normals(surface: SurfaceMesh) -> np.ndarray:
     return normals / np.linalg.norm(normals, axis=1, keepdims=True)
 
 
+def _refine_surfaces(model: CompartmentModel, max_edge: float) -> CompartmentModel:
+    """Split surface edges longer than ``max_edge`` at their midpoints: the polyhedral
+    geometry (and so every volume) is unchanged, only the boundary resolution grows."""
+    import trimesh.remesh
+
+    refined = []
+    for surface in model.surfaces:
+        tri = surface.triangles()
+        longest = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()
+        if longest > max_edge:
+            vertices, faces = trimesh.remesh.subdivide_to_size(
+                surface.vertices, surface.faces, max_edge, max_iter=20)
+            surface = SurfaceMesh(vertices, faces)
+        refined.append(surface)
+    return CompartmentModel(tuple(refined), model.parents, model.volumes,
+                            model.interior_points, model.names)
+
+
 def _max_edge(max_volume: float | None, length_scale: float | None) -> float | None:
     edges = []
     if length_scale is not None:
@@ -172,7 +190,10 @@ def tetrahedralize(
 
     geometry: a closed surface [m] (several disjoint or nested bodies allowed: each body
     becomes a compartment) or a :class:`CompartmentModel`.
-    max_volume: largest tetrahedron volume [m^3].  length_scale: target largest edge [m].
+    max_volume: largest tetrahedron volume [m^3] (converted to the edge of a regular
+    tetrahedron of that volume).  length_scale: target largest edge [m].  With netgen and
+    tetgen, surface edges longer than the target are first split at their midpoints (the
+    geometry is unchanged); without either, the surface triangles set the resolution.
     method: "netgen" (default), "tetwild" or "tetgen" (see docs/meshing.md).
     thin_part_cells: resolve thin parts with about this many elements across the local
     thickness (local sizing from ray-cast thickness); None disables local sizing.
@@ -185,6 +206,8 @@ def tetrahedralize(
     scale = max(s.extent() for s in model.surfaces)
     scaled = scaled_model(model, scale)
     max_edge = _max_edge(max_volume, length_scale)
+    if max_edge is not None and method != "tetwild":
+        scaled = _refine_surfaces(scaled, max_edge / scale)
     local = None
     if thin_part_cells is not None:
         if not thin_part_cells > 0:
