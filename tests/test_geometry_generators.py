@@ -35,20 +35,22 @@ def _rate(errors, factor=2.0):
 
 def _undulating_volume(radius, length, amplitude, wavelength):
     k = 2 * np.pi / wavelength
-    arc, _ = quad(lambda z: np.sqrt(1 + (amplitude * k * np.cos(k * z)) ** 2), 0, length,
-                  limit=200)
+    arc, _ = quad(lambda z: np.sqrt(1 + (amplitude * k * np.cos(k * z)) ** 2), 0, length, limit=200)
     return np.pi * radius**2 * arc
 
 
 CASES = {
     "cylinder": (lambda n: cylinder(2 * um, 6 * um, segments=n), np.pi * 4 * 6 * um**3),
-    "capsule": (lambda n: capsule(1 * um, 4 * um, segments=n),
-                (np.pi * 4 + 4 / 3 * np.pi) * um**3),
+    "capsule": (lambda n: capsule(1 * um, 4 * um, segments=n), (np.pi * 4 + 4 / 3 * np.pi) * um**3),
     "torus": (lambda n: torus(3 * um, 1 * um, segments=n), 2 * np.pi**2 * 3 * um**3),
-    "beaded": (lambda n: beaded_axon(1 * um, 10 * um, 0.3, 5 * um, segments=n),
-               np.pi * 10 * (1 + 0.3**2 / 2) * um**3),
-    "undulating": (lambda n: undulating_axon(1 * um, 10 * um, 1.5 * um, 10 * um, segments=n),
-                   _undulating_volume(1 * um, 10 * um, 1.5 * um, 10 * um)),
+    "beaded": (
+        lambda n: beaded_axon(1 * um, 10 * um, 0.3, 5 * um, segments=n),
+        np.pi * 10 * (1 + 0.3**2 / 2) * um**3,
+    ),
+    "undulating": (
+        lambda n: undulating_axon(1 * um, 10 * um, 1.5 * um, 10 * um, segments=n),
+        _undulating_volume(1 * um, 10 * um, 1.5 * um, 10 * um),
+    ),
 }
 
 

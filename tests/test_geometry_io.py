@@ -30,8 +30,9 @@ def test_round_trip(tmp_path, suffix):
 def test_ply_keeps_float64(tmp_path):
     mesh = sphere(1.2345678912345 * units.um, subdivisions=1)
     save_surface(mesh, tmp_path / "a.ply", unit=units.um)
-    np.testing.assert_array_equal(load_surface(tmp_path / "a.ply", unit=units.um).vertices,
-                                  mesh.vertices)
+    np.testing.assert_array_equal(
+        load_surface(tmp_path / "a.ply", unit=units.um).vertices, mesh.vertices
+    )
 
 
 def test_unit_scales_coordinates(tmp_path):

@@ -23,8 +23,10 @@ from mf_dmri.geometry import (
 from mf_dmri.geometry.quality import boundary_faces, interface_faces, triangle_area
 
 um = units.um
-HAS = {name: importlib.util.find_spec(module) is not None for name, module in
-       (("netgen", "netgen"), ("tetgen", "tetgen"), ("tetwild", "pytetwild"))}
+HAS = {
+    name: importlib.util.find_spec(module) is not None
+    for name, module in (("netgen", "netgen"), ("tetgen", "tetgen"), ("tetwild", "pytetwild"))
+}
 
 
 def _needs(method):
@@ -51,8 +53,13 @@ def test_sphere_volume_and_quality():
     assert quality.min_dihedral > 5 and quality.mean_radius_ratio > 0.6
 
 
-@pytest.mark.parametrize("method", [pytest.param("netgen", marks=_needs("netgen")),
-                                    pytest.param("tetgen", marks=_needs("tetgen"))])
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param("netgen", marks=_needs("netgen")),
+        pytest.param("tetgen", marks=_needs("tetgen")),
+    ],
+)
 def test_nested_compartments_labels_volumes_and_conforming_interface(axon_in_box, method):
     model, axon = axon_in_box
     mesh = tetrahedralize(model, method=method, thin_part_cells=None)
@@ -76,8 +83,9 @@ def test_disconnected_pieces_keep_own_labels():
     second = sphere(1.5 * um, subdivisions=1).translated([6 * um, 0, 0])
     mesh = tetrahedralize(concatenate([first, second]), thin_part_cells=None)
     per_label = np.bincount(mesh.labels, weights=mesh.element_volumes())
-    np.testing.assert_allclose(sorted(per_label), sorted([second.signed_volume(),
-                                                          first.signed_volume()]), rtol=1e-10)
+    np.testing.assert_allclose(
+        sorted(per_label), sorted([second.signed_volume(), first.signed_volume()]), rtol=1e-10
+    )
 
 
 @_needs("netgen")
@@ -97,10 +105,13 @@ def test_thin_part_sizing_adds_elements_across_a_thin_plate():
     plain = tetrahedralize(plate, thin_part_cells=None)
     sized = tetrahedralize(plate, thin_part_cells=3.0)
     assert sized.n_elements > plain.n_elements
+
     def mean_edge(mesh):
         corners = mesh.nodes[mesh.elements]
-        return np.linalg.norm(corners[:, [0, 0, 0, 1, 1, 2]] - corners[:, [1, 2, 3, 2, 3, 3]],
-                              axis=2).mean()
+        return np.linalg.norm(
+            corners[:, [0, 0, 0, 1, 1, 2]] - corners[:, [1, 2, 3, 2, 3, 3]], axis=2
+        ).mean()
+
     assert mean_edge(sized) < mean_edge(plain)
     assert sized.quality.volume_error < 1e-12
 

@@ -31,10 +31,13 @@ class CylinderBundle:
         lz = float(self.box_size[2])
         edge = 2 * np.pi * float(self.radii.min()) / segments
         axons = tuple(
-            cylinder(float(r), self.axon_length, segments=segments).translated(
-                [c[0], c[1], lz / 2]) for c, r in zip(self.centres, self.radii, strict=True))
-        return (box(tuple(self.box_size), edge_length=max(edge, float(self.box_size.min()) / 8)),
-                *axons)
+            cylinder(float(r), self.axon_length, segments=segments).translated([c[0], c[1], lz / 2])
+            for c, r in zip(self.centres, self.radii, strict=True)
+        )
+        return (
+            box(tuple(self.box_size), edge_length=max(edge, float(self.box_size.min()) / 8)),
+            *axons,
+        )
 
     def mesh_volume_fraction(self, *, segments: int = 16) -> float:
         """Volume fraction of the polygonal axon surfaces [1]."""
@@ -84,8 +87,10 @@ def cylinder_bundle(
             for _ in range(100):
                 attempts += 1
                 point = rng.uniform([margin, margin], [sides[0] - margin, sides[1] - margin])
-                if not centres or np.all(np.linalg.norm(np.array(centres) - point, axis=1)
-                                         >= np.array(radii) + radius + gap):
+                if not centres or np.all(
+                    np.linalg.norm(np.array(centres) - point, axis=1)
+                    >= np.array(radii) + radius + gap
+                ):
                     centres.append(point)
                     radii.append(float(radius))
                     area += np.pi * radius**2
@@ -97,13 +102,16 @@ def cylinder_bundle(
         raise ValueError(
             f"reached volume fraction {fraction:.3f} < target {target_fraction:.3f} after "
             f"{attempts} attempts; random packing jams: lower target_fraction, the gap, or "
-            "the radius spread")
-    return CylinderBundle(np.array(centres), np.array(radii), sides, float(axon_length),
-                          float(fraction))
+            "the radius spread"
+        )
+    return CylinderBundle(
+        np.array(centres), np.array(radii), sides, float(axon_length), float(fraction)
+    )
 
 
-def _draw_radii(rng: np.random.Generator, area: float, mean_radius: float,
-                shape: float) -> np.ndarray:
+def _draw_radii(
+    rng: np.random.Generator, area: float, mean_radius: float, shape: float
+) -> np.ndarray:
     """Gamma radii whose disks cover at least ``area`` [m^2], largest first."""
     radii: list[float] = []
     while np.pi * np.sum(np.square(radii)) < area:

@@ -110,13 +110,18 @@ def _size_message(extent: float, plausible: tuple[float, float]) -> str | None:
     low, high = plausible
     if low <= extent <= high:
         return None
-    fits = [f"x{factor:g}" for factor in (1e-9, 1e-6, 1e-3, 1e3, 1e6, 1e9)
-            if TYPICAL_EXTENT[0] <= extent * factor <= TYPICAL_EXTENT[1]]
+    fits = [
+        f"x{factor:g}"
+        for factor in (1e-9, 1e-6, 1e-3, 1e3, 1e6, 1e9)
+        if TYPICAL_EXTENT[0] <= extent * factor <= TYPICAL_EXTENT[1]
+    ]
     hint = f" (rescaling by {' or '.join(fits)} gives a cell-like size)" if fits else ""
-    return (f"largest extent {extent:.4g} m is outside the plausible range {low:g}..{high:g} m "
-            f"for a cell or tissue block; the length unit given when loading is probably wrong"
-            f"{hint}: reload with the file's unit, e.g. unit=mf_dmri.units.um for micrometres, "
-            "or pass plausible_extent to accept this size")
+    return (
+        f"largest extent {extent:.4g} m is outside the plausible range {low:g}..{high:g} m "
+        f"for a cell or tissue block; the length unit given when loading is probably wrong"
+        f"{hint}: reload with the file's unit, e.g. unit=mf_dmri.units.um for micrometres, "
+        "or pass plausible_extent to accept this size"
+    )
 
 
 def check_surface(
@@ -142,13 +147,15 @@ def check_surface(
         messages["duplicate_vertices"] = (
             f"{len(duplicates)} vertices duplicate another vertex's position "
             f"{_where(mesh.vertices[[g[0] for g in groups]])} (typical of STL files); "
-            f"{_REPAIR}(mesh, merge_vertices=True)")
+            f"{_REPAIR}(mesh, merge_vertices=True)"
+        )
     degenerate = _degenerate_faces(mesh)
     if len(degenerate):
         messages["degenerate_faces"] = (
             f"{len(degenerate)} faces have zero area "
             f"{_where(mesh.triangles()[degenerate].mean(axis=1))}; "
-            f"{_REPAIR}(mesh, remove_degenerate=True)")
+            f"{_REPAIR}(mesh, remove_degenerate=True)"
+        )
     edges, _, counts = edge_table(mesh.faces)
     open_edges, nonmanifold = edges[counts == 1], edges[counts > 2]
     if len(open_edges):
@@ -156,58 +163,76 @@ def check_surface(
         messages["open_edges"] = (
             f"the surface is not watertight: {len(open_edges)} open (boundary) edges "
             f"{_where(midpoints)}; {_REPAIR}(mesh, fill_holes=True) or close the mesh in an "
-            "editor")
+            "editor"
+        )
     if len(nonmanifold):
         messages["nonmanifold_edges"] = (
             f"{len(nonmanifold)} edges are shared by more than two faces "
             f"{_where(mesh.vertices[nonmanifold].mean(axis=1))}; remove duplicate or "
-            "internal faces in a mesh editor (or re-export the surface as one closed shell)")
+            "internal faces in a mesh editor (or re-export the surface as one closed shell)"
+        )
     flipped = inconsistent_edges(mesh.faces)
     if len(flipped):
         messages["inconsistent_edges"] = (
             f"winding is inconsistent: {len(flipped)} edges are traversed in the same "
             f"direction by both faces {_where(mesh.vertices[flipped].mean(axis=1))}; "
-            f"{_REPAIR}(mesh, fix_winding=True)")
+            f"{_REPAIR}(mesh, fix_winding=True)"
+        )
     body_volumes, n_bodies = _body_volumes(mesh)
     inward = np.nonzero(body_volumes < 0)[0]
     if len(inward) and not len(flipped):
         messages["inward_bodies"] = (
             f"{len(inward)} of {n_bodies} bodies are wound inwards (negative volume "
-            f"{body_volumes[inward[0]]:.4g} m^3); {_REPAIR}(mesh, fix_winding=True)")
+            f"{body_volumes[inward[0]]:.4g} m^3); {_REPAIR}(mesh, fix_winding=True)"
+        )
     pairs = self_intersections(mesh) if check_self_intersections else np.zeros((0, 2), int)
     if len(pairs):
         messages["self_intersections"] = (
             f"{len(pairs)} pairs of faces intersect "
             f"{_where(mesh.triangles()[pairs[:, 0]].mean(axis=1))}; the surface must be "
             "remeshed (e.g. a boolean union in manifold3d/Blender, or tetrahedralize(..., "
-            "method='tetwild'), which tolerates self-intersections)")
+            "method='tetwild'), which tolerates self-intersections)"
+        )
     if n_bodies > 1 and not allow_multiple_bodies:
         messages["multiple_bodies"] = (
             f"the surface has {n_bodies} disconnected bodies; pass allow_multiple_bodies=True "
-            "if they are meant as separate or nested compartments, else keep only one")
+            "if they are meant as separate or nested compartments, else keep only one"
+        )
     extent = mesh.extent()
     size_message = _size_message(extent, plausible_extent)
     if size_message:
         messages["implausible_size"] = size_message
     return MeshReport(
-        n_vertices=mesh.n_vertices, n_faces=mesh.n_faces, n_bodies=n_bodies, extent=extent,
-        area=mesh.area(), volume=mesh.signed_volume(), body_volumes=_frozen(body_volumes),
-        duplicate_vertices=_frozen(duplicates), degenerate_faces=_frozen(degenerate),
-        open_edges=_frozen(open_edges), nonmanifold_edges=_frozen(nonmanifold),
-        inconsistent_edges=_frozen(flipped), inward_bodies=_frozen(inward),
-        self_intersections=_frozen(pairs), messages=messages,
+        n_vertices=mesh.n_vertices,
+        n_faces=mesh.n_faces,
+        n_bodies=n_bodies,
+        extent=extent,
+        area=mesh.area(),
+        volume=mesh.signed_volume(),
+        body_volumes=_frozen(body_volumes),
+        duplicate_vertices=_frozen(duplicates),
+        degenerate_faces=_frozen(degenerate),
+        open_edges=_frozen(open_edges),
+        nonmanifold_edges=_frozen(nonmanifold),
+        inconsistent_edges=_frozen(flipped),
+        inward_bodies=_frozen(inward),
+        self_intersections=_frozen(pairs),
+        messages=messages,
     )
 
 
 def _degenerate_faces(mesh: SurfaceMesh) -> np.ndarray:
     faces = mesh.faces
-    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (
-        faces[:, 2] == faces[:, 0])
+    repeated = (
+        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
+    )
     tri = mesh.triangles()
     longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
     height = 2 * mesh.face_areas() / np.where(longest > 0, longest, 1.0)
-    return np.nonzero(repeated | (height <= DEGENERATE_RELATIVE_HEIGHT * np.maximum(
-        longest, np.finfo(float).tiny)))[0]
+    return np.nonzero(
+        repeated
+        | (height <= DEGENERATE_RELATIVE_HEIGHT * np.maximum(longest, np.finfo(float).tiny))
+    )[0]
 
 
 def _body_volumes(mesh: SurfaceMesh) -> tuple[np.ndarray, int]:
@@ -229,8 +254,9 @@ def validate_surface(
     mesh: the surface [m].  allow_multiple_bodies: accept several disconnected bodies.
     plausible_extent: (low, high) accepted largest bounding-box side [m].
     """
-    report = check_surface(mesh, allow_multiple_bodies=allow_multiple_bodies,
-                           plausible_extent=plausible_extent)
+    report = check_surface(
+        mesh, allow_multiple_bodies=allow_multiple_bodies, plausible_extent=plausible_extent
+    )
     for name, error in PROBLEM_ORDER:
         if name in report.messages:
             others = [p for p in report.problems if p != name]

@@ -28,13 +28,17 @@ def winding_numbers(mesh: SurfaceMesh, points: np.ndarray, chunk: int = 4_000_00
     result = np.empty(len(points))
     step = max(1, chunk // max(1, mesh.n_faces))
     for start in range(0, len(points), step):
-        rel = tri[None, :, :, :] - points[start:start + step, None, None, :]
+        rel = tri[None, :, :, :] - points[start : start + step, None, None, :]
         a, b, c = rel[:, :, 0], rel[:, :, 1], rel[:, :, 2]
         la, lb, lc = (np.linalg.norm(v, axis=-1) for v in (a, b, c))
         numerator = np.einsum("pfj,pfj->pf", a, np.cross(b, c))
-        denominator = (la * lb * lc + np.einsum("pfj,pfj->pf", a, b) * lc
-                       + np.einsum("pfj,pfj->pf", b, c) * la + np.einsum("pfj,pfj->pf", c, a) * lb)
-        result[start:start + step] = 2 * np.arctan2(numerator, denominator).sum(axis=1)
+        denominator = (
+            la * lb * lc
+            + np.einsum("pfj,pfj->pf", a, b) * lc
+            + np.einsum("pfj,pfj->pf", b, c) * la
+            + np.einsum("pfj,pfj->pf", c, a) * lb
+        )
+        result[start : start + step] = 2 * np.arctan2(numerator, denominator).sum(axis=1)
     return result / (4 * np.pi)
 
 
@@ -104,15 +108,16 @@ def _interior_point(surface: SurfaceMesh, children: list[SurfaceMesh]) -> np.nda
     order = np.argsort(-lengths)[:64]
     depths = (0.3, 0.1, 0.03)
     for depth in depths:
-        candidates = tri[order].mean(axis=1) - depth * edge * normals[order] / lengths[
-            order, None]
+        candidates = tri[order].mean(axis=1) - depth * edge * normals[order] / lengths[order, None]
         inside = winding_numbers(surface, candidates) > 0.5
         for child in children:
             inside &= winding_numbers(child, candidates) < 0.5
         if inside.any():
             return candidates[np.argmax(inside)]
-    raise MeshError("could not find a point inside a compartment (a layer thinner than "
-                    "the surface edge length?); refine the surfaces")
+    raise MeshError(
+        "could not find a point inside a compartment (a layer thinner than "
+        "the surface edge length?); refine the surfaces"
+    )
 
 
 def build_compartments(
@@ -142,17 +147,20 @@ def build_compartments(
             if check_intersections and i < j and len(surfaces_intersect(bodies[i], bodies[j])):
                 raise SurfaceIntersectionError(
                     f"surfaces {i} and {j} cross each other; compartments must be nested or "
-                    "disjoint: shrink or move one of them (or union them into one surface)")
-            contains[i, j] = volumes[i] > volumes[j] and winding_numbers(
-                bodies[i], bodies[j].vertices[:1])[0] > 0.5
+                    "disjoint: shrink or move one of them (or union them into one surface)"
+                )
+            contains[i, j] = (
+                volumes[i] > volumes[j]
+                and winding_numbers(bodies[i], bodies[j].vertices[:1])[0] > 0.5
+            )
     parents = []
     for j in range(n):
         containers = np.nonzero(contains[:, j])[0]
-        parents.append(int(containers[np.argmin(volumes[containers])]) if len(containers)
-                       else -1)
+        parents.append(int(containers[np.argmin(volumes[containers])]) if len(containers) else -1)
     child_lists = [[bodies[k] for k in range(n) if parents[k] == i] for i in range(n)]
-    region_volumes = tuple(float(volumes[i] - sum(c.signed_volume() for c in child_lists[i]))
-                           for i in range(n))
+    region_volumes = tuple(
+        float(volumes[i] - sum(c.signed_volume() for c in child_lists[i])) for i in range(n)
+    )
     points = np.array([_interior_point(bodies[i], child_lists[i]) for i in range(n)])
     labels = tuple(names) if names is not None else tuple(f"compartment{i}" for i in range(n))
     return CompartmentModel(tuple(bodies), tuple(parents), region_volumes, points, labels)

@@ -32,8 +32,13 @@ def _segments(segments: int, minimum: int = 6) -> int:
     return int(segments)
 
 
-def _tube(centres: np.ndarray, tangents: np.ndarray, radii: np.ndarray, reference: np.ndarray,
-          segments: int) -> SurfaceMesh:
+def _tube(
+    centres: np.ndarray,
+    tangents: np.ndarray,
+    radii: np.ndarray,
+    reference: np.ndarray,
+    segments: int,
+) -> SurfaceMesh:
     """Closed tube with flat end caps perpendicular to the centreline (rings, poles)."""
     edge = 2 * np.pi * float(radii.max()) / segments
     frames = [perpendicular_frame(t, reference) for t in tangents]
@@ -42,9 +47,16 @@ def _tube(centres: np.ndarray, tangents: np.ndarray, radii: np.ndarray, referenc
     body = [Ring(c, float(r), f) for c, r, f in zip(centres, radii, frames, strict=True)]
     rings = start + body + end
     counts = [1 if r.radius == 0 else None for r in rings]
-    counts = [c if c else (segments if k >= len(start) and k < len(start) + len(body)
-                            else max(3, int(round(2 * np.pi * rings[k].radius / edge))))
-              for k, c in enumerate(counts)]
+    counts = [
+        c
+        if c
+        else (
+            segments
+            if k >= len(start) and k < len(start) + len(body)
+            else max(3, int(round(2 * np.pi * rings[k].radius / edge)))
+        )
+        for k, c in enumerate(counts)
+    ]
     return rings_to_surface(rings, edge, counts)
 
 
@@ -93,12 +105,14 @@ def capsule(radius: float, length: float, *, segments: int = 32) -> SurfaceMesh:
     if not np.isfinite(length) or length < 0:
         raise ValueError(f"length must be >= 0 [m], got {length!r}")
     segments = _segments(segments)
-    return _capsule_between(np.array([0, 0, -length / 2]), np.array([0, 0, length / 2]),
-                            radius, segments)
+    return _capsule_between(
+        np.array([0, 0, -length / 2]), np.array([0, 0, length / 2]), radius, segments
+    )
 
 
-def _capsule_between(start: np.ndarray, end: np.ndarray, radius: float,
-                     segments: int) -> SurfaceMesh:
+def _capsule_between(
+    start: np.ndarray, end: np.ndarray, radius: float, segments: int
+) -> SurfaceMesh:
     """Capsule around the segment start-end [m] (a sphere when they coincide)."""
     axis = end - start
     length = float(np.linalg.norm(axis))
@@ -108,14 +122,13 @@ def _capsule_between(start: np.ndarray, end: np.ndarray, radius: float,
     edge = 2 * np.pi * radius / segments
     n_polar = max(2, int(np.ceil(np.pi * radius / 2 / edge)))
     theta = np.linspace(0, np.pi / 2, n_polar + 1)
-    rings = [Ring(start - radius * np.cos(t) * direction, radius * np.sin(t), frame)
-             for t in theta]
+    rings = [Ring(start - radius * np.cos(t) * direction, radius * np.sin(t), frame) for t in theta]
     n_axial = int(np.ceil(length / edge))
     rings += [Ring(start + s * axis, radius, frame) for s in np.linspace(0, 1, n_axial + 1)[1:]]
-    rings += [Ring(end + radius * np.sin(t) * direction, radius * np.cos(t), frame)
-              for t in theta[1:]]
-    rings = [Ring(r.centre, 0.0 if r.radius < 1e-12 * radius else r.radius, r.frame)
-             for r in rings]
+    rings += [
+        Ring(end + radius * np.sin(t) * direction, radius * np.cos(t), frame) for t in theta[1:]
+    ]
+    rings = [Ring(r.centre, 0.0 if r.radius < 1e-12 * radius else r.radius, r.frame) for r in rings]
     return rings_to_surface(rings, edge)
 
 
@@ -125,18 +138,26 @@ def torus(major_radius: float, minor_radius: float, *, segments: int = 32) -> Su
     major = _positive(major_radius, "major_radius", "m")
     minor = _positive(minor_radius, "minor_radius", "m")
     if minor >= major:
-        raise ValueError("minor_radius must be smaller than major_radius (else the torus "
-                         "self-intersects)")
+        raise ValueError(
+            "minor_radius must be smaller than major_radius (else the torus self-intersects)"
+        )
     segments = _segments(segments)
     major_sections = max(segments, int(round(segments * major / minor)))
     # built at unit minor radius: trimesh merges vertices with an absolute tolerance
-    mesh = trimesh.creation.torus(major / minor, 1.0, major_sections=major_sections,
-                                  minor_sections=segments)
+    mesh = trimesh.creation.torus(
+        major / minor, 1.0, major_sections=major_sections, minor_sections=segments
+    )
     return SurfaceMesh(np.asarray(mesh.vertices) * minor, np.asarray(mesh.faces))
 
 
-def beaded_axon(radius: float, length: float, bead_amplitude: float, bead_wavelength: float,
-                *, segments: int = 32) -> SurfaceMesh:
+def beaded_axon(
+    radius: float,
+    length: float,
+    bead_amplitude: float,
+    bead_wavelength: float,
+    *,
+    segments: int = 32,
+) -> SurfaceMesh:
     """Axon along z whose radius is modulated: r(z) = radius (1 + bead_amplitude
     sin(2 pi z / bead_wavelength)), z in [0, length], with flat end caps.
 
@@ -155,8 +176,14 @@ def beaded_axon(radius: float, length: float, bead_amplitude: float, bead_wavele
     return _tube(z[:, None] * _Z, np.tile(_Z, (len(z), 1)), radii, _X, segments)
 
 
-def undulating_axon(radius: float, length: float, undulation_amplitude: float,
-                    undulation_wavelength: float, *, segments: int = 32) -> SurfaceMesh:
+def undulating_axon(
+    radius: float,
+    length: float,
+    undulation_amplitude: float,
+    undulation_wavelength: float,
+    *,
+    segments: int = 32,
+) -> SurfaceMesh:
     """Constant-radius axon around the sinusoidal centreline x = amplitude sin(2 pi z /
     wavelength), y = 0, z in [0, length]; flat end caps perpendicular to the centreline.
 
@@ -172,7 +199,8 @@ def undulating_axon(radius: float, length: float, undulation_amplitude: float,
         raise ValueError(
             "the tube would fold onto itself: radius x max curvature = "
             f"{radius * abs(amplitude) * wavenumber**2:.3g} >= 1; reduce the amplitude or the "
-            "radius, or lengthen the wavelength")
+            "radius, or lengthen the wavelength"
+        )
     segments = _segments(segments)
     edge = 2 * np.pi * radius / segments
     arc_max = length * np.sqrt(1 + (amplitude * wavenumber) ** 2)
@@ -191,8 +219,7 @@ def box(size: tuple[float, float, float], *, edge_length: float | None = None) -
     sides = np.array([_positive(s, "size", "m") for s in size])
     if sides.shape != (3,):
         raise ValueError("size must be three side lengths (Lx, Ly, Lz) [m]")
-    edge = sides.min() / 10 if edge_length is None else _positive(edge_length, "edge_length",
-                                                                     "m")
+    edge = sides.min() / 10 if edge_length is None else _positive(edge_length, "edge_length", "m")
     counts = np.maximum(1, np.ceil(sides / edge).astype(int))
     vertices, faces = _grid_box(sides, counts)
     return SurfaceMesh(vertices, faces)

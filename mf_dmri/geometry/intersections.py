@@ -105,8 +105,11 @@ def _coplanar_overlap(tri_a: np.ndarray, tri_b: np.ndarray, tol: float) -> np.nd
             p, q, r, s = a2[:, i0], a2[:, i1], b2[:, j0], b2[:, j1]
             o1, o2 = _orient2d(p, q, r), _orient2d(p, q, s)
             o3, o4 = _orient2d(r, s, p), _orient2d(r, s, q)
-            hit |= (o1 * o2 < 0) & (o3 * o4 < 0) & (np.minimum.reduce(
-                [np.abs(o1), np.abs(o2), np.abs(o3), np.abs(o4)]) > area_tol)
+            hit |= (
+                (o1 * o2 < 0)
+                & (o3 * o4 < 0)
+                & (np.minimum.reduce([np.abs(o1), np.abs(o2), np.abs(o3), np.abs(o4)]) > area_tol)
+            )
     for outer, inner in ((b2, a2), (a2, b2)):
         centroid = inner.mean(axis=1)
         flat_outer = np.concatenate([outer, np.zeros_like(outer[..., :1])], axis=2)
@@ -123,11 +126,13 @@ def _pairs_intersect(tri_a: np.ndarray, tri_b: np.ndarray, tol: float) -> np.nda
     hit = np.zeros(len(tri_a), dtype=bool)
     general = ~coplanar
     separated = ((dist_b > tol).all(axis=1) | (dist_b < -tol).all(axis=1)) | (
-        (dist_a > tol).all(axis=1) | (dist_a < -tol).all(axis=1))
+        (dist_a > tol).all(axis=1) | (dist_a < -tol).all(axis=1)
+    )
     test = np.nonzero(general & ~separated)[0]
     if len(test):
         hit[test] = _edges_cross(tri_a[test], dist_a[test], tri_b[test], tol) | _edges_cross(
-            tri_b[test], dist_b[test], tri_a[test], tol)
+            tri_b[test], dist_b[test], tri_a[test], tol
+        )
     flat = np.nonzero(coplanar)[0]
     if len(flat):
         hit[flat] = _coplanar_overlap(tri_a[flat], tri_b[flat], tol)
@@ -136,12 +141,15 @@ def _pairs_intersect(tri_a: np.ndarray, tri_b: np.ndarray, tol: float) -> np.nda
 
 def _folded(vertices, faces_a, faces_b, tol: float) -> np.ndarray:
     """Faces sharing an edge that lie in one plane on the same side of it (a fold)."""
-    opposite_a = np.array([[v for v in fa if v not in fb][0] for fa, fb in zip(
-        faces_a, faces_b, strict=True)])
-    opposite_b = np.array([[v for v in fb if v not in fa][0] for fa, fb in zip(
-        faces_a, faces_b, strict=True)])
-    shared = np.array([[v for v in fa if v in fb][:2] for fa, fb in zip(
-        faces_a, faces_b, strict=True)])
+    opposite_a = np.array(
+        [[v for v in fa if v not in fb][0] for fa, fb in zip(faces_a, faces_b, strict=True)]
+    )
+    opposite_b = np.array(
+        [[v for v in fb if v not in fa][0] for fa, fb in zip(faces_a, faces_b, strict=True)]
+    )
+    shared = np.array(
+        [[v for v in fa if v in fb][:2] for fa, fb in zip(faces_a, faces_b, strict=True)]
+    )
     dist = _signed_distances(vertices[faces_a], vertices[opposite_b][:, None, :])[:, 0]
     u, w = vertices[shared[:, 0]], vertices[shared[:, 1]]
     side_a = np.cross(w - u, vertices[opposite_a] - u)
@@ -160,7 +168,7 @@ def self_intersections(mesh: SurfaceMesh) -> np.ndarray:
     pairs = candidate_pairs(boxes, padding=tol)
     found = []
     for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start:start + _CHUNK]
+        chunk = pairs[start : start + _CHUNK]
         fa, fb = mesh.faces[chunk[:, 0]], mesh.faces[chunk[:, 1]]
         n_shared = (fa[:, :, None] == fb[:, None, :]).any(axis=2).sum(axis=1)
         hit = np.zeros(len(chunk), dtype=bool)
@@ -184,7 +192,7 @@ def surfaces_intersect(first: SurfaceMesh, second: SurfaceMesh) -> np.ndarray:
     pairs = candidate_pairs(boxes_a, boxes_b, padding=tol)
     found = []
     for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start:start + _CHUNK]
+        chunk = pairs[start : start + _CHUNK]
         hit = _pairs_intersect(tri_a[chunk[:, 0]], tri_b[chunk[:, 1]], tol)
         found.append(chunk[hit])
     return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)

@@ -32,9 +32,15 @@ class NeuronSkeleton:
         return inside
 
 
-def neuron_skeleton(*, soma_radius: float = 5e-6, n_neurites: int = 4, branch_levels: int = 2,
-                    neurite_radius: float = 1e-6, segment_length: float = 15e-6,
-                    seed: int = 0) -> NeuronSkeleton:
+def neuron_skeleton(
+    *,
+    soma_radius: float = 5e-6,
+    n_neurites: int = 4,
+    branch_levels: int = 2,
+    neurite_radius: float = 1e-6,
+    segment_length: float = 15e-6,
+    seed: int = 0,
+) -> NeuronSkeleton:
     """Random branching skeleton.  soma_radius [m]; n_neurites primary neurites;
     branch_levels: binary branchings per neurite; neurite_radius: primary radius [m] (x0.75
     per level); segment_length [m]; seed: random seed."""
@@ -66,14 +72,16 @@ def neuron_surface(skeleton: NeuronSkeleton, *, segments: int = 10) -> SurfaceMe
     unit = skeleton.soma_radius
 
     def solid(mesh: SurfaceMesh):
-        return manifold3d.Manifold(manifold3d.Mesh(
-            vert_properties=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
-            tri_verts=np.ascontiguousarray(mesh.faces, dtype=np.uint32)))
+        return manifold3d.Manifold(
+            manifold3d.Mesh(
+                vert_properties=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
+                tri_verts=np.ascontiguousarray(mesh.faces, dtype=np.uint32),
+            )
+        )
 
     parts = [solid(_capsule_between(np.zeros(3), np.zeros(3), 1.0, 3 * segments))]
     for start, end, radius in zip(skeleton.starts, skeleton.ends, skeleton.radii, strict=True):
-        parts.append(solid(_capsule_between(start / unit, end / unit, radius / unit,
-                                            segments)))
+        parts.append(solid(_capsule_between(start / unit, end / unit, radius / unit, segments)))
     union = manifold3d.Manifold.batch_boolean(parts, manifold3d.OpType.Add)
     mesh = union.to_mesh64() if hasattr(union, "to_mesh64") else union.to_mesh()
     vertices = np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3] * unit

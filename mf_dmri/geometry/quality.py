@@ -27,8 +27,9 @@ def dihedral_angles(nodes: np.ndarray, elements: np.ndarray) -> np.ndarray:
     """The six dihedral angles of each tetrahedron (E, 6) [rad]."""
     normals = _face_normals(nodes, elements)
     pairs = [(k, m) for k in range(4) for m in range(k + 1, 4)]
-    cosines = np.stack([np.einsum("ij,ij->i", normals[:, k], normals[:, m]) for k, m in pairs],
-                       axis=1)
+    cosines = np.stack(
+        [np.einsum("ij,ij->i", normals[:, k], normals[:, m]) for k, m in pairs], axis=1
+    )
     return np.pi - np.arccos(np.clip(cosines, -1.0, 1.0))
 
 
@@ -37,32 +38,48 @@ def radius_ratios(nodes: np.ndarray, elements: np.ndarray) -> np.ndarray:
     corners = nodes[elements]
     a, b, c = (corners[:, k] - corners[:, 0] for k in (1, 2, 3))
     six_volume = np.einsum("ij,ij->i", a, np.cross(b, c))
-    circum = (np.einsum("ij,ij->i", a, a)[:, None] * np.cross(b, c)
-              + np.einsum("ij,ij->i", b, b)[:, None] * np.cross(c, a)
-              + np.einsum("ij,ij->i", c, c)[:, None] * np.cross(a, b))
+    circum = (
+        np.einsum("ij,ij->i", a, a)[:, None] * np.cross(b, c)
+        + np.einsum("ij,ij->i", b, b)[:, None] * np.cross(c, a)
+        + np.einsum("ij,ij->i", c, c)[:, None] * np.cross(a, b)
+    )
     circumradius = np.linalg.norm(circum, axis=1) / np.abs(2 * six_volume)
     face_area = 0.0
     for k in range(4):
         i, j, m = [q for q in range(4) if q != k]
         face_area = face_area + 0.5 * np.linalg.norm(
-            np.cross(corners[:, j] - corners[:, i], corners[:, m] - corners[:, i]), axis=1)
+            np.cross(corners[:, j] - corners[:, i], corners[:, m] - corners[:, i]), axis=1
+        )
     inradius = np.abs(six_volume) / 2 / face_area
     return 3 * inradius / circumradius
 
 
 def boundary_faces(elements: np.ndarray) -> np.ndarray:
     """Faces (B, 3) belonging to exactly one tetrahedron (outer boundary)."""
-    faces = np.concatenate([elements[:, [1, 2, 3]], elements[:, [0, 3, 2]],
-                            elements[:, [0, 1, 3]], elements[:, [0, 2, 1]]])
-    _, inverse, counts = np.unique(np.sort(faces, axis=1), axis=0, return_inverse=True,
-                                   return_counts=True)
+    faces = np.concatenate(
+        [
+            elements[:, [1, 2, 3]],
+            elements[:, [0, 3, 2]],
+            elements[:, [0, 1, 3]],
+            elements[:, [0, 2, 1]],
+        ]
+    )
+    _, inverse, counts = np.unique(
+        np.sort(faces, axis=1), axis=0, return_inverse=True, return_counts=True
+    )
     return faces[counts[inverse.reshape(-1)] == 1]
 
 
 def interface_faces(elements: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Interior faces (K, 3) whose two tetrahedra carry different labels."""
-    faces = np.concatenate([elements[:, [1, 2, 3]], elements[:, [0, 3, 2]],
-                            elements[:, [0, 1, 3]], elements[:, [0, 2, 1]]])
+    faces = np.concatenate(
+        [
+            elements[:, [1, 2, 3]],
+            elements[:, [0, 3, 2]],
+            elements[:, [0, 1, 3]],
+            elements[:, [0, 2, 1]],
+        ]
+    )
     owner = np.tile(np.asarray(labels), 4)
     keys = np.sort(faces, axis=1)
     order = np.lexsort(keys.T[::-1])
@@ -75,5 +92,6 @@ def interface_faces(elements: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def triangle_area(nodes: np.ndarray, faces: np.ndarray) -> float:
     """Total area of triangles (F, 3) [m^2]."""
     tri = nodes[faces]
-    return float(0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]),
-                                      axis=1).sum())
+    return float(
+        0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
+    )

@@ -42,12 +42,16 @@ class RepairReport:
 
     @property
     def changed(self) -> bool:
-        return any(getattr(self, name) for name in self.__dataclass_fields__
-                   if name != "boundary_edges_left")
+        return any(
+            getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name != "boundary_edges_left"
+        )
 
     def summary(self) -> str:
-        return ", ".join(f"{name.replace('_', ' ')} {getattr(self, name)}"
-                         for name in self.__dataclass_fields__)
+        return ", ".join(
+            f"{name.replace('_', ' ')} {getattr(self, name)}" for name in self.__dataclass_fields__
+        )
 
 
 def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +94,8 @@ def _consistent_winding(faces: np.ndarray) -> tuple[np.ndarray, int]:
     face_a, face_b = first // 3, second // 3
     n_faces = len(faces)
     relation = sparse.coo_matrix(
-        (np.where(same, -1, 1), (face_a, face_b)), shape=(n_faces, n_faces)).tocsr()
+        (np.where(same, -1, 1), (face_a, face_b)), shape=(n_faces, n_faces)
+    ).tocsr()
     relation = relation + relation.T
     sign = np.zeros(n_faces, dtype=np.int64)
     n_components, labels = connected_components(relation, directed=False)
@@ -140,9 +145,9 @@ def _split_at_repeats(loop: list[int]) -> list[list[int]]:
         if vertex in position:
             cut = position[vertex]
             parts.append(stack[cut:])
-            for dropped in stack[cut + 1:]:
+            for dropped in stack[cut + 1 :]:
                 del position[dropped]
-            stack = stack[:cut + 1]
+            stack = stack[: cut + 1]
         else:
             position[vertex] = len(stack)
             stack.append(vertex)
@@ -209,7 +214,8 @@ def repair_surface(
         vertices, faces, filled, added, unfilled = _fill_holes(vertices, faces)
     if fix_winding:
         faces, inverted = _orient_outwards(vertices, faces)
-    report = RepairReport(merged, degenerate, duplicates, reoriented, inverted, filled, added,
-                          unfilled)
+    report = RepairReport(
+        merged, degenerate, duplicates, reoriented, inverted, filled, added, unfilled
+    )
     logger.info("repair_surface: %s", report.summary())
     return SurfaceMesh(vertices, faces), report

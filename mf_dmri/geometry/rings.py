@@ -31,8 +31,9 @@ def ring_count(radius: float, edge_length: float, minimum: int = 3) -> int:
     return max(minimum, int(round(2 * np.pi * radius / edge_length)))
 
 
-def _stitch(count_a: int, angles_a: np.ndarray, count_b: int, angles_b: np.ndarray,
-            base_a: int, base_b: int) -> list[tuple[int, int, int]]:
+def _stitch(
+    count_a: int, angles_a: np.ndarray, count_b: int, angles_b: np.ndarray, base_a: int, base_b: int
+) -> list[tuple[int, int, int]]:
     """Triangles joining ring A (before) and ring B (after), counter-clockwise outward."""
     if count_a == 1:
         return [(base_a, base_b + (j + 1) % count_b, base_b + j) for j in range(count_b)]
@@ -53,8 +54,9 @@ def _stitch(count_a: int, angles_a: np.ndarray, count_b: int, angles_b: np.ndarr
     return triangles
 
 
-def rings_to_surface(rings: list[Ring], edge_length: float,
-                     counts: list[int] | None = None) -> SurfaceMesh:
+def rings_to_surface(
+    rings: list[Ring], edge_length: float, counts: list[int] | None = None
+) -> SurfaceMesh:
     """Stitch rings (first and last of radius 0: poles) into a closed outward surface.
 
     edge_length: target edge length [m] used for the vertex count of each ring (unless
@@ -73,10 +75,10 @@ def rings_to_surface(rings: list[Ring], edge_length: float,
             order = np.argsort(angles)
             angles = angles[order]
             points = ring.centre + ring.radius * (
-                np.cos(angles)[:, None] * ring.frame[0] + np.sin(angles)[:, None] * ring.frame[1])
+                np.cos(angles)[:, None] * ring.frame[0] + np.sin(angles)[:, None] * ring.frame[1]
+            )
         if previous is not None:
-            triangles += _stitch(previous[0], previous[1], count, angles, previous[2],
-                                 n_vertices)
+            triangles += _stitch(previous[0], previous[1], count, angles, previous[2], n_vertices)
         vertices.append(points)
         previous = (count, angles, n_vertices)
         n_vertices += count
@@ -95,8 +97,9 @@ def perpendicular_frame(tangent: np.ndarray, reference: np.ndarray) -> np.ndarra
     return np.stack([first, np.cross(tangent, first)])
 
 
-def disk_rings(centre: np.ndarray, radius: float, frame: np.ndarray, edge_length: float,
-               outward_first: bool) -> list[Ring]:
+def disk_rings(
+    centre: np.ndarray, radius: float, frame: np.ndarray, edge_length: float, outward_first: bool
+) -> list[Ring]:
     """Concentric rings of a flat disk cap, excluding the rim; pole included."""
     n_inner = max(1, int(np.ceil(radius / edge_length)))
     radii = radius * np.arange(n_inner) / n_inner

@@ -25,8 +25,8 @@ from mf_dmri.geometry.quality import (
     tet_volumes,
     triangle_area,
 )
+from mf_dmri.geometry.sizing import local_sizes, refine_surfaces, target_edge
 from mf_dmri.geometry.surface import SurfaceMesh
-from mf_dmri.geometry.thickness import local_thickness
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +73,13 @@ class TetQuality:
         return 1.0 / self.min_radius_ratio
 
     def summary(self) -> str:
-        return (f"{self.method}: {self.n_nodes} nodes, {self.n_elements} tets in "
-                f"{self.seconds:.2f} s; dihedral {self.min_dihedral:.1f}..{self.max_dihedral:.1f}"
-                f" deg; radius ratio min {self.min_radius_ratio:.3f} mean "
-                f"{self.mean_radius_ratio:.3f}; volume error {self.volume_error:.2e}; "
-                f"boundary area error {self.area_error:.2e}")
+        return (
+            f"{self.method}: {self.n_nodes} nodes, {self.n_elements} tets in "
+            f"{self.seconds:.2f} s; dihedral {self.min_dihedral:.1f}..{self.max_dihedral:.1f}"
+            f" deg; radius ratio min {self.min_radius_ratio:.3f} mean "
+            f"{self.mean_radius_ratio:.3f}; volume error {self.volume_error:.2e}; "
+            f"boundary area error {self.area_error:.2e}"
+        )
 
 
 @dataclass(frozen=True)
@@ -125,58 +127,6 @@ class VolumeMesh:
         return float(self.element_volumes().sum())
 
 
-def _local_sizes(model: CompartmentModel, factor: float):
-    """Points and target sizes [scaled units]: a third of the local thickness at every
-    surface vertex and at the midpoint across the thickness."""
-    points, sizes = [], []
-    for surface in model.surfaces:
-        thickness = local_thickness(surface)
-        normals = _vertex_normals(surface)
-        points += [surface.vertices, surface.vertices - 0.5 * thickness[:, None] * normals]
-        sizes += [thickness * factor] * 2
-    return np.concatenate(points), np.concatenate(sizes)
-
-
-def _vertex_normals(surface: SurfaceMesh) -> np.ndarray:
-    tri = surface.triangles()
-    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(surface.vertices)
-    for k in range(3):
-        np.add.at(normals, surface.faces[:, k], face_normals)
-    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
-
-
-def _refine_surfaces(model: CompartmentModel, max_edge: float) -> CompartmentModel:
-    """Split surface edges longer than ``max_edge`` at their midpoints: the polyhedral
-    geometry (and so every volume) is unchanged, only the boundary resolution grows."""
-    import trimesh.remesh
-
-    refined = []
-    for surface in model.surfaces:
-        tri = surface.triangles()
-        longest = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()
-        if longest > max_edge:
-            vertices, faces = trimesh.remesh.subdivide_to_size(
-                surface.vertices, surface.faces, max_edge, max_iter=20)
-            surface = SurfaceMesh(vertices, faces)
-        refined.append(surface)
-    return CompartmentModel(tuple(refined), model.parents, model.volumes,
-                            model.interior_points, model.names)
-
-
-def _max_edge(max_volume: float | None, length_scale: float | None) -> float | None:
-    edges = []
-    if length_scale is not None:
-        if not length_scale > 0:
-            raise ValueError(f"length_scale must be positive [m], got {length_scale!r}")
-        edges.append(float(length_scale))
-    if max_volume is not None:
-        if not max_volume > 0:
-            raise ValueError(f"max_volume must be positive [m^3], got {max_volume!r}")
-        edges.append(float((6 * np.sqrt(2) * max_volume) ** (1 / 3)))
-    return min(edges) if edges else None
-
-
 def tetrahedralize(
     geometry: SurfaceMesh | CompartmentModel,
     *,
@@ -205,17 +155,18 @@ def tetrahedralize(
     model = _model(geometry, method)
     scale = max(s.extent() for s in model.surfaces)
     scaled = scaled_model(model, scale)
-    max_edge = _max_edge(max_volume, length_scale)
+    max_edge = target_edge(max_volume, length_scale)
     if max_edge is not None and method != "tetwild":
-        scaled = _refine_surfaces(scaled, max_edge / scale)
+        scaled = refine_surfaces(scaled, max_edge / scale)
     local = None
     if thin_part_cells is not None:
         if not thin_part_cells > 0:
             raise ValueError(f"thin_part_cells must be positive, got {thin_part_cells!r}")
-        local = _local_sizes(scaled, 1.0 / float(thin_part_cells))
+        local = local_sizes(scaled, 1.0 / float(thin_part_cells))
     start = time.perf_counter()
     nodes, elements, labels = BACKENDS[method](
-        scaled, None if max_edge is None else max_edge / scale, local)
+        scaled, None if max_edge is None else max_edge / scale, local
+    )
     seconds = time.perf_counter() - start
     nodes = np.asarray(nodes, dtype=np.float64) * scale
     elements = np.asarray(elements, dtype=np.int64)
@@ -231,17 +182,22 @@ def tetrahedralize(
         raise MesherError(
             f"{method} did not fill the volume exactly (volume error {quality.volume_error:.2e},"
             f" boundary area error {quality.area_error:.2e}): meshing failed in part of the "
-            "domain, usually at sliver surface triangles; try method='tetwild'")
+            "domain, usually at sliver surface triangles; try method='tetwild'"
+        )
     if quality.min_radius_ratio < 1e-3:
-        logger.warning("tetrahedralize: near-degenerate tetrahedra (radius ratio %.1e, "
-                       "dihedral %.2f deg), usually inherited from sliver surface triangles",
-                       quality.min_radius_ratio, quality.min_dihedral)
+        logger.warning(
+            "tetrahedralize: near-degenerate tetrahedra (radius ratio %.1e, "
+            "dihedral %.2f deg), usually inherited from sliver surface triangles",
+            quality.min_radius_ratio,
+            quality.min_dihedral,
+        )
     if quality.volume_error > volume_tolerance:
         raise VolumeFidelityError(
             f"the {method} mesh volume {quality.volume:.6g} m^3 differs from the surface "
             f"volume {quality.surface_volume:.6g} m^3 by {100 * quality.volume_error:.2f} % "
             f"(> {100 * volume_tolerance:g} %); thin parts were probably lost: use a smaller "
-            "length_scale, a larger thin_part_cells, or method='netgen'")
+            "length_scale, a larger thin_part_cells, or method='netgen'"
+        )
     return VolumeMesh(nodes, elements, labels, quality)
 
 
@@ -251,21 +207,32 @@ def _model(geometry: SurfaceMesh | CompartmentModel, method: str) -> Compartment
     if isinstance(geometry, CompartmentModel):
         return geometry
     if not isinstance(geometry, SurfaceMesh):
-        raise TypeError(f"geometry must be a SurfaceMesh or CompartmentModel, got "
-                        f"{type(geometry).__name__}")
+        raise TypeError(
+            f"geometry must be a SurfaceMesh or CompartmentModel, got {type(geometry).__name__}"
+        )
     if method == "tetwild":
         report = check_surface(geometry, allow_multiple_bodies=True)
         if not report.ok:
-            logger.warning("tetrahedralize: meshing an imperfect surface with tetwild (%s); "
-                           "compartments are not separated", ", ".join(report.problems))
+            logger.warning(
+                "tetrahedralize: meshing an imperfect surface with tetwild (%s); "
+                "compartments are not separated",
+                ", ".join(report.problems),
+            )
             centre = geometry.vertices.mean(axis=0)
-            return CompartmentModel((geometry,), (-1,), (geometry.signed_volume(),),
-                                    centre[None, :], ("surface",))
+            return CompartmentModel(
+                (geometry,), (-1,), (geometry.signed_volume(),), centre[None, :], ("surface",)
+            )
     return build_compartments(geometry)
 
 
-def mesh_quality(nodes: np.ndarray, elements: np.ndarray, labels: np.ndarray,
-                 model: CompartmentModel, method: str = "", seconds: float = 0.0) -> TetQuality:
+def mesh_quality(
+    nodes: np.ndarray,
+    elements: np.ndarray,
+    labels: np.ndarray,
+    model: CompartmentModel,
+    method: str = "",
+    seconds: float = 0.0,
+) -> TetQuality:
     """Quality report of a tetrahedral mesh against the model it was built from."""
     angles = np.degrees(dihedral_angles(nodes, elements))
     ratios = radius_ratios(nodes, elements)
@@ -274,10 +241,15 @@ def mesh_quality(nodes: np.ndarray, elements: np.ndarray, labels: np.ndarray,
     per_label = np.bincount(labels, weights=volumes, minlength=n)
     outer = [i for i, p in enumerate(model.parents) if p < 0]
     return TetQuality(
-        method=method, n_nodes=len(nodes), n_elements=len(elements),
-        min_dihedral=float(angles.min()), max_dihedral=float(angles.max()),
-        min_radius_ratio=float(ratios.min()), mean_radius_ratio=float(ratios.mean()),
-        volume=float(volumes.sum()), surface_volume=float(model.total_volume()),
+        method=method,
+        n_nodes=len(nodes),
+        n_elements=len(elements),
+        min_dihedral=float(angles.min()),
+        max_dihedral=float(angles.max()),
+        min_radius_ratio=float(ratios.min()),
+        mean_radius_ratio=float(ratios.mean()),
+        volume=float(volumes.sum()),
+        surface_volume=float(model.total_volume()),
         boundary_area=triangle_area(nodes, boundary_faces(elements)),
         surface_area=float(sum(model.surfaces[i].area() for i in outer)),
         compartment_volumes=tuple(float(v) for v in per_label[:n]),

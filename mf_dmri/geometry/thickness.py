@@ -22,8 +22,7 @@ def local_thickness(mesh: SurfaceMesh) -> np.ndarray:
     np.minimum.at(shortest, edges[:, 0], lengths)
     np.minimum.at(shortest, edges[:, 1], lengths)
     origins = np.asarray(unit.vertices)
-    locations, ray_index, _ = unit.ray.intersects_location(origins, -normals,
-                                                           multiple_hits=True)
+    locations, ray_index, _ = unit.ray.intersects_location(origins, -normals, multiple_hits=True)
     distance = np.linalg.norm(locations - origins[ray_index], axis=1)
     valid = distance > 0.5 * shortest[ray_index]
     thickness = np.full(mesh.n_vertices, 1.0)

@@ -18,9 +18,7 @@ def edge_table(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique undirected edges (E, 2), the edge of each directed edge (3F,), counts (E,)."""
     directed = directed_edges(faces)
     undirected = np.sort(directed, axis=1)
-    edges, inverse, counts = np.unique(
-        undirected, axis=0, return_inverse=True, return_counts=True
-    )
+    edges, inverse, counts = np.unique(undirected, axis=0, return_inverse=True, return_counts=True)
     return edges, inverse.reshape(-1), counts
 
 
