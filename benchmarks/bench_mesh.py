@@ -110,9 +110,10 @@ def run_one(case_name: str, method: str) -> dict:
     model = case(case_name)
     scale = max(s.extent() for s in model.surfaces)
     mesher = mesh_gmsh if method == "gmsh" else BACKENDS[method]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), os.times()
     nodes, elements, labels = mesher(scaled_model(model, scale), None, None)
-    seconds = time.perf_counter() - start
+    seconds, cpu_end = time.perf_counter() - start, os.times()
+    cpu = cpu_end.user - cpu_start.user + cpu_end.system - cpu_start.system
     nodes = np.asarray(nodes) * scale
     elements = np.asarray(elements, dtype=np.int64)
     from mf_dmri.geometry.quality import tet_volumes
@@ -122,6 +123,7 @@ def run_one(case_name: str, method: str) -> dict:
     q = mesh_quality(nodes, elements, np.asarray(labels, dtype=np.int64), model, method, seconds)
     return {
         "tets": q.n_elements,
+        "cpu": cpu,
         "seconds": seconds,
         "min_dihedral": q.min_dihedral,
         "mean_ratio": q.mean_radius_ratio,
@@ -208,10 +210,11 @@ def main() -> None:
                 continue
             result = run_isolated(case_name, method, args.timeout)
             if "error" in result:
-                lines.append(f"| {case_name} | {method} | FAILED: {result['error']} | | | | |")
+                lines.append(f"| {case_name} | {method} | FAILED: {result['error']} | | | | | |")
             else:
                 lines.append(
                     f"| {case_name} | {method} | {result['tets']} | {result['seconds']:.2f} | "
+                    f"{result['cpu']:.2f} | "
                     f"{result['min_dihedral']:.2f} | {result['mean_ratio']:.3f} | "
                     f"{result['volume_error']:.1e} |"
                 )

@@ -24,7 +24,8 @@ from mf_dmri.geometry import (
     validate_surface,
 )
 
-CELL = sphere(5 * units.um, subdivisions=3)
+um = units.um
+CELL = sphere(5 * um, subdivisions=3)
 
 
 def _with_faces(faces):
@@ -139,3 +140,21 @@ def test_report_lists_all_problems_in_order():
     report = check_surface(SurfaceMesh(corners, np.arange(len(corners)).reshape(-1, 3)))
     assert report.problems[:2] == ("duplicate_vertices", "open_edges")
     assert not report.ok and "PROBLEM duplicate_vertices" in report.summary()
+
+
+def test_fold_between_edge_neighbours_is_an_intersection():
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0.5, 1, 0], [0.4, 0.6, 0], [0.5, -1, 0]]) * um
+    folded = SurfaceMesh(vertices, [[0, 1, 2], [1, 0, 3]])  # 3 lies on 2's side of edge 0-1
+    flat = SurfaceMesh(vertices, [[0, 1, 2], [1, 0, 4]])  # 4 lies on the other side
+    assert self_intersections(folded).tolist() == [[0, 1]]
+    assert len(self_intersections(flat)) == 0
+
+
+def test_coplanar_overlap_of_separate_triangles():
+    vertices = (
+        np.array([[0, 0, 0], [2, 0, 0], [0, 2, 0], [0.5, 0.5, 0], [3, 0.5, 0], [0.5, 3, 0]]) * um
+    )
+    assert self_intersections(SurfaceMesh(vertices, [[0, 1, 2], [3, 4, 5]])).tolist() == [[0, 1]]
+    apart = vertices.copy()
+    apart[3:] += [5 * um, 5 * um, 0]
+    assert len(self_intersections(SurfaceMesh(apart, [[0, 1, 2], [3, 4, 5]]))) == 0

@@ -98,7 +98,15 @@ def test_real_neuron_from_navis():
     report = check_surface(mesh, allow_multiple_bodies=True)
     assert {"nonmanifold_edges", "self_intersections"} <= set(report.problems)
     repaired, _ = repair_surface(mesh)
-    volume_mesh = tetrahedralize(repaired, method="tetwild", thin_part_cells=None)
+    diagonal = float(np.linalg.norm(np.ptp(repaired.vertices, axis=0)))
+    # the envelope must stay below the thinnest neurites (~0.2 um): 2e-4 x 330 um = 0.07 um
+    volume_mesh = tetrahedralize(
+        repaired,
+        method="tetwild",
+        thin_part_cells=None,
+        envelope=2e-4 * diagonal,
+        length_scale=0.03 * diagonal,
+    )
     # reference: the signed (winding-number) volume of the repaired surface
     assert volume_mesh.quality.volume_error < 0.02
     assert volume_mesh.quality.min_dihedral > 1

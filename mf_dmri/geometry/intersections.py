@@ -141,15 +141,13 @@ def _pairs_intersect(tri_a: np.ndarray, tri_b: np.ndarray, tol: float) -> np.nda
 
 def _folded(vertices, faces_a, faces_b, tol: float) -> np.ndarray:
     """Faces sharing an edge that lie in one plane on the same side of it (a fold)."""
-    opposite_a = np.array(
-        [[v for v in fa if v not in fb][0] for fa, fb in zip(faces_a, faces_b, strict=True)]
-    )
-    opposite_b = np.array(
-        [[v for v in fb if v not in fa][0] for fa, fb in zip(faces_a, faces_b, strict=True)]
-    )
-    shared = np.array(
-        [[v for v in fa if v in fb][:2] for fa, fb in zip(faces_a, faces_b, strict=True)]
-    )
+    match = faces_a[:, :, None] == faces_b[:, None, :]
+    in_b = match.any(axis=2)  # which corners of a are shared
+    in_a = match.any(axis=1)  # which corners of b are shared
+    rows = np.arange(len(faces_a))
+    opposite_a = faces_a[rows, np.argmin(in_b, axis=1)]
+    opposite_b = faces_b[rows, np.argmin(in_a, axis=1)]
+    shared = np.sort(np.where(in_b, faces_a, -1), axis=1)[:, 1:]
     dist = _signed_distances(vertices[faces_a], vertices[opposite_b][:, None, :])[:, 0]
     u, w = vertices[shared[:, 0]], vertices[shared[:, 1]]
     side_a = np.cross(w - u, vertices[opposite_a] - u)

@@ -39,6 +39,7 @@ def mesh_netgen(
     model: CompartmentModel,
     max_edge: float | None,
     local_sizes: tuple[np.ndarray, np.ndarray] | None,
+    envelope: float | None = None,
 ):
     meshing = _import("netgen.meshing", "netgen-mesher", "LGPL-2.1")
     meshing.SetMessageImportance(0)
@@ -84,6 +85,7 @@ def mesh_tetgen(
     model: CompartmentModel,
     max_edge: float | None,
     local_sizes: tuple[np.ndarray, np.ndarray] | None,
+    envelope: float | None = None,
 ):
     tetgen = _import("tetgen", "tetgen", "AGPL-3.0")
     surface = concatenate(list(model.surfaces))
@@ -104,6 +106,7 @@ def mesh_tetwild(
     model: CompartmentModel,
     max_edge: float | None,
     local_sizes: tuple[np.ndarray, np.ndarray] | None,
+    envelope: float | None = None,
 ):
     if any(parent >= 0 for parent in model.parents):
         raise MesherError(
@@ -113,12 +116,13 @@ def mesh_tetwild(
     pytetwild = _import("pytetwild", "pytetwild", "MPL-2.0")
     surface = concatenate(list(model.surfaces))
     diagonal = float(np.linalg.norm(np.ptp(surface.vertices, axis=0)))
+    epsilon = 1e-4 if envelope is None else envelope / diagonal
     kwargs = {"edge_length_fac": 0.05} if max_edge is None else {"edge_length_abs": float(max_edge)}
     nodes, elements = pytetwild.tetrahedralize(
         np.array(surface.vertices, dtype=np.float64),
         np.array(surface.faces, dtype=np.int32),
         quiet=True,
-        epsilon=1e-4,
+        epsilon=epsilon,
         **kwargs,
     )
     elements = np.asarray(elements, np.int64)

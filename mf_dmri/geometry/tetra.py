@@ -135,6 +135,7 @@ def tetrahedralize(
     method: str = "netgen",
     thin_part_cells: float | None = 3.0,
     volume_tolerance: float = 0.02,
+    envelope: float | None = None,
 ) -> VolumeMesh:
     """Fill closed surfaces with tetrahedra, labelled by compartment.
 
@@ -146,9 +147,12 @@ def tetrahedralize(
     geometry is unchanged); without either, the surface triangles set the resolution.
     method: "netgen" (default), "tetwild" or "tetgen" (see docs/meshing.md).
     thin_part_cells: resolve thin parts with about this many elements across the local
-    thickness (local sizing from ray-cast thickness); None disables local sizing.
+    thickness (local sizing from ray-cast thickness; netgen only, the other methods resolve
+    thin parts through the surface triangles or ``envelope``); None disables it.
     volume_tolerance: largest accepted relative difference between the tetrahedral and
     the surface volume [1] (a VolumeFidelityError is raised beyond it).
+    envelope: tetwild only: largest distance of the meshed boundary from the input surface
+    [m] (default 1e-4 of the bounding-box diagonal); must stay well below the thinnest part.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -162,10 +166,14 @@ def tetrahedralize(
     if thin_part_cells is not None:
         if not thin_part_cells > 0:
             raise ValueError(f"thin_part_cells must be positive, got {thin_part_cells!r}")
-        local = local_sizes(scaled, 1.0 / float(thin_part_cells))
+        if method == "netgen":  # the other back-ends take no local sizes
+            local = local_sizes(scaled, 1.0 / float(thin_part_cells))
     start = time.perf_counter()
+    options = {} if envelope is None else {"envelope": _positive_length(envelope) / scale}
+    if options and method != "tetwild":
+        raise ValueError("envelope applies to method='tetwild' only")
     nodes, elements, labels = BACKENDS[method](
-        scaled, None if max_edge is None else max_edge / scale, local
+        scaled, None if max_edge is None else max_edge / scale, local, **options
     )
     seconds = time.perf_counter() - start
     nodes = np.asarray(nodes, dtype=np.float64) * scale
@@ -199,6 +207,12 @@ def tetrahedralize(
             "length_scale, a larger thin_part_cells, or method='netgen'"
         )
     return VolumeMesh(nodes, elements, labels, quality)
+
+
+def _positive_length(value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"envelope must be a positive length [m], got {value!r}")
+    return float(value)
 
 
 def _model(geometry: SurfaceMesh | CompartmentModel, method: str) -> CompartmentModel:
