@@ -11,7 +11,7 @@ from mf_dmri.geometry.generators import box, cylinder
 from mf_dmri.geometry.surface import SurfaceMesh
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CylinderBundle:
     """Axons along z inside the box [0, Lx] x [0, Ly] x [0, Lz].
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def _where(points: np.ndarray, limit: int = 3) -> str:
     return f"at {shown} [m]{more}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MeshReport:
     """What :func:`check_surface` found.  Arrays are read-only; ``messages`` maps each
     problem name of :data:`PROBLEM_ORDER` that occurs to a sentence naming it and the fix.
@@ -83,7 +84,7 @@ class MeshReport:
     inconsistent_edges: np.ndarray
     inward_bodies: np.ndarray
     self_intersections: np.ndarray
-    messages: dict
+    messages: MappingProxyType
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -217,7 +218,7 @@ def check_surface(
         inconsistent_edges=_frozen(flipped),
         inward_bodies=_frozen(inward),
         self_intersections=_frozen(pairs),
-        messages=messages,
+        messages=MappingProxyType(messages),
     )
 
 

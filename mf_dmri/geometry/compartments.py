@@ -42,7 +42,7 @@ def winding_numbers(mesh: SurfaceMesh, points: np.ndarray, chunk: int = 4_000_00
     return result / (4 * np.pi)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompartmentModel:
     """Nested closed surfaces and the compartments between them.
 

@@ -12,7 +12,7 @@ from mf_dmri.geometry.generators import _capsule_between
 from mf_dmri.geometry.surface import SurfaceMesh
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NeuronSkeleton:
     """Soma centre (3,) [m] and radius [m]; neurite segments as start (n, 3), end (n, 3)
     [m] and radius (n,) [m]."""

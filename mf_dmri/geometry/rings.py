@@ -14,7 +14,7 @@ import numpy as np
 from mf_dmri.geometry.surface import SurfaceMesh
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ring:
     """centre (3,) [m], radius [m], frame: two orthonormal vectors (2, 3) spanning the ring
     plane with cross(frame[0], frame[1]) along the direction of travel."""

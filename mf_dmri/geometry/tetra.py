@@ -82,7 +82,7 @@ class TetQuality:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VolumeMesh:
     """Tetrahedral mesh: nodes (N, 3) [m] float64; elements (E, 4) int64, positively
     oriented; labels (E,) int64 compartment index of each element; quality (optional)."""
