@@ -26,6 +26,18 @@ class CylinderBundle:
     axon_length: float
     volume_fraction: float
 
+    def __post_init__(self) -> None:
+        centres = np.array(self.centres, dtype=np.float64).reshape(-1, 2)
+        radii = np.array(self.radii, dtype=np.float64).reshape(-1)
+        box_size = np.array(self.box_size, dtype=np.float64)
+        if len(centres) != len(radii) or box_size.shape != (3,):
+            raise ValueError("centres (n, 2) [m], radii (n,) [m] and box_size (3,) [m] needed")
+        if not (radii > 0).all() or not (box_size > 0).all() or not self.axon_length > 0:
+            raise ValueError("radii, box_size and axon_length must be positive [m]")
+        for name, value in (("centres", centres), ("radii", radii), ("box_size", box_size)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
     def surfaces(self, *, segments: int = 16) -> tuple[SurfaceMesh, ...]:
         """The box surface followed by one capped cylinder surface per axon [m]."""
         lz = float(self.box_size[2])

@@ -22,6 +22,18 @@ class NeuronSkeleton:
     ends: np.ndarray
     radii: np.ndarray
 
+    def __post_init__(self) -> None:
+        starts = np.array(self.starts, dtype=np.float64).reshape(-1, 3)
+        ends = np.array(self.ends, dtype=np.float64).reshape(-1, 3)
+        radii = np.array(self.radii, dtype=np.float64).reshape(-1)
+        if not (len(starts) == len(ends) == len(radii)):
+            raise ValueError("starts, ends (n, 3) [m] and radii (n,) [m] must match")
+        if not self.soma_radius > 0 or not (radii > 0).all():
+            raise ValueError("soma_radius and radii must be positive [m]")
+        for name, value in (("starts", starts), ("ends", ends), ("radii", radii)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Whether points (P, 3) [m] lie in the union of soma and capsules (exact)."""
         inside = np.linalg.norm(points, axis=1) <= self.soma_radius
