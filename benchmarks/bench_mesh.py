@@ -193,9 +193,9 @@ def main() -> None:
         "",
         "## Mesher comparison (default sizes: the surface triangles set the resolution)",
         "",
-        "| input | mesher | tets | time [s] | min dihedral [deg] | mean radius ratio | "
-        "volume error |",
-        "|---|---|---|---|---|---|---|",
+        "| input | mesher | tets | wall [s] | CPU [s] | min dihedral [deg] | "
+        "mean radius ratio | volume error |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     cases = ["sphere_1k", "axon_in_box", "neuron", "overlapping_spheres", "sphere_with_hole"]
     if not args.quick:
