@@ -130,8 +130,9 @@ def block_matrices(pieces: list[FemMatrices]) -> FemMatrices:
     return FemMatrices(
         stiffness=sp.block_diag([p.stiffness for p in pieces], format="csr"),
         mass=sp.block_diag([p.mass for p in pieces], format="csr"),
-        moments=tuple(sp.block_diag([p.moments[k] for p in pieces], format="csr")
-                      for k in range(dim)),
+        moments=tuple(
+            sp.block_diag([p.moments[k] for p in pieces], format="csr") for k in range(dim)
+        ),
         order=pieces[0].order,
         mesh_size=max(p.mesh_size for p in pieces),
         volume=sum(p.volume for p in pieces),

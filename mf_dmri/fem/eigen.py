@@ -77,8 +77,9 @@ class FemEigenResult:
             raise ValueError(f"unknown solver {self.solver!r}")
 
 
-def cutoff_eigenvalue(length_scale: float | None = None,
-                      max_eigenvalue: float | None = None) -> float:
+def cutoff_eigenvalue(
+    length_scale: float | None = None, max_eigenvalue: float | None = None
+) -> float:
     """lambda_max [1/m^2] from exactly one of ``length_scale`` ell [m] (lambda_max =
     (2 pi / ell)^2) or ``max_eigenvalue`` [1/m^2]."""
     if (length_scale is None) == (max_eigenvalue is None):
@@ -99,10 +100,16 @@ def default_axes(dimension: int) -> np.ndarray:
     return np.eye(3)[:dimension]
 
 
-def solve_eigenbasis(system: FemSystem, *, length_scale: float | None = None,
-                     max_eigenvalue: float | None = None, solver: str = "auto",
-                     cluster_rtol: float = CLUSTER_RTOL, axes=None,
-                     label: str = "") -> FemEigenResult:
+def solve_eigenbasis(
+    system: FemSystem,
+    *,
+    length_scale: float | None = None,
+    max_eigenvalue: float | None = None,
+    solver: str = "auto",
+    cluster_rtol: float = CLUSTER_RTOL,
+    axes=None,
+    label: str = "",
+) -> FemEigenResult:
     """All Neumann eigenpairs of an assembled system up to the cutoff, as an Eigenbasis.
 
     Args:
@@ -124,7 +131,7 @@ def solve_eigenbasis(system: FemSystem, *, length_scale: float | None = None,
         piece_pairs = [_piece_modes(p, threshold, solver) for p in system.pieces]
         merged = np.sort(np.concatenate([pairs.eigenvalues for pairs, _ in piece_pairs]))
         count = cluster_safe_count(torch.as_tensor(merged), lam_max, cluster_rtol)
-        if count < merged.size:
+        if count < merged.size or merged.size == system.num_dofs:
             break
         threshold *= 1.25
         _LOG.info("a cluster reaches past the solve window; widening it to %.6g", threshold)
@@ -142,11 +149,15 @@ def _piece_modes(piece: FemMatrices, threshold: float, solver: str) -> tuple[Eig
     pairs = solve(piece.stiffness, piece.mass, threshold, name, dimension=piece.dimension)
     values, vectors = pairs.eigenvalues.copy(), pairs.vectors.copy()
     if values.size == 0 or abs(values[0]) > 1e-6 * threshold:
-        raise ArithmeticError("the eigensolver missed the constant Neumann mode of a piece; "
-                              "try solver='dense' on a small mesh to diagnose")
+        raise ArithmeticError(
+            "the eigensolver missed the constant Neumann mode of a piece; "
+            "try solver='dense' on a small mesh to diagnose"
+        )
     if values.size > 1 and values[1] <= 1e-6 * threshold:
-        raise ArithmeticError("a connected piece has two zero eigenvalues: the mesh is "
-                              "degenerate (check for near-zero elements)")
+        raise ArithmeticError(
+            "a connected piece has two zero eigenvalues: the mesh is "
+            "degenerate (check for near-zero elements)"
+        )
     constant = np.full(piece.num_dofs, 1.0 / math.sqrt(piece.volume))
     values[0], vectors[:, 0] = 0.0, constant
     overlap = constant @ (piece.mass @ vectors[:, 1:])
@@ -157,8 +168,9 @@ def _piece_modes(piece: FemMatrices, threshold: float, solver: str) -> tuple[Eig
 def _assemble_result(system, piece_pairs, count, lam_max, axes, label) -> FemEigenResult:
     """Merge the pieces' modes (ascending), keep ``count``, build moments and diagnostics."""
     values = np.concatenate([pairs.eigenvalues for pairs, _ in piece_pairs])
-    owner = np.concatenate([np.full(pairs.eigenvalues.size, i)
-                            for i, (pairs, _) in enumerate(piece_pairs)])
+    owner = np.concatenate(
+        [np.full(pairs.eigenvalues.size, i) for i, (pairs, _) in enumerate(piece_pairs)]
+    )
     local = np.concatenate([np.arange(pairs.eigenvalues.size) for pairs, _ in piece_pairs])
     order = np.lexsort((owner, values))[:count]
     dim = system.dimension
@@ -187,30 +199,59 @@ def _assemble_result(system, piece_pairs, count, lam_max, axes, label) -> FemEig
     )
     names = sorted({name for _, name in piece_pairs})
     return FemEigenResult(
-        basis=basis, residuals=residuals, apriori_errors=apriori, piece_index=owner[order],
-        solver="+".join(names), timings={},
-        num_nodes=system.num_dofs, num_pieces=len(system.pieces), max_eigenvalue=lam_max,
-        mesh_size=system.mesh_size, order=system.order)
+        basis=basis,
+        residuals=residuals,
+        apriori_errors=apriori,
+        piece_index=owner[order],
+        solver="+".join(names),
+        timings={},
+        num_nodes=system.num_dofs,
+        num_pieces=len(system.pieces),
+        max_eigenvalue=lam_max,
+        mesh_size=system.mesh_size,
+        order=system.order,
+    )
 
 
-def mesh_eigenbasis_with_diagnostics(nodes, elements=None, *, element_labels=None,
-                                     length_scale: float | None = None,
-                                     max_eigenvalue: float | None = None, order: int = 1,
-                                     solver: str = "auto", cluster_rtol: float = CLUSTER_RTOL,
-                                     label: str = "") -> FemEigenResult:
+def mesh_eigenbasis_with_diagnostics(
+    nodes,
+    elements=None,
+    *,
+    element_labels=None,
+    length_scale: float | None = None,
+    max_eigenvalue: float | None = None,
+    order: int = 1,
+    solver: str = "auto",
+    cluster_rtol: float = CLUSTER_RTOL,
+    label: str = "",
+) -> FemEigenResult:
     """:func:`mesh_eigenbasis` with its diagnostics (residuals, timings, solver, sizes)."""
     start = time.perf_counter()
     system = assemble_mesh(nodes, elements, element_labels=element_labels, order=order)
     assembled = time.perf_counter() - start
-    result = solve_eigenbasis(system, length_scale=length_scale, max_eigenvalue=max_eigenvalue,
-                              solver=solver, cluster_rtol=cluster_rtol, label=label)
+    result = solve_eigenbasis(
+        system,
+        length_scale=length_scale,
+        max_eigenvalue=max_eigenvalue,
+        solver=solver,
+        cluster_rtol=cluster_rtol,
+        label=label,
+    )
     return replace(result, timings={"assembly": assembled, **result.timings})
 
 
-def mesh_eigenbasis(nodes, elements=None, *, element_labels=None,
-                    length_scale: float | None = None, max_eigenvalue: float | None = None,
-                    order: int = 1, solver: str = "auto", cluster_rtol: float = CLUSTER_RTOL,
-                    label: str = "") -> Eigenbasis:
+def mesh_eigenbasis(
+    nodes,
+    elements=None,
+    *,
+    element_labels=None,
+    length_scale: float | None = None,
+    max_eigenvalue: float | None = None,
+    order: int = 1,
+    solver: str = "auto",
+    cluster_rtol: float = CLUSTER_RTOL,
+    label: str = "",
+) -> Eigenbasis:
     """The Neumann Laplace eigenbasis of a triangle/tetrahedron mesh up to a cutoff.
 
     Args:
@@ -229,6 +270,13 @@ def mesh_eigenbasis(nodes, elements=None, *, element_labels=None,
         moments in the mesh coordinates, axes = identity rows).
     """
     return mesh_eigenbasis_with_diagnostics(
-        nodes, elements, element_labels=element_labels, length_scale=length_scale,
-        max_eigenvalue=max_eigenvalue, order=order, solver=solver, cluster_rtol=cluster_rtol,
-        label=label).basis
+        nodes,
+        elements,
+        element_labels=element_labels,
+        length_scale=length_scale,
+        max_eigenvalue=max_eigenvalue,
+        order=order,
+        solver=solver,
+        cluster_rtol=cluster_rtol,
+        label=label,
+    ).basis

@@ -18,8 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def mass_inverse_norms(mass: sp.spmatrix, residuals: np.ndarray, tol: float = 1e-12,
-                       max_iterations: int = 500) -> np.ndarray:
+def mass_inverse_norms(
+    mass: sp.spmatrix, residuals: np.ndarray, tol: float = 1e-12, max_iterations: int = 500
+) -> np.ndarray:
     """``sqrt(r^T M^-1 r)`` for every column r of ``residuals`` by block Jacobi-PCG on M
     (M is spectrally equivalent to its diagonal, so a few dozen iterations suffice)."""
     diagonal = mass.diagonal()
@@ -39,14 +40,20 @@ def mass_inverse_norms(mass: sp.spmatrix, residuals: np.ndarray, tol: float = 1e
         remainder -= image * step
         preconditioned = remainder / diagonal[:, None]
         rho_next = np.einsum("ij,ij->j", remainder, preconditioned)
-        direction = preconditioned + direction * np.where(active, rho_next / np.where(
-            rho > 0, rho, 1.0), 0.0)
+        direction = preconditioned + direction * np.where(
+            active, rho_next / np.where(rho > 0, rho, 1.0), 0.0
+        )
         rho = rho_next
     return np.sqrt(np.maximum(np.einsum("ij,ij->j", residuals, solution), 0.0))
 
 
-def relative_residuals(stiffness: sp.spmatrix, mass: sp.spmatrix, eigenvalues: np.ndarray,
-                       vectors: np.ndarray, reference: float) -> np.ndarray:
+def relative_residuals(
+    stiffness: sp.spmatrix,
+    mass: sp.spmatrix,
+    eigenvalues: np.ndarray,
+    vectors: np.ndarray,
+    reference: float,
+) -> np.ndarray:
     """``||K phi - lambda M phi||_{M^-1} / lambda`` per mode (``reference`` [1/m^2] in place
     of lambda for zero modes)."""
     residuals = stiffness @ vectors - (mass @ vectors) * eigenvalues

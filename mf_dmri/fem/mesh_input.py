@@ -59,16 +59,21 @@ def mesh_arrays(nodes, elements=None, element_labels=None):
     _check_element_volumes(points, cells)
     extent = float(np.ptp(points, axis=0).max())
     if extent > SUSPICIOUS_EXTENT:
-        _LOG.warning("the mesh is %.3g m wide: if its coordinates are in micrometres, multiply "
-                     "them by 1e-6 (mf_dmri.units.um) to pass metres", extent)
+        _LOG.warning(
+            "the mesh is %.3g m wide: if its coordinates are in micrometres, multiply "
+            "them by 1e-6 (mf_dmri.units.um) to pass metres",
+            extent,
+        )
     return points, cells, labels
 
 
 def _checked_nodes(nodes) -> np.ndarray:
     points = np.asarray(nodes, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] not in (2, 3):
-        raise ValueError(f"nodes must have shape (N, 2) or (N, 3) [m], got {points.shape}; "
-                         "transpose a scikit-fem style (d, N) array")
+        raise ValueError(
+            f"nodes must have shape (N, 2) or (N, 3) [m], got {points.shape}; "
+            "transpose a scikit-fem style (d, N) array"
+        )
     if not np.isfinite(points).all():
         raise ValueError("nodes contain NaN or infinite coordinates; fix the mesh file")
     return np.ascontiguousarray(points)
@@ -84,8 +89,10 @@ def _checked_elements(elements, num_nodes: int, dim: int) -> np.ndarray:
             raise ValueError("elements must hold integer node indices")
     cells = raw.astype(np.int64)
     if cells.min() < 0 or cells.max() >= num_nodes:
-        raise ValueError(f"element node indices must lie in [0, {num_nodes - 1}]; "
-                         "check for 1-based indexing (subtract 1)")
+        raise ValueError(
+            f"element node indices must lie in [0, {num_nodes - 1}]; "
+            "check for 1-based indexing (subtract 1)"
+        )
     if any((cells[:, i] == cells[:, j]).any() for i in range(dim + 1) for j in range(i)):
         raise ValueError("an element repeats a node (collapsed element); remove it from the mesh")
     return np.ascontiguousarray(cells)
@@ -112,8 +119,10 @@ def _check_element_volumes(points: np.ndarray, cells: np.ndarray) -> None:
     diameter = float(np.ptp(points, axis=0).max())
     tiny = measures <= 1e-12 * diameter ** points.shape[1]
     if tiny.any():
-        raise ValueError(f"{int(tiny.sum())} element(s) have zero area/volume (flat slivers, "
-                         f"first index {int(np.argmax(tiny))}); remesh or remove them")
+        raise ValueError(
+            f"{int(tiny.sum())} element(s) have zero area/volume (flat slivers, "
+            f"first index {int(np.argmax(tiny))}); remesh or remove them"
+        )
 
 
 def mesh_size(points: np.ndarray, cells: np.ndarray) -> float:
@@ -142,9 +151,13 @@ def split_pieces(points: np.ndarray, cells: np.ndarray, labels: np.ndarray) -> l
         for piece in range(count):
             piece_cells = local[element_piece == piece]
             piece_nodes, renumbered = np.unique(piece_cells, return_inverse=True)
-            pieces.append(MeshPiece(nodes=points[used[piece_nodes]],
-                                    elements=renumbered.reshape(piece_cells.shape),
-                                    label=int(label)))
+            pieces.append(
+                MeshPiece(
+                    nodes=points[used[piece_nodes]],
+                    elements=renumbered.reshape(piece_cells.shape),
+                    label=int(label),
+                )
+            )
     return pieces
 
 

@@ -44,11 +44,17 @@ class EigenPairs:
 def symmetric_factor(matrix: sp.spmatrix):
     """SuperLU factor of a symmetric matrix with a symmetric permutation and diagonal pivots
     (an LDL^T in disguise), so that ``diag(U)`` carries the inertia."""
-    factor = sla.splu(sp.csc_matrix(matrix), permc_spec="MMD_AT_PLUS_A",
-                      diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    factor = sla.splu(
+        sp.csc_matrix(matrix),
+        permc_spec="MMD_AT_PLUS_A",
+        diag_pivot_thresh=0.0,
+        options={"SymmetricMode": True},
+    )
     if not np.array_equal(factor.perm_r, factor.perm_c):
-        raise ArithmeticError("SuperLU pivoted off the diagonal: inertia unavailable at this "
-                              "shift; move the shift slightly")
+        raise ArithmeticError(
+            "SuperLU pivoted off the diagonal: inertia unavailable at this "
+            "shift; move the shift slightly"
+        )
     return factor
 
 
@@ -73,8 +79,13 @@ def solve_dense(stiffness: sp.spmatrix, mass: sp.spmatrix, threshold: float) -> 
     return EigenPairs(values[keep], vectors[:, keep])
 
 
-def solve_shift_invert(stiffness: sp.spmatrix, mass: sp.spmatrix, threshold: float,
-                       chunk: int = 400, dimension: int = 3) -> EigenPairs:
+def solve_shift_invert(
+    stiffness: sp.spmatrix,
+    mass: sp.spmatrix,
+    threshold: float,
+    chunk: int = 400,
+    dimension: int = 3,
+) -> EigenPairs:
     """All eigenpairs below ``threshold`` [1/m^2] by shift-invert ARPACK in spectrum slices
     of at most about ``chunk`` modes; the count is checked against the inertia."""
     total = count_below(stiffness, mass, threshold)
@@ -83,8 +94,9 @@ def solve_shift_invert(stiffness: sp.spmatrix, mass: sp.spmatrix, threshold: flo
     lower, done = -1e-3 * threshold, 0
     values, vectors = [], []
     while done < total:
-        upper, upper_count = _next_boundary(stiffness, mass, threshold, total, done, chunk,
-                                            dimension)
+        upper, upper_count = _next_boundary(
+            stiffness, mass, threshold, total, done, chunk, dimension
+        )
         slice_pairs = _slice(stiffness, mass, lower, upper, upper_count - done)
         values.append(slice_pairs.eigenvalues)
         vectors.append(slice_pairs.vectors)
@@ -123,19 +135,28 @@ def _slice(stiffness, mass, lower: float, upper: float, expected: int) -> EigenP
     operator = sla.LinearOperator(stiffness.shape, matvec=factor.solve, dtype=np.float64)
     size = stiffness.shape[0]
     k = min(expected + max(6, expected // 10), size - 2)
-    values, vectors = sla.eigsh(stiffness, k=k, M=mass, sigma=sigma, OPinv=operator,
-                                which="LM", ncv=min(size - 1, max(2 * k + 1, k + 32)))
+    values, vectors = sla.eigsh(
+        stiffness,
+        k=k,
+        M=mass,
+        sigma=sigma,
+        OPinv=operator,
+        which="LM",
+        ncv=min(size - 1, max(2 * k + 1, k + 32)),
+    )
     keep = (values >= lower) & (values < upper)
     if int(keep.sum()) != expected:
         raise IncompleteSpectrumError(
             f"ARPACK found {int(keep.sum())} eigenvalues in [{lower:.6g}, {upper:.6g}) where "
-            f"the inertia counts {expected}; try solver='dense' or a smaller chunk")
+            f"the inertia counts {expected}; try solver='dense' or a smaller chunk"
+        )
     order = np.argsort(values[keep])
     return EigenPairs(values[keep][order], vectors[:, keep][:, order])
 
 
-def _reorthogonalise_near_boundaries(stiffness, mass, pairs: EigenPairs,
-                                     rtol: float = 1e-3) -> EigenPairs:
+def _reorthogonalise_near_boundaries(
+    stiffness, mass, pairs: EigenPairs, rtol: float = 1e-3
+) -> EigenPairs:
     """Rayleigh-Ritz on every run of close eigenvalues: modes from different slices that are
     nearly degenerate are only approximately M-orthogonal otherwise."""
     values, vectors = pairs.eigenvalues.copy(), pairs.vectors.copy()
@@ -155,8 +176,14 @@ def _reorthogonalise_near_boundaries(stiffness, mass, pairs: EigenPairs,
     return EigenPairs(values, vectors)
 
 
-def solve_lobpcg(stiffness: sp.spmatrix, mass: sp.spmatrix, threshold: float,
-                 tol: float = 1e-10, max_iterations: int = 1000, seed: int = 0) -> EigenPairs:
+def solve_lobpcg(
+    stiffness: sp.spmatrix,
+    mass: sp.spmatrix,
+    threshold: float,
+    tol: float = 1e-10,
+    max_iterations: int = 1000,
+    seed: int = 0,
+) -> EigenPairs:
     """All eigenpairs below ``threshold`` [1/m^2] by AMG-preconditioned LOBPCG (pyamg)."""
     try:
         import pyamg
@@ -169,20 +196,34 @@ def solve_lobpcg(stiffness: sp.spmatrix, mass: sp.spmatrix, threshold: float,
     shift = threshold / max(total, 1)
     hierarchy = pyamg.smoothed_aggregation_solver(sp.csr_matrix(stiffness + shift * mass))
     block = np.random.default_rng(seed).standard_normal((size, total + max(5, total // 10)))
-    values, vectors = sla.lobpcg(stiffness, block, B=mass, M=hierarchy.aspreconditioner(),
-                                 largest=False, tol=tol, maxiter=max_iterations)
+    values, vectors = sla.lobpcg(
+        stiffness,
+        block,
+        B=mass,
+        M=hierarchy.aspreconditioner(),
+        largest=False,
+        tol=tol,
+        maxiter=max_iterations,
+    )
     order = np.argsort(values)
     values, vectors = values[order], vectors[:, order]
     keep = values < threshold
     if int(keep.sum()) != total:
         raise IncompleteSpectrumError(
             f"LOBPCG found {int(keep.sum())} eigenvalues below {threshold:.6g} where the "
-            f"inertia counts {total}; use solver='shift-invert'")
+            f"inertia counts {total}; use solver='shift-invert'"
+        )
     return EigenPairs(values[keep], vectors[:, keep])
 
 
-def solve(stiffness: sp.spmatrix, mass: sp.spmatrix, threshold: float, solver: str,
-          chunk: int = 400, dimension: int = 3) -> EigenPairs:
+def solve(
+    stiffness: sp.spmatrix,
+    mass: sp.spmatrix,
+    threshold: float,
+    solver: str,
+    chunk: int = 400,
+    dimension: int = 3,
+) -> EigenPairs:
     """Dispatch to one back-end by name (one of :data:`SOLVERS`)."""
     if solver == "dense":
         return solve_dense(stiffness, mass, threshold)

@@ -71,4 +71,3 @@ def assemble_mesh(nodes, elements=None, *, element_labels=None, order: int = 1) 
     points, cells, labels = mesh_arrays(nodes, elements, element_labels)
     pieces = split_pieces(points, cells, labels)
     return FemSystem(pieces=tuple(assemble_piece(p, order) for p in pieces), order=order)
-
