@@ -43,6 +43,13 @@ class Eigenbasis:
         volume: length/area/volume of the domain [m^d].
         axes: (d, 3) laboratory-frame unit vectors of the local coordinates [-].
         label: free text naming the shape (for reports and caches).
+        isotropic: True if the eigen-data are invariant under every rotation of the local
+            frame (analytic disk and ball); lets the signal layer treat every gradient
+            direction as one.  Never set it for meshes.
+        stiffness_coupling: optional (L, L) [1/m^2], zero in value: the first-order change
+            of the within-cluster off-diagonal block of Phi^T K Phi, output by the
+            differentiable mesh path so that gradients are exact at exactly degenerate
+            spectra (docs/eigen_derivatives.md).  The signal uses diag(lambda) + coupling.
     """
 
     eigenvalues: torch.Tensor
@@ -51,6 +58,8 @@ class Eigenbasis:
     volume: torch.Tensor
     axes: torch.Tensor
     label: str = field(default="", compare=False)
+    isotropic: bool = False
+    stiffness_coupling: torch.Tensor | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         eigenvalues = as_real_tensor(self.eigenvalues, "eigenvalues")
@@ -85,6 +94,9 @@ class Eigenbasis:
             raise ValueError("volume must be a scalar [m^d]")
         if self.axes.shape != (dim, 3):
             raise ValueError(f"axes must have shape ({dim}, 3), one unit vector per local axis")
+        coupling = self.stiffness_coupling
+        if coupling is not None and coupling.shape != (n_modes, n_modes):
+            raise ValueError(f"stiffness_coupling must have shape ({n_modes}, {n_modes})")
 
     def _check_values(self) -> None:
         lam = self.eigenvalues.detach()
@@ -128,6 +140,9 @@ class Eigenbasis:
             mode_integrals=self.mode_integrals.to(device),
             volume=self.volume.to(device),
             axes=self.axes.to(device),
+            stiffness_coupling=None
+            if self.stiffness_coupling is None
+            else self.stiffness_coupling.to(device),
         )
 
     def rotated(self, rotation: torch.Tensor) -> Eigenbasis:
@@ -156,16 +171,20 @@ class Eigenbasis:
             moments=self.moments * f,
             mode_integrals=self.mode_integrals * f ** (dim / 2),
             volume=self.volume * f**dim,
+            stiffness_coupling=None
+            if self.stiffness_coupling is None
+            else self.stiffness_coupling / f**2,
         )
 
     def truncated(self, max_eigenvalue: float) -> Eigenbasis:
         """Keep the modes with eigenvalue <= ``max_eigenvalue`` [1/m^2], never splitting a
         degenerate cluster (modes within ``CLUSTER_RTOL`` of the last one kept stay)."""
         count = cluster_safe_count(self.eigenvalues.detach(), max_eigenvalue)
-        return self.first_modes(count)
+        return replace(self.first_modes(count), isotropic=self.isotropic)
 
     def first_modes(self, count: int) -> Eigenbasis:
-        """The first ``count`` modes (the caller is responsible for cluster boundaries)."""
+        """The first ``count`` modes (the caller is responsible for cluster boundaries; the
+        result is not marked isotropic)."""
         if not 1 <= count <= self.num_modes:
             raise ValueError(f"count must be in [1, {self.num_modes}], got {count}")
         return replace(
@@ -173,6 +192,10 @@ class Eigenbasis:
             eigenvalues=self.eigenvalues[:count],
             moments=self.moments[:, :count, :count],
             mode_integrals=self.mode_integrals[:count],
+            isotropic=False,
+            stiffness_coupling=None
+            if self.stiffness_coupling is None
+            else self.stiffness_coupling[:count, :count],
         )
 
     def directional_moment(self, direction: torch.Tensor) -> torch.Tensor:

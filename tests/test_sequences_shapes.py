@@ -33,11 +33,12 @@ def test_pgse_with_touching_lobes_drops_the_empty_gap():
 
 def test_pgse_wavevector_shape_is_the_integral():
     shape = PGSE(DELTA, BIG_DELTA)
-    times = torch.tensor([-1.0, 0.0, 0.004, 0.01, 0.02, 0.03, 0.035, 0.04, 0.05],
-                         dtype=torch.float64)
+    times = torch.tensor(
+        [-1.0, 0.0, 0.004, 0.01, 0.02, 0.03, 0.035, 0.04, 0.05], dtype=torch.float64
+    )
     expected = [0.0, 0.0, 0.004, 0.01, 0.01, 0.01, 0.005, 0.0, 0.0]
-    assert torch.allclose(shape.wavevector_shape(times)[:, 0], torch.tensor(expected, dtype=torch.float64),
-                          rtol=0, atol=1e-15)
+    expected = torch.tensor(expected, dtype=torch.float64)
+    assert torch.allclose(shape.wavevector_shape(times)[:, 0], expected, rtol=0, atol=1e-15)
     assert shape.num_channels == 1
     assert float(shape.duration) == pytest.approx(BIG_DELTA + DELTA, rel=1e-15)
 
@@ -45,15 +46,17 @@ def test_pgse_wavevector_shape_is_the_integral():
 def test_double_pgse_pieces_and_channels():
     shape = DoublePGSE(DELTA, BIG_DELTA, 0.005)
     durations, values = shape.pieces()
-    assert durations.tolist() == pytest.approx([DELTA, 0.02, DELTA, 0.005, DELTA, 0.02, DELTA],
-                                               rel=1e-15)
+    assert durations.tolist() == pytest.approx(
+        [DELTA, 0.02, DELTA, 0.005, DELTA, 0.02, DELTA], rel=1e-15
+    )
     assert values.tolist() == [[1, 0], [0, 0], [-1, 0], [0, 0], [0, 1], [0, 0], [0, -1]]
     assert float(shape.duration) == pytest.approx(2 * (BIG_DELTA + DELTA) + 0.005)
     # both channels return to zero at the end of their block, and the wavevector shape agrees
     # with the cumulative sum of the pieces at every boundary
     boundaries = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(durations, 0)])
-    assert torch.allclose(shape.wavevector_shape(boundaries), _cumulative(durations, values),
-                          rtol=0, atol=1e-16)
+    assert torch.allclose(
+        shape.wavevector_shape(boundaries), _cumulative(durations, values), rtol=0, atol=1e-16
+    )
 
 
 def test_double_pgse_zero_mixing_time_and_touching_lobes():
@@ -71,10 +74,10 @@ def test_ogse_pieces_are_exact_averages_with_exact_repeats(kind, num_periods):
     assert per_period == 32  # smallest multiple of 4 with pieces <= time_step
     lobe = per_period * num_periods
     assert durations.numel() == 2 * lobe + 1 and values.shape == (2 * lobe + 1, 1)
-    lobe_durations = torch.cat([durations[:lobe], durations[lobe + 1:]])
+    lobe_durations = torch.cat([durations[:lobe], durations[lobe + 1 :]])
     assert bool((lobe_durations <= 0.02 / num_periods / 30 * (1 + 1e-12)).all())
     # second lobe is the exact negative of the first; periods repeat exactly
-    assert torch.equal(values[lobe + 1:], -values[:lobe])
+    assert torch.equal(values[lobe + 1 :], -values[:lobe])
     assert torch.equal(values[:per_period].repeat(num_periods, 1), values[:lobe])
     # each value is the average of the shape over its piece, so the cumulated pieces hit the
     # closed-form wavevector exactly (to rounding) at every boundary
@@ -107,11 +110,14 @@ def test_ogse_wavevector_shape_closed_form():
     shape = OGSE(0.02, 0.03, 2, "cos")
     times = torch.tensor([0.003, 0.015, 0.025, 0.034], dtype=torch.float64)
     scale = 0.02 / (2 * math.pi * 2)
-    expected = [scale * math.sin(4 * math.pi * 0.003 / 0.02),
-                scale * math.sin(4 * math.pi * 0.015 / 0.02), 0.0,
-                -scale * math.sin(4 * math.pi * 0.004 / 0.02)]
-    assert torch.allclose(shape.wavevector_shape(times)[:, 0], torch.tensor(expected, dtype=torch.float64),
-                          rtol=0, atol=1e-17)
+    expected = [
+        scale * math.sin(4 * math.pi * 0.003 / 0.02),
+        scale * math.sin(4 * math.pi * 0.015 / 0.02),
+        0.0,
+        -scale * math.sin(4 * math.pi * 0.004 / 0.02),
+    ]
+    expected = torch.tensor(expected, dtype=torch.float64)
+    assert torch.allclose(shape.wavevector_shape(times)[:, 0], expected, rtol=0, atol=1e-17)
 
 
 def test_sampled_waveform_pieces_and_wavevector():
@@ -120,8 +126,12 @@ def test_sampled_waveform_pieces_and_wavevector():
     durations, values = shape.pieces()
     assert durations.tolist() == [1e-3] * 3 and torch.equal(values, samples)
     times = torch.tensor([0.0, 0.5e-3, 1e-3, 2.5e-3, 3e-3, 5e-3], dtype=torch.float64)
-    expected = torch.tensor([[0, 0], [0.5, 0.25], [1, 0.5], [1.5, -0.25], [0, 0], [0, 0]],
-                            dtype=torch.float64) * 1e-3
+    expected = (
+        torch.tensor(
+            [[0, 0], [0.5, 0.25], [1, 0.5], [1.5, -0.25], [0, 0], [0, 0]], dtype=torch.float64
+        )
+        * 1e-3
+    )
     assert torch.allclose(shape.wavevector_shape(times), expected, rtol=0, atol=1e-18)
     assert SampledWaveform([1.0, -1.0], 1e-3).num_channels == 1
 

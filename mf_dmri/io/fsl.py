@@ -85,9 +85,7 @@ def read_fsl_bvecs(path: PathLike) -> np.ndarray:
         return table.T.copy()
     if table.shape[1] == 3:
         return table
-    raise ValueError(
-        f"bvecs file {path} has shape {table.shape}; it must be 3 x N (FSL) or N x 3"
-    )
+    raise ValueError(f"bvecs file {path} has shape {table.shape}; it must be 3 x N (FSL) or N x 3")
 
 
 def _normalised_directions(
@@ -149,19 +147,18 @@ def load_fsl_acquisition(
         echo_time: echo time [s] or None (Delta + delta).
         unit_tolerance: accepted deviation of bvecs norms from 1 [-].
     """
-    bvalues, directions = read_fsl_scheme(
-        bvals_path, bvecs_path, unit_tolerance=unit_tolerance
-    )
+    bvalues, directions = read_fsl_scheme(bvals_path, bvecs_path, unit_tolerance=unit_tolerance)
     waveform = PGSE(pulse_duration, pulse_separation)
     return Acquisition.from_bvalues(
-        waveform, bvalues, directions, gyromagnetic_ratio=gyromagnetic_ratio,
+        waveform,
+        bvalues,
+        directions,
+        gyromagnetic_ratio=gyromagnetic_ratio,
         echo_time=echo_time,
     )
 
 
-def write_fsl_scheme(
-    bvals_path: PathLike, bvecs_path: PathLike, bvalues, directions
-) -> None:
+def write_fsl_scheme(bvals_path: PathLike, bvecs_path: PathLike, bvalues, directions) -> None:
     """Write b-values (N,) [s/m^2] and directions (N, 3) [-] as FSL bvals (s/mm^2, one row)
     and bvecs (3 rows)."""
     bvalues = np.asarray(torch.as_tensor(bvalues, dtype=DTYPE).detach().cpu(), np.float64)
@@ -177,7 +174,9 @@ def write_fsl_scheme(
     Path(bvecs_path).write_text("\n".join(lines) + "\n")
 
 
-def save_fsl_acquisition(acquisition: Acquisition, bvals_path: PathLike, bvecs_path: PathLike):
+def save_fsl_acquisition(
+    acquisition: Acquisition, bvals_path: PathLike, bvecs_path: PathLike
+) -> None:
     """Write a one-channel acquisition's b-values and directions as FSL bvals/bvecs.
 
     The waveform timings are not stored by FSL files; keep them separately.
@@ -187,6 +186,4 @@ def save_fsl_acquisition(acquisition: Acquisition, bvals_path: PathLike, bvecs_p
             f"FSL files describe one direction per measurement; this acquisition has "
             f"{acquisition.num_channels} channels"
         )
-    write_fsl_scheme(
-        bvals_path, bvecs_path, acquisition.bvalues(), acquisition.directions[:, 0, :]
-    )
+    write_fsl_scheme(bvals_path, bvecs_path, acquisition.bvalues(), acquisition.directions[:, 0, :])

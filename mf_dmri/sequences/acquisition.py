@@ -23,14 +23,15 @@ def _check_gyromagnetic_ratio(value: float) -> float:
     if isinstance(value, torch.Tensor) or not isinstance(value, int | float):
         raise TypeError(f"gyromagnetic_ratio must be a float [rad/(s T)], got {value!r}")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"gyromagnetic_ratio must be positive and finite [rad/(s T)], "
-                         f"got {value!r}")
+        raise ValueError(
+            f"gyromagnetic_ratio must be positive and finite [rad/(s T)], got {value!r}"
+        )
     return float(value)
 
 
-def _channel_directions(directions, num_channels: int, allow_zero) -> torch.Tensor:
+def _channel_directions(directions, num_channels: int, allow_zero: torch.Tensor) -> torch.Tensor:
     """Directions as (M, C, 3), accepting (M, 3) for one channel."""
-    tensor = as_real_tensor(directions, "directions")
+    tensor = as_real_tensor(directions, "directions", device=allow_zero.device)
     if num_channels == 1 and tensor.ndim == 2:
         tensor = tensor[:, None, :]
     if tensor.ndim != 3 or tensor.shape[1:] != (num_channels, 3) or tensor.shape[0] == 0:
@@ -39,8 +40,7 @@ def _channel_directions(directions, num_channels: int, allow_zero) -> torch.Tens
             f"directions must have shape {expected} for a {num_channels}-channel waveform, "
             f"got {tuple(tensor.shape)}"
         )
-    mask = allow_zero[:, None] if isinstance(allow_zero, torch.Tensor) else allow_zero
-    return check_unit_vectors(tensor, "directions", allow_zero=mask)
+    return check_unit_vectors(tensor, "directions", allow_zero=allow_zero[:, None])
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,9 +73,12 @@ class Acquisition:
                 f"waveform must be a WaveformShape (PGSE, DoublePGSE, OGSE, SampledWaveform), "
                 f"got {type(self.waveform).__name__}"
             )
-        amplitudes = as_real_tensor(self.amplitudes, "amplitudes")
+        device = self.waveform.duration.device
+        amplitudes = as_real_tensor(self.amplitudes, "amplitudes", device=device)
         if amplitudes.ndim != 1 or amplitudes.numel() == 0:
-            raise ValueError(f"amplitudes must have shape (M,) [T/m], got {tuple(amplitudes.shape)}")
+            raise ValueError(
+                f"amplitudes must have shape (M,) [T/m], got {tuple(amplitudes.shape)}"
+            )
         check_positive(amplitudes, "amplitudes", "T/m", allow_zero=True)
         directions = _channel_directions(
             self.directions, self.waveform.num_channels, amplitudes.detach() == 0
@@ -91,7 +94,7 @@ class Acquisition:
             self, "gyromagnetic_ratio", _check_gyromagnetic_ratio(self.gyromagnetic_ratio)
         )
         if self.echo_time is not None:
-            echo_time = positive_scalar(self.echo_time, "echo_time", "s")
+            echo_time = positive_scalar(self.echo_time, "echo_time", "s").to(device)
             duration = float(self.waveform.duration.detach())
             if float(echo_time.detach()) < duration * (1 - _ECHO_TOLERANCE):
                 raise ValueError(
@@ -176,7 +179,7 @@ class Acquisition:
         gradient there is reported as 0 (finite), so differentiate with respect to
         amplitudes instead if derivatives at b = 0 matter.
         """
-        bvalues = as_real_tensor(bvalues, "bvalues")
+        bvalues = as_real_tensor(bvalues, "bvalues", device=waveform.duration.device)
         if bvalues.ndim != 1 or bvalues.numel() == 0:
             raise ValueError(f"bvalues must have shape (M,) [s/m^2], got {tuple(bvalues.shape)}")
         check_positive(bvalues, "bvalues", "s/m^2", allow_zero=True)
@@ -230,8 +233,10 @@ def multi_shell(
     shells = as_real_tensor(bvalues, "bvalues")
     if shells.ndim != 1 or shells.numel() == 0:
         raise ValueError(f"bvalues must be a non-empty 1-D list [s/m^2], got {tuple(shells.shape)}")
-    counts = [num_directions] * shells.numel() if isinstance(num_directions, int) else list(
-        num_directions
+    counts = (
+        [num_directions] * shells.numel()
+        if isinstance(num_directions, int)
+        else list(num_directions)
     )
     if len(counts) != shells.numel():
         raise ValueError(f"num_directions has {len(counts)} entries for {shells.numel()} shells")

@@ -7,6 +7,7 @@ amplitude arguments broadcast against each other and against the timings.
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 
@@ -33,7 +34,9 @@ def _timings(pulse_duration, pulse_separation) -> tuple[torch.Tensor, torch.Tens
     return delta, big_delta
 
 
-def pgse_qvalue(amplitude, pulse_duration, gyromagnetic_ratio: float = GAMMA_PROTON):
+def pgse_qvalue(
+    amplitude, pulse_duration, gyromagnetic_ratio: float = GAMMA_PROTON
+) -> torch.Tensor:
     """PGSE q-value ``q = gamma G delta`` [rad/m].
 
     Args:
@@ -146,11 +149,15 @@ def ogse_bvalue(
     """
     if kind not in ("cos", "sin"):
         raise ValueError(f"kind must be 'cos' or 'sin', got {kind!r}")
-    if isinstance(num_periods, bool) or not isinstance(num_periods, int) or num_periods < 1:
+    try:
+        periods = None if isinstance(num_periods, bool) else operator.index(num_periods)
+    except TypeError:
+        periods = None
+    if periods is None or periods < 1:
         raise ValueError(f"num_periods must be a positive integer, got {num_periods!r}")
     amplitude = _nonnegative(amplitude, "amplitude", "T/m")
     delta = as_real_tensor(pulse_duration, "pulse_duration")
     check_positive(delta, "pulse_duration", "s")
     factor = 1.0 if kind == "cos" else 3.0
     scale = (gyromagnetic_ratio * amplitude) ** 2 * delta**3
-    return factor * scale / (4.0 * math.pi**2 * num_periods**2)
+    return factor * scale / (4.0 * math.pi**2 * periods**2)

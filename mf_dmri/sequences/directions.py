@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import operator
 
+import numpy as np
+import scipy.optimize
 import torch
 
 from mf_dmri._checks import DTYPE, as_real_tensor
@@ -38,11 +40,14 @@ def check_unit_vectors(
         bad = bad & ~(torch.as_tensor(allow_zero, device=norms.device) & (norms == 0))
     if bool(bad.any()):
         index = tuple(int(i) for i in torch.nonzero(bad)[0])
+        if float(norms[index]) == 0:
+            raise ValueError(
+                f"{name} entry {index} is the zero vector, which has no direction; give a "
+                "unit vector, or set that measurement's amplitude (b-value) to 0"
+            )
         raise ValueError(
             f"{name} must be unit vectors (|norm - 1| <= {tolerance:g}), but entry {index} "
             f"has norm {float(norms[index]):.6g}; normalise the directions"
-            + (" (zero vectors are allowed only where the amplitude is 0)" if allow_zero is
-               not False else "")
         )
     return tensor
 
@@ -79,10 +84,10 @@ def fibonacci_sphere(num_points: int, *, hemisphere: bool = False) -> torch.Tens
 def electrostatic_energy(directions: torch.Tensor) -> torch.Tensor:
     """Antipodally symmetric Coulomb energy sum_{i<j} 1/|d_i - d_j| + 1/|d_i + d_j| [-]
     (Jones, Horsfield & Simmons, Magn. Reson. Med. 42, 515, 1999)."""
-    pairs = torch.triu_indices(directions.shape[0], directions.shape[0], offset=1)
-    first, second = directions[pairs[0]], directions[pairs[1]]
-    minus = torch.linalg.vector_norm(first - second, dim=-1)
-    plus = torch.linalg.vector_norm(first + second, dim=-1)
+    rows, columns = torch.triu_indices(*directions.shape[:1] * 2, offset=1)
+    cosines = (directions @ directions.T)[rows, columns]
+    minus = torch.sqrt(2.0 - 2.0 * cosines)  # |d_i - d_j| for unit vectors
+    plus = torch.sqrt(2.0 + 2.0 * cosines)  # |d_i + d_j|
     return (1.0 / minus + 1.0 / plus).sum()
 
 
@@ -93,38 +98,44 @@ def _to_half_sphere(directions: torch.Tensor) -> torch.Tensor:
     return torch.where(sign[:, None] < 0, -directions, directions)
 
 
-def electrostatic_directions(
-    num_points: int, *, seed: int = 0, max_iterations: int = 500
-) -> torch.Tensor:
+def _energy_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+    """Electrostatic energy of the normalised rows of ``flat`` (n*3,) and its gradient."""
+    vectors = flat.reshape(-1, 3)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / norms
+    cosines = np.clip(np.einsum("ik,jk->ij", unit, unit), -1.0, 1.0)  # no BLAS threads
+    np.fill_diagonal(cosines, 0.0)  # diagonal terms are removed below
+    minus, plus = 2.0 - 2.0 * cosines, 2.0 + 2.0 * cosines
+    off_diagonal = ~np.eye(len(unit), dtype=bool)
+    energy = 0.5 * float((minus[off_diagonal] ** -0.5 + plus[off_diagonal] ** -0.5).sum())
+    weights = np.where(off_diagonal, minus**-1.5 - plus**-1.5, 0.0)  # dE/d cos_ij
+    unit_gradient = np.einsum("ij,jk->ik", weights, unit)
+    radial = (unit_gradient * unit).sum(axis=1, keepdims=True)
+    return energy, ((unit_gradient - radial * unit) / norms).ravel()
+
+
+def electrostatic_directions(num_points: int, *, seed: int = 0) -> torch.Tensor:
     """Half-sphere directions minimising the antipodally symmetric electrostatic energy
     (Jones et al. 1999), shape (num_points, 3) [-]; deterministic for a given seed.
 
     Starts from Gaussian random points drawn with ``seed`` and minimises
-    :func:`electrostatic_energy` with L-BFGS over unnormalised vectors.
+    :func:`electrostatic_energy` with L-BFGS (scipy) over unnormalised vectors, then flips
+    each vector to the half sphere (see :func:`fibonacci_sphere` for a closed-form set).
 
     Args:
         num_points: number of directions (antipodal pairs count once), positive.
         seed: seed of the random start.
-        max_iterations: L-BFGS iteration limit.
     """
     count = _count(num_points)
-    generator = torch.Generator().manual_seed(int(seed))
-    start = torch.randn(count, 3, dtype=DTYPE, generator=generator)
-    if count == 1:
-        return _to_half_sphere(start / torch.linalg.vector_norm(start, dim=-1, keepdim=True))
-    variables = start.clone().requires_grad_(True)
-    optimiser = torch.optim.LBFGS(
-        [variables], max_iter=_count(max_iterations, "max_iterations"),
-        tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe",
-    )
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        unit = variables / torch.linalg.vector_norm(variables, dim=-1, keepdim=True)
-        energy = electrostatic_energy(unit)
-        energy.backward()
-        return energy
-
-    optimiser.step(closure)
-    result = variables.detach()
-    return _to_half_sphere(result / torch.linalg.vector_norm(result, dim=-1, keepdim=True))
+    start = np.random.default_rng(int(seed)).standard_normal((count, 3))
+    if count > 1:
+        result = scipy.optimize.minimize(
+            _energy_and_gradient,
+            start.ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 10000, "gtol": 1e-10, "ftol": 1e-15},
+        )
+        start = result.x.reshape(count, 3)
+    unit = torch.as_tensor(start / np.linalg.norm(start, axis=1, keepdims=True), dtype=DTYPE)
+    return _to_half_sphere(unit)

@@ -15,7 +15,8 @@ from mf_dmri._checks import DTYPE
 from mf_dmri.sequences.shape import WaveformShape
 
 #: Gauss-Legendre nodes per smooth segment (a quarter oscillation at most); exact for
-#: polynomials of degree 39, far beyond 1e-12 relative for quarter periods of sin^2.
+#: polynomials of degree 39, so far below 1e-12 relative for quarter periods of sin^2 even
+#: without the cancellation of errors over whole periods.
 GAUSS_LEGENDRE_ORDER = 20
 
 
@@ -31,13 +32,17 @@ def piecewise_gram(durations: torch.Tensor, values: torch.Tensor) -> torch.Tenso
         values: (P, C) shape values [-] on each piece.
     """
     steps = values * durations[:, None]
-    wavevector_end = torch.cumsum(steps, dim=0)
-    wavevector_start = wavevector_end - steps
+    end = torch.cumsum(steps, dim=0)
+    start = end - steps
     # F is linear on each piece: integral of F F^T = tau/3 (a a^T + b b^T + (a b^T + b a^T)/2)
-    per_piece = durations[:, None, None] / 3.0 * (
-        _outer(wavevector_start, wavevector_start)
-        + _outer(wavevector_end, wavevector_end)
-        + 0.5 * (_outer(wavevector_start, wavevector_end) + _outer(wavevector_end, wavevector_start))
+    per_piece = (
+        durations[:, None, None]
+        / 3.0
+        * (
+            _outer(start, start)
+            + _outer(end, end)
+            + 0.5 * (_outer(start, end) + _outer(end, start))
+        )
     )
     return per_piece.sum(dim=0)
 

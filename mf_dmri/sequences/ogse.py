@@ -133,7 +133,7 @@ class OGSE(WaveformShape):
         device = delta.device
         lobe = period_averages(self.kind, per_period).to(device).repeat(self.num_periods)
         count = lobe.numel()
-        piece = (delta / count).expand(count)
+        piece = (delta / count).repeat(count)
         gap = big_delta - delta
         if float(gap.detach()) > 0:
             durations = torch.cat([piece, gap[None], piece])

@@ -64,7 +64,7 @@ class SampledWaveform(WaveformShape):
         ``time_step`` [s] is ignored: the representation is exact.  Runs of equal samples
         are not merged, so the derivative with respect to every sample is kept.
         """
-        return self.time_step.expand(self.num_samples), self.samples
+        return self.time_step.repeat(self.num_samples), self.samples
 
     def wavevector_shape(self, times: torch.Tensor) -> torch.Tensor:
         times = as_times(times, self.time_step)
