@@ -9,7 +9,8 @@ import pytest
 from mf_dmri.cli import sweep as sweep_cli
 from mf_dmri.io.sweep_store import read_sweep
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sweep_cylinders.toml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE = EXAMPLES / "sweep_cylinders.toml"
 
 SMALL = """
 chunk_rows = 4
@@ -40,6 +41,13 @@ def test_dry_run_of_the_example(capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "1200 rows (12 geometries x 100 tissue points) x 102 measurements" in out
+
+
+@pytest.mark.parametrize("config", sorted(EXAMPLES.glob("sweep_*.toml")), ids=lambda p: p.name)
+def test_every_example_config_is_valid(config, capsys):
+    args = parse(config, "--dry-run")
+    assert args.func(args) == 0
+    assert "rows" in capsys.readouterr().out
 
 
 def test_small_run_writes_file_table_and_summary(tmp_path, capsys):

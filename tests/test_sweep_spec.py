@@ -157,3 +157,12 @@ def test_acquisition_pieces_reach_the_requested_bvalues():
         amplitude = float(acquisition.amplitudes[-1])
         np.testing.assert_allclose(unit * amplitude**2, 500e6, rtol=1e-9)
     assert table.columns["frequency"][-1] == 3 / 0.02
+
+
+def test_geometry_files_only_for_file_based_shapes(tmp_path):
+    (tmp_path / "axon.ply").write_text("not used")
+    text = BASE.replace('shape = "cylinder"', 'shape = "cylinder"\nfiles = ["axon.ply"]')
+    with pytest.raises(ValueError, match="not built from files"):
+        build_plan(spec_from_toml(text, base_dir=tmp_path), DEFAULT_REGISTRY)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        spec_from_toml(text.replace("axon.ply", "missing.ply"), base_dir=tmp_path)

@@ -20,7 +20,7 @@ from mf_dmri import units
 from mf_dmri.sequences import electrostatic_directions
 from mf_dmri.sweep.acquisition import hemisphere_directions
 from mf_dmri.sweep.ranges import Axis, Grid, Random, Values
-from mf_dmri.sweep.registry import DEFAULT_REGISTRY, GeometryRegistry
+from mf_dmri.sweep.registry import DEFAULT_REGISTRY, GeometryBuilder, GeometryRegistry
 from mf_dmri.sweep.spec import (
     TISSUE_PARAMETERS,
     AcquisitionBlock,
@@ -223,9 +223,11 @@ def _periods(values: tuple[float, ...], where: str) -> tuple[int, ...]:
 
 
 def spec_from_toml(
-    text: str, *, base_dir: str | Path = ".", registry: GeometryRegistry = DEFAULT_REGISTRY
+    text: str, *, base_dir: str | Path = ".", registry: GeometryRegistry | None = None
 ) -> SweepSpec:
-    """Parse sweep TOML ``text``; relative geometry files are resolved from ``base_dir``."""
+    """Parse sweep TOML ``text``; relative geometry files are resolved from ``base_dir``;
+    shapes are looked up in ``registry`` (None: ``default_registry()``)."""
+    registry = default_registry() if registry is None else registry
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -253,9 +255,7 @@ def spec_from_toml(
     )
 
 
-def load_sweep_toml(
-    path: str | Path, *, registry: GeometryRegistry = DEFAULT_REGISTRY
-) -> SweepSpec:
+def load_sweep_toml(path: str | Path, *, registry: GeometryRegistry | None = None) -> SweepSpec:
     """Read and validate a sweep TOML file."""
     path = Path(path)
     if not path.is_file():
@@ -263,8 +263,37 @@ def load_sweep_toml(
     return spec_from_toml(path.read_text(), base_dir=path.parent, registry=registry)
 
 
+def _mesh_file_build(parameters, options):
+    from mf_dmri.io.mesh import load_surface
+    from mf_dmri.sweep.mesh_shapes import solve_surface
+
+    unit = options.get("unit")
+    if unit not in UNITS["length"]:
+        raise ValueError(
+            f"mesh files need unit = one of {sorted(UNITS['length'])} (the file's length "
+            f"unit, never guessed), got {unit!r}"
+        )
+    surface = load_surface(options["file"], unit=UNITS["length"][unit])
+    return solve_surface(surface, parameters, label=Path(options["file"]).name)
+
+
+def mesh_file_builder() -> GeometryBuilder:
+    """Shape 'mesh': one geometry per surface file (``files = [...]``, ``unit = "um"``)."""
+    from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS
+
+    return GeometryBuilder(
+        "mesh",
+        _mesh_file_build,
+        MESH_PARAMETERS,
+        required=("length_scale",),
+        options={"file": "surface mesh file (from files = [...])", "unit": "file length unit"},
+        description="surface mesh files (PLY, STL, OBJ, OFF, GLB, VTK, VTU)",
+    )
+
+
 def default_registry() -> GeometryRegistry:
-    """The analytic shapes plus, when this installation has them, the mesh-based ones
-    (hook: builders from ``mf_dmri.geometry`` generators and mesh files solved by
-    ``mf_dmri.fem`` are added here, since reading files belongs to ``io``)."""
-    return DEFAULT_REGISTRY
+    """The analytic shapes, the mesh generators of ``mf_dmri.geometry`` and surface mesh
+    files (reading files belongs to ``io``, so the file shape is added here)."""
+    from mf_dmri.sweep.mesh_shapes import with_mesh_generators
+
+    return with_mesh_generators(DEFAULT_REGISTRY).with_builder(mesh_file_builder())

@@ -101,6 +101,13 @@ def build_plan(spec: SweepSpec, registry: GeometryRegistry) -> SweepPlan:
     for family_index, family in enumerate(spec.geometries):
         builder = registry[family.shape]
         builder.check(set(family.parameters), set(family.options))
+        if family.files and "file" not in builder.options:
+            raise ValueError(
+                f"geometry '{family.shape}' is not built from files: remove its files list "
+                "or use a file-based shape"
+            )
+        if not family.files and "file" in builder.options:
+            raise ValueError(f"geometry '{family.shape}' needs a files = [...] list")
         columns = combine_axes(
             dict(family.parameters), family.combine, spec.seed, f"geometry{family_index}"
         )
