@@ -144,6 +144,16 @@ def reuse_gain(device, geometries, tissue_points):
     return plan.num_rows, plan.measurements.count, reused, time.perf_counter() - start
 
 
+def best_of(function, repeats=5):
+    """Shortest of ``repeats`` timings [s] (robust to other load on the machine)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def ray_overhead(tasks):
     try:
         import ray
@@ -163,9 +173,7 @@ def ray_overhead(tasks):
         (AcquisitionBlock("pgse", (10 * ms,), (30 * ms,), (1000 * s_per_mm2,), DIRECTIONS[:1]),),
     )
     run_sweep(spec, Sink())  # warm: the unit bases are cached after the first solve
-    start = time.perf_counter()
-    run_sweep(spec, Sink())
-    local = time.perf_counter() - start
+    local = best_of(lambda: run_sweep(spec, Sink()))
     results = []
     for workers in (1, 2):
         start = time.perf_counter()
@@ -177,9 +185,7 @@ def ray_overhead(tasks):
         )
         started = time.perf_counter() - start
         run_sweep(spec, Sink(), executor="ray")  # warm the workers (imports, unit bases)
-        start = time.perf_counter()
-        run_sweep(spec, Sink(), executor="ray")
-        elapsed = time.perf_counter() - start
+        elapsed = best_of(lambda: run_sweep(spec, Sink(), executor="ray"))
         ray.shutdown()
         # with one worker the tasks run one after the other: the excess is the overhead
         overhead = (elapsed - local) / tasks if workers == 1 else float("nan")

@@ -85,7 +85,7 @@ def test_log_grid_and_log_uniform():
         ("num = 3", "num = 0", "num >= 1"),
         ("{grid = [1.0, 3.0], num = 3}", "{grid = [2.0, 2.0], num = 3}", "empty grid range"),
         ("[40.0, 100.0]", "[100.0, 40.0]", "empty random range"),
-        ('shape = "cylinder"', 'shape = "torus"', "unknown geometry shape 'torus'"),
+        ('shape = "cylinder"', 'shape = "hexagon"', "unknown geometry shape 'hexagon'"),
         ("seed = 7", "seed = 7\nbogus = 1", "unknown top-level keys"),
         ("pulse_separation_ms = [20, 30]", "pulse_separation_ms = [5]", "exceeds"),
         ("directions = 5", "directions = [[0, 0, 0]]", "non-zero 3-vector"),
