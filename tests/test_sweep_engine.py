@@ -138,6 +138,8 @@ def test_tissue_only_sweep_solves_each_geometry_once(tmp_path):
     assert (second.basis_solves, second.cache_hits) == (0, 3)
     assert len(calls) == 6
     plan = build_plan(spec, registry)
+    cached = cache.get(plan.geometries[0])["intra"].factors[0]
+    assert cached.isotropic and cached.num_modes > 1  # the disk basis keeps its symmetry flag
     np.testing.assert_array_equal(second_sink.matrix(plan), sink.matrix(plan))
 
 

@@ -27,6 +27,10 @@ def _basis_dict(basis: Eigenbasis) -> dict:
         "volume": basis.volume.detach().cpu(),
         "axes": basis.axes.detach().cpu(),
         "label": basis.label,
+        "isotropic": bool(basis.isotropic),
+        "stiffness_coupling": None
+        if basis.stiffness_coupling is None
+        else basis.stiffness_coupling.detach().cpu(),
     }
 
 

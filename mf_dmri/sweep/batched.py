@@ -23,6 +23,7 @@ from mf_dmri.signal.propagation import (
     DEFAULT_CHUNK_BYTES,
     _chunk_size,
     _propagate,
+    canonical_gradients,
     plan_pieces,
 )
 from mf_dmri.signal.reduction import reduced_data
@@ -32,7 +33,9 @@ from mf_dmri.sweep.plan import tissue_value
 
 @dataclass
 class _FactorTiming:
-    """Diffusivity-independent data of one restricted factor under one timing."""
+    """Diffusivity-independent data of one restricted factor under one timing: the rows
+    propagated (``local``; for an isotropic basis the distinct canonical waveforms, mapped
+    back to the measurements by ``inverse``), their piece plans and eigen-data."""
 
     basis: Eigenbasis
     durations: torch.Tensor
@@ -40,11 +43,20 @@ class _FactorTiming:
     plans: list
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     gamma: float
+    inverse: torch.Tensor | None
 
 
-def _reduced(basis: Eigenbasis, all_pieces: list[GradientPieces]):
-    """Reduced eigen-data for every measurement of every timing (the reachable subspace
-    depends only on the directions a waveform uses), or the shared full basis."""
+def _full(basis: Eigenbasis):
+    return (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
+
+
+def _factor_data(basis: Eigenbasis, all_pieces: list[GradientPieces]):
+    """(isotropic, eigen-data) for every measurement of every timing, as the signal layer
+    does it (``mf_dmri.signal.propagation.factor_signal``): an isotropic basis (analytic
+    disk, ball) whose waveforms each use one direction needs one reduced basis for all
+    measurements; otherwise the exact per-measurement reduction (which depends only on the
+    directions used), or the full basis when it has a stiffness coupling or nothing is
+    gained."""
     width = max(p.num_pieces for p in all_pieces)
     local = torch.cat(
         [
@@ -54,19 +66,29 @@ def _reduced(basis: Eigenbasis, all_pieces: list[GradientPieces]):
             for p in all_pieces
         ]
     )
-    data = reduced_data(basis, local)
-    if data is None:
-        return (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
-    return data
+    if basis.stiffness_coupling is not None:
+        return False, _full(basis)
+    if basis.isotropic and canonical_gradients(local) is not None:
+        first_axis = torch.zeros(1, 1, basis.dimension, dtype=local.dtype, device=local.device)
+        first_axis[..., 0] = 1.0
+        return True, reduced_data(basis, first_axis) or _full(basis)
+    return False, reduced_data(basis, local) or _full(basis)
 
 
-def _factor_timing(basis: Eigenbasis, pieces: GradientPieces, data, index) -> _FactorTiming:
+def _factor_timing(
+    basis: Eigenbasis, pieces: GradientPieces, isotropic: bool, data, index: torch.Tensor
+) -> _FactorTiming:
     durations = pieces.durations.to(basis.device)
     local = pieces.gradients.to(basis.device) @ basis.axes.T
-    part = tuple(x if x.shape[0] == 1 else x[index] for x in data)
-    return _FactorTiming(
-        basis, durations, local, plan_pieces(durations, local), part, pieces.gyromagnetic_ratio
-    )
+    inverse = None
+    if isotropic:
+        rows, inverse = torch.unique(canonical_gradients(local)[..., 0], dim=0, return_inverse=True)
+        local = torch.zeros(rows.shape + (basis.dimension,), dtype=rows.dtype, device=rows.device)
+        local[..., 0] = rows
+    else:
+        data = tuple(x if x.shape[0] == 1 else x[index] for x in data)
+    plans = plan_pieces(durations, local)
+    return _FactorTiming(basis, durations, local, plans, data, pieces.gyromagnetic_ratio, inverse)
 
 
 def stacked_factor_signal(
@@ -93,9 +115,11 @@ def stacked_factor_signal(
                 prepared.plans,
                 prepared.gamma,
                 False,
+                prepared.basis.stiffness_coupling,
             )
         )
-    return torch.cat(outputs).reshape(count_u, count_m) / prepared.basis.volume
+    result = torch.cat(outputs).reshape(count_u, count_m) / prepared.basis.volume
+    return result if prepared.inverse is None else result[:, prepared.inverse]
 
 
 class GeometrySimulator:
@@ -133,10 +157,12 @@ class GeometrySimulator:
         if key not in self._prepared:
             basis = self.domains[name].factors[factor]
             if (name, factor) not in self._reduced:
-                self._reduced[(name, factor)] = _reduced(basis, self._pieces)
+                self._reduced[(name, factor)] = _factor_data(basis, self._pieces)
             index = torch.as_tensor(self.measurements.timings[timing].indices, device=self.device)
-            data = self._reduced[(name, factor)]
-            self._prepared[key] = _factor_timing(basis, self._pieces[timing], data, index)
+            isotropic, data = self._reduced[(name, factor)]
+            self._prepared[key] = _factor_timing(
+                basis, self._pieces[timing], isotropic, data, index
+            )
         return self._prepared[key]
 
     def attenuation(self, name: str, timing: int, diffusivities: np.ndarray) -> torch.Tensor:

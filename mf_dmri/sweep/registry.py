@@ -9,8 +9,9 @@ density, timings, b-values and directions never do.
 
 The registry is an immutable mapping passed explicitly to the engine (and shipped to Ray
 workers), so a caller adds builders with :meth:`GeometryRegistry.with_builder` without
-touching global state.  ``DEFAULT_REGISTRY`` holds the analytic shapes; mesh files are
-added by ``mf_dmri.io.sweep_toml.default_registry`` (file reading belongs to ``io``).
+touching global state.  ``DEFAULT_REGISTRY`` holds the analytic shapes; the mesh
+generators are in ``mf_dmri.sweep.mesh_shapes`` and mesh files are added by
+``mf_dmri.io.sweep_toml.default_registry`` (file reading belongs to ``io``).
 """
 
 from __future__ import annotations
