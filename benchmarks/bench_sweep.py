@@ -79,14 +79,18 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def timed(function, device, repeats=1):
+def timed(function, device, repeats=3):
+    """Shortest of ``repeats`` timings after a warm-up [s]: the machine may be shared, and
+    other load only ever adds time."""
     function()
-    sync(device)
-    start = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
         function()
-    sync(device)
-    return (time.perf_counter() - start) / repeats
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def throughput_vs_modes(device, sizes, diffusivities):
@@ -237,8 +241,8 @@ def batched_vs_loop(device, modes, isotropic=True):
         type(pieces)(pieces.durations, pieces.gradients[m : m + 1])
         for m in range(pieces.num_measurements)
     ]
-    loop_signal = timed(lambda: [signal(compartment, s) for s in singles], device)
-    naive = timed(lambda: naive_loop(domain, pieces, diffusivity), device)
+    loop_signal = timed(lambda: [signal(compartment, s) for s in singles], device, 2)
+    naive = timed(lambda: naive_loop(domain, pieces, diffusivity), device, 2)
     reference = signal(compartment, pieces)
     error = float((naive_loop(domain, pieces, diffusivity) - reference).abs().max())
     return (
