@@ -1,0 +1,32 @@
+"""Inverse problems: maximum-likelihood fitting with uncertainties, parametric tissue
+models, Cramer-Rao bounds and protocol design (see docs/inverse.md)."""
+
+from mf_dmri.inverse.fisher import CramerRao, cramer_rao_bound, fisher_information
+from mf_dmri.inverse.fit import fit
+from mf_dmri.inverse.jacobian import jacobian
+from mf_dmri.inverse.likelihood import rician_information, sample_noise
+from mf_dmri.inverse.models import MODEL_CUTOFF, CylinderModel, SphereModel
+from mf_dmri.inverse.parameters import Parameter, ParameterSpace
+from mf_dmri.inverse.protocol import HardwareLimits, PGSEProtocol, as_piece_groups
+from mf_dmri.inverse.result import Bootstrap, Convergence, FitResult
+
+__all__ = [
+    "MODEL_CUTOFF",
+    "Bootstrap",
+    "Convergence",
+    "CramerRao",
+    "CylinderModel",
+    "FitResult",
+    "HardwareLimits",
+    "PGSEProtocol",
+    "Parameter",
+    "ParameterSpace",
+    "SphereModel",
+    "as_piece_groups",
+    "cramer_rao_bound",
+    "fisher_information",
+    "fit",
+    "jacobian",
+    "rician_information",
+    "sample_noise",
+]
