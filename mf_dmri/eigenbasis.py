@@ -43,6 +43,9 @@ class Eigenbasis:
         volume: length/area/volume of the domain [m^d].
         axes: (d, 3) laboratory-frame unit vectors of the local coordinates [-].
         label: free text naming the shape (for reports and caches).
+        isotropic: True if the eigen-data are invariant under every rotation of the local
+            frame (analytic disk and ball); lets the signal layer treat every gradient
+            direction as one.  Never set it for meshes.
     """
 
     eigenvalues: torch.Tensor
@@ -51,6 +54,7 @@ class Eigenbasis:
     volume: torch.Tensor
     axes: torch.Tensor
     label: str = field(default="", compare=False)
+    isotropic: bool = False
 
     def __post_init__(self) -> None:
         eigenvalues = as_real_tensor(self.eigenvalues, "eigenvalues")
@@ -162,10 +166,11 @@ class Eigenbasis:
         """Keep the modes with eigenvalue <= ``max_eigenvalue`` [1/m^2], never splitting a
         degenerate cluster (modes within ``CLUSTER_RTOL`` of the last one kept stay)."""
         count = cluster_safe_count(self.eigenvalues.detach(), max_eigenvalue)
-        return self.first_modes(count)
+        return replace(self.first_modes(count), isotropic=self.isotropic)
 
     def first_modes(self, count: int) -> Eigenbasis:
-        """The first ``count`` modes (the caller is responsible for cluster boundaries)."""
+        """The first ``count`` modes (the caller is responsible for cluster boundaries; the
+        result is not marked isotropic)."""
         if not 1 <= count <= self.num_modes:
             raise ValueError(f"count must be in [1, {self.num_modes}], got {count}")
         return replace(
@@ -173,6 +178,7 @@ class Eigenbasis:
             eigenvalues=self.eigenvalues[:count],
             moments=self.moments[:, :count, :count],
             mode_integrals=self.mode_integrals[:count],
+            isotropic=False,
         )
 
     def directional_moment(self, direction: torch.Tensor) -> torch.Tensor:

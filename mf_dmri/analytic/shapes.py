@@ -85,6 +85,7 @@ def _scaled_basis(
         scaled.volume,
         axes.to(size.device),
         label=shape,
+        isotropic=shape in ("disk", "ball"),
     )
 
 

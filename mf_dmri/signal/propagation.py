@@ -89,6 +89,11 @@ def factor_signal(
     device = basis.device
     durations = pieces.durations.to(device)
     local = pieces.gradients.to(device) @ basis.axes.T  # (M, P, d)
+    if reduce and basis.isotropic:
+        canonical = canonical_gradients(local)
+        if canonical is not None:
+            return _isotropic_signal(basis, diffusivity, durations, canonical, pieces,
+                                     time_course, max_chunk_bytes)
     plans = plan_pieces(durations, local)
     data = reduced_data(basis, local) if reduce else None
     if data is None:
@@ -111,6 +116,66 @@ def factor_signal(
             )
         )
     return torch.cat(outputs, dim=0) / basis.volume
+
+
+def canonical_gradients(local: torch.Tensor) -> torch.Tensor | None:
+    """For waveforms whose pieces are all parallel (rank <= 1 per measurement), the local
+    gradients rotated onto the first local axis, (M, P, d); None otherwise.
+
+    The component along the measurement's direction n is g . n (no square root, so no NaN
+    derivative at g = 0); for an isotropic basis the signal depends on nothing else, and
+    its derivative with respect to the components perpendicular to n is zero."""
+    values = local.detach()
+    directions = torch.zeros(values.shape[0], values.shape[2], dtype=values.dtype,
+                             device=values.device)
+    directions[:, 0] = 1.0
+    for m in range(values.shape[0]):
+        rows = values[m][values[m].abs().sum(-1) > 0]
+        if rows.shape[0] == 0:
+            continue
+        reference = rows[torch.argmax(torch.linalg.vector_norm(rows, dim=-1))]
+        unit = reference / torch.linalg.vector_norm(reference)
+        residual = rows - (rows @ unit)[:, None] * unit
+        if float(residual.abs().max()) > 1e-12 * float(rows.abs().max()):
+            return None
+        directions[m] = unit
+    along = torch.einsum("mpd,md->mp", local, directions)
+    canonical = torch.zeros_like(local)
+    canonical[..., 0] = along
+    return canonical
+
+
+def _isotropic_signal(basis: Eigenbasis, diffusivity: torch.Tensor, durations: torch.Tensor,
+                      canonical: torch.Tensor, pieces: GradientPieces, time_course: bool,
+                      max_chunk_bytes: int) -> torch.Tensor:
+    """Signal of an isotropic basis: one reduced basis for the first axis serves every
+    measurement; identical measurements are computed once unless gradients are needed
+    with respect to the gradient samples."""
+    unique_index, inverse = None, None
+    if not canonical.requires_grad:
+        rows = canonical[..., 0]
+        _, inverse, counts = torch.unique(rows, dim=0, return_inverse=True,
+                                          return_counts=True)
+        if counts.numel() < rows.shape[0]:
+            first = torch.full((counts.numel(),), rows.shape[0], dtype=torch.long,
+                               device=rows.device)
+            positions = torch.arange(rows.shape[0], device=rows.device)
+            unique_index = first.scatter_reduce(0, inverse, positions, reduce="amin")
+            canonical = canonical[unique_index]
+    plans = plan_pieces(durations, canonical)
+    first_axis = torch.zeros(1, 1, basis.dimension, dtype=canonical.dtype,
+                             device=canonical.device)
+    first_axis[..., 0] = 1.0
+    data = reduced_data(basis, first_axis)
+    if data is None:
+        data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
+    num_new = sum(p.kind == "new" for p in plans)
+    chunk = _chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
+    outputs = [_propagate(*data, diffusivity, durations, canonical[start:start + chunk],
+                          plans, pieces.gyromagnetic_ratio, time_course)
+               for start in range(0, canonical.shape[0], chunk)]
+    result = torch.cat(outputs, dim=0) / basis.volume
+    return result if unique_index is None else result[inverse]
 
 
 def _propagate(

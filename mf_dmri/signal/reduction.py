@@ -17,6 +17,7 @@ states both lie in span(V) (Lambda and Q_n are symmetric).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL
@@ -34,44 +35,43 @@ def eigenvalue_clusters(
     return [torch.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def reachable_subspace(
-    eigenvalues: torch.Tensor, moments: list[torch.Tensor], start: torch.Tensor, tol: float = 1e-10
-) -> torch.Tensor:
+def reachable_subspace(eigenvalues: torch.Tensor, moments: list[torch.Tensor],
+                       start: torch.Tensor, tol: float = 1e-10) -> torch.Tensor:
     """Orthonormal columns V (L x r) spanning the smallest subspace that contains ``start``
     and is invariant under diag(eigenvalues) and every matrix in ``moments``; each column
     lies in one eigenspace (so V^T diag(eigenvalues) V stays diagonal)."""
     clusters = eigenvalue_clusters(eigenvalues)
-    cluster_of = torch.empty(eigenvalues.numel(), dtype=torch.long)
+    cluster_of = np.empty(eigenvalues.numel(), dtype=np.int64)
     for c, idx in enumerate(clusters):
-        cluster_of[idx] = c
-    matrices = [q.detach().cpu() for q in moments]
-    scale = max((float(q.abs().max()) for q in matrices), default=1.0) or 1.0
-    bases: list[list[torch.Tensor]] = [[] for _ in clusters]
-    columns: list[torch.Tensor] = []
-    queue = [start.detach().cpu().to(matrices[0].dtype if matrices else torch.float64)]
-    first = True
+        cluster_of[idx.numpy()] = c
+    matrices = [q.detach().cpu().numpy() for q in moments]
+    scale = max((float(np.abs(q).max()) for q in matrices), default=1.0) or 1.0
+    columns: list[np.ndarray] = []
+    basis = np.zeros((eigenvalues.numel(), 0))
+    vector = start.detach().cpu().numpy().astype(np.float64)
+    queue, thresholds = [vector], [tol * float(np.abs(vector).max())]
     while queue:
-        vector = queue.pop()
-        threshold = tol * (float(vector.abs().max()) if first else scale)
-        first = False
-        for c in torch.unique(cluster_of[vector.abs() > 0]).tolist():
-            idx = clusters[c]
-            part = vector[idx].clone()
-            for b in bases[c]:
-                part -= (b @ part) * b
-            for b in bases[c]:  # second pass: re-orthogonalise
-                part -= (b @ part) * b
-            norm = float(torch.linalg.vector_norm(part))
-            if norm <= threshold:
-                continue
-            part /= norm
-            bases[c].append(part)
-            column = torch.zeros_like(vector)
-            column[idx] = part
-            columns.append(column)
-            queue.extend(q @ column for q in matrices)
-    order = sorted(range(len(columns)), key=lambda i: int(torch.nonzero(columns[i])[0]))
-    return torch.stack([columns[i] for i in order], dim=1)
+        vector, threshold = queue.pop(), thresholds.pop()
+        # columns of different clusters have disjoint supports, so B B^T v removes from v
+        # its component along every existing column, cluster by cluster
+        for _ in range(2):
+            vector = vector - basis @ (basis.T @ vector)
+        norms = np.sqrt(np.bincount(cluster_of, weights=vector**2, minlength=len(clusters)))
+        new = []
+        for c in np.nonzero(norms > threshold)[0]:
+            column = np.where(cluster_of == c, vector, 0.0) / norms[c]
+            new.append(column)
+        if not new:
+            continue
+        columns.extend(new)
+        basis = np.column_stack(columns)
+        for column in new:
+            for q in matrices:
+                queue.append(q @ column)
+                thresholds.append(tol * scale)
+    first = [int(np.nonzero(c)[0][0]) for c in columns]
+    order = np.argsort(first, kind="stable")
+    return torch.from_numpy(basis[:, order])
 
 
 def _span_key(vectors: torch.Tensor) -> tuple[tuple[float, ...], torch.Tensor]:
