@@ -13,7 +13,7 @@ Fisher information of one Rician measurement about (nu, sigma): no closed form e
 is E[score score^T] over y, computed here by Gauss-Legendre quadrature of the density on
 [max(0, nu - 12 sigma), nu + 12 sigma] (the tails beyond carry less than 1e-30 of the mass).
 It tends to the Gaussian values (1/sigma^2 for nu, 2/sigma^2 for sigma) at high SNR
-and I_nu,nu ~ nu^2 / (2 sigma^4) at low SNR (Karlsen et al. 1999, J. Magn. Reson. 140, 1).
+and I_nu,nu ~ nu^2 / sigma^4, I_sigma,sigma ~ 4 / sigma^2 (Rayleigh) as nu -> 0.
 """
 
 from __future__ import annotations

@@ -7,29 +7,29 @@ The signal of a bundle weights each axon by its volume (r^2 per unit length), so
     E = int r^2 p(r) E(r) dr / int r^2 p(r) dr = E_{x ~ Gamma(k + 2, 1)}[E(theta x)],
 
 an average over x with density x^(k+1) e^-x / Gamma(k + 2), evaluated by generalised
-Gauss-Laguerre quadrature with alpha = k + 1 (Golub-Welsch nodes from scipy).  The nodes are
-computed for the current shape k0 and held fixed; the weights carry the exact dependence on
-k through the density ratio w_i(k) = w_i exp((k - k0) log x_i - lnGamma(k + 2) +
-lnGamma(k0 + 2)), which equals w_i at k = k0.  Its derivatives in k are those of the
-integral (the score-function identity), approximated by the same quadrature, so first and
-second derivatives are consistent with the model, not with the node positions.
+Gauss-Laguerre quadrature with alpha = k + 1.  Nodes and weights come from the Golub-Welsch
+eigenproblem of the Jacobi matrix (diagonal 2 i + alpha + 1, off-diagonal
+sqrt(i (i + alpha)); Golub and Welsch 1969, Math. Comp. 23, 221) solved with
+``torch.linalg.eigh``, so they are differentiable in k: derivatives are exact derivatives
+of the quadrature value (consistent with the objective the optimiser sees).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import numpy as np
 import torch
-from scipy.special import roots_genlaguerre
 
 from mf_dmri._checks import DTYPE
 
 
-@lru_cache(maxsize=64)
-def _laguerre(count: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    nodes, weights = roots_genlaguerre(count, alpha)
-    return nodes, weights / weights.sum()
+def generalized_laguerre(count: int, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(nodes (count,), weights (count,) summing to 1) of the Gauss rule for the weight
+    x^alpha e^-x on (0, inf), differentiable in ``alpha`` (> -1)."""
+    index = torch.arange(count, dtype=DTYPE)
+    diagonal = 2 * index + alpha + 1
+    upper = torch.sqrt(index[1:] * (index[1:] + alpha))
+    jacobi = torch.diag(diagonal) + torch.diag(upper, 1) + torch.diag(upper, -1)
+    nodes, vectors = torch.linalg.eigh(jacobi)
+    return nodes, vectors[0] ** 2
 
 
 def gamma_volume_nodes(
@@ -44,14 +44,9 @@ def gamma_volume_nodes(
     """
     if not (isinstance(count, int) and count >= 1):
         raise ValueError("count must be a positive integer")
+    mean_radius = torch.as_tensor(mean_radius, dtype=DTYPE)
+    shape = torch.as_tensor(shape, dtype=DTYPE)
     if float(mean_radius.detach()) <= 0 or float(shape.detach()) <= 0:
         raise ValueError("mean_radius [m] and shape [-] of the gamma distribution must be positive")
-    reference = float(shape.detach())
-    nodes, weights = _laguerre(count, round(reference + 1.0, 12))
-    x = torch.as_tensor(nodes, dtype=DTYPE)
-    w = torch.as_tensor(weights, dtype=DTYPE)
-    log_ratio = (shape - reference) * torch.log(x) - (
-        torch.lgamma(shape + 2.0) - torch.lgamma(torch.tensor(reference + 2.0, dtype=DTYPE))
-    )
-    scale = mean_radius / shape
-    return scale * x, w * torch.exp(log_ratio)
+    nodes, weights = generalized_laguerre(count, shape + 1.0)
+    return mean_radius / shape * nodes, weights
