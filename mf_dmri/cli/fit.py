@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="hold a parameter fixed (SI units), e.g. intra_diffusivity=2e-9",
     )
     parser.add_argument("--starts", type=int, default=4, help="number of optimiser starts")
+    parser.add_argument(
+        "--unit-cutoff",
+        type=float,
+        default=None,
+        help="modes kept: eigenvalue <= cutoff / radius^2 (default: "
+        "mf_dmri.inverse.MODEL_CUTOFF; lower is faster, less accurate)",
+    )
     parser.add_argument("--bootstrap", type=int, default=0, help="parametric bootstrap refits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", required=True, help="output .json or .csv")
@@ -184,8 +191,9 @@ def build_model(args, protocol, data: torch.Tensor, columns):
     if s0 <= 0:
         raise ValueError("the b = 0 signals are not positive; check the signal column")
     initial = {"s0": s0}
+    cutoff = {} if args.unit_cutoff is None else {"unit_cutoff": args.unit_cutoff}
     if args.model == "sphere":
-        model = SphereModel(extra=args.extra)
+        model = SphereModel(extra=args.extra, **cutoff)
         return model, model.parameters(_fixed(args.fix), **initial)
     if args.axis == "auto":
         axis, fit_axis = tuple(fit_tensor(protocol, data).principal_axis.tolist()), True
@@ -199,7 +207,7 @@ def build_model(args, protocol, data: torch.Tensor, columns):
         fit_axis = args.fit_axis
     distribution = "gamma" if args.model == "gamma-cylinder" else "single"
     model = CylinderModel(
-        axis=axis, fit_axis=fit_axis, extra=args.extra, radius_distribution=distribution
+        axis=axis, fit_axis=fit_axis, extra=args.extra, radius_distribution=distribution, **cutoff
     )
     return model, model.parameters(_fixed(args.fix), **initial)
 

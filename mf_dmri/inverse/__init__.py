@@ -1,8 +1,10 @@
 """Inverse problems: maximum-likelihood fitting with uncertainties, parametric tissue
 models, Cramer-Rao bounds and protocol design (see docs/inverse.md)."""
 
+from mf_dmri.inverse.design import ProtocolDesign, optimise_protocol
 from mf_dmri.inverse.fisher import CramerRao, cramer_rao_bound, fisher_information
 from mf_dmri.inverse.fit import fit
+from mf_dmri.inverse.initial import TensorFit, fit_tensor
 from mf_dmri.inverse.jacobian import jacobian
 from mf_dmri.inverse.likelihood import rician_information, sample_noise
 from mf_dmri.inverse.models import MODEL_CUTOFF, CylinderModel, SphereModel
@@ -19,14 +21,18 @@ __all__ = [
     "FitResult",
     "HardwareLimits",
     "PGSEProtocol",
+    "ProtocolDesign",
     "Parameter",
     "ParameterSpace",
     "SphereModel",
+    "TensorFit",
     "as_piece_groups",
     "cramer_rao_bound",
     "fisher_information",
     "fit",
+    "fit_tensor",
     "jacobian",
+    "optimise_protocol",
     "rician_information",
     "sample_noise",
 ]
