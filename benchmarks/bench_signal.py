@@ -62,16 +62,33 @@ def run(device: str, num_measurements: int) -> list[dict]:
         basis = first_modes(num_modes, device)
         diffusivity = torch.tensor(DIFFUSIVITY, device=device)
         repeats = 3 if num_modes < 800 or device == "cuda" else 1
-        seconds = timed(lambda b=basis: factor_signal(b, diffusivity, pieces, reduce=False),
-                        repeats, device)
-        rows.append({"path": "raw batched", "modes": num_modes, "device": device,
-                     "measurements": num_measurements, "seconds": seconds,
-                     "signals_per_s": num_measurements / seconds})
+        seconds = timed(
+            lambda b=basis, d=diffusivity: factor_signal(b, d, pieces, reduce=False),
+            repeats,
+            device,
+        )
+        rows.append(
+            {
+                "path": "raw batched",
+                "modes": num_modes,
+                "device": device,
+                "measurements": num_measurements,
+                "seconds": seconds,
+                "signals_per_s": num_measurements / seconds,
+            }
+        )
     comp = Compartment(sphere(RADIUS).to(device), DIFFUSIVITY)
     seconds = timed(lambda: signal(comp, pieces), 1, device)
-    rows.append({"path": "sphere default (reduced)", "modes": comp.domain.factors[0].num_modes,
-                 "device": device, "measurements": num_measurements, "seconds": seconds,
-                 "signals_per_s": num_measurements / seconds})
+    rows.append(
+        {
+            "path": "sphere default (reduced)",
+            "modes": comp.domain.factors[0].num_modes,
+            "device": device,
+            "measurements": num_measurements,
+            "seconds": seconds,
+            "signals_per_s": num_measurements / seconds,
+        }
+    )
     return rows
 
 
@@ -83,11 +100,18 @@ def main() -> None:
     args = parser.parse_args()
     rows = run(args.device, args.measurements)
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()
-    lines = [f"# Signal throughput ({args.device}: {name or platform.machine()}, "
-             f"torch {torch.__version__}, {torch.get_num_threads()} threads)", "",
-             "| path | modes L | measurements | time [s] | signals/s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['path']} | {r['modes']} | {r['measurements']} | {r['seconds']:.3f} | "
-              f"{r['signals_per_s']:.0f} |" for r in rows]
+    lines = [
+        f"# Signal throughput ({args.device}: {name or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads)",
+        "",
+        "| path | modes L | measurements | time [s] | signals/s |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['path']} | {r['modes']} | {r['measurements']} | {r['seconds']:.3f} | "
+        f"{r['signals_per_s']:.0f} |"
+        for r in rows
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     output = Path(args.output or Path(__file__).parent / "results" / f"signal_{args.device}.md")

@@ -46,6 +46,10 @@ class Eigenbasis:
         isotropic: True if the eigen-data are invariant under every rotation of the local
             frame (analytic disk and ball); lets the signal layer treat every gradient
             direction as one.  Never set it for meshes.
+        stiffness_coupling: optional (L, L) [1/m^2], zero in value: the first-order change
+            of the within-cluster off-diagonal block of Phi^T K Phi, output by the
+            differentiable mesh path so that gradients are exact at exactly degenerate
+            spectra (docs/eigen_derivatives.md).  The signal uses diag(lambda) + coupling.
     """
 
     eigenvalues: torch.Tensor
@@ -55,6 +59,7 @@ class Eigenbasis:
     axes: torch.Tensor
     label: str = field(default="", compare=False)
     isotropic: bool = False
+    stiffness_coupling: torch.Tensor | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         eigenvalues = as_real_tensor(self.eigenvalues, "eigenvalues")
@@ -89,6 +94,9 @@ class Eigenbasis:
             raise ValueError("volume must be a scalar [m^d]")
         if self.axes.shape != (dim, 3):
             raise ValueError(f"axes must have shape ({dim}, 3), one unit vector per local axis")
+        coupling = self.stiffness_coupling
+        if coupling is not None and coupling.shape != (n_modes, n_modes):
+            raise ValueError(f"stiffness_coupling must have shape ({n_modes}, {n_modes})")
 
     def _check_values(self) -> None:
         lam = self.eigenvalues.detach()
@@ -132,6 +140,9 @@ class Eigenbasis:
             mode_integrals=self.mode_integrals.to(device),
             volume=self.volume.to(device),
             axes=self.axes.to(device),
+            stiffness_coupling=None
+            if self.stiffness_coupling is None
+            else self.stiffness_coupling.to(device),
         )
 
     def rotated(self, rotation: torch.Tensor) -> Eigenbasis:
@@ -160,6 +171,9 @@ class Eigenbasis:
             moments=self.moments * f,
             mode_integrals=self.mode_integrals * f ** (dim / 2),
             volume=self.volume * f**dim,
+            stiffness_coupling=None
+            if self.stiffness_coupling is None
+            else self.stiffness_coupling / f**2,
         )
 
     def truncated(self, max_eigenvalue: float) -> Eigenbasis:
@@ -179,6 +193,9 @@ class Eigenbasis:
             moments=self.moments[:, :count, :count],
             mode_integrals=self.mode_integrals[:count],
             isotropic=False,
+            stiffness_coupling=None
+            if self.stiffness_coupling is None
+            else self.stiffness_coupling[:count, :count],
         )
 
     def directional_moment(self, direction: torch.Tensor) -> torch.Tensor:

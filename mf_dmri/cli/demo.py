@@ -21,11 +21,13 @@ SHAPES_UM = (("cylinder", 2.0), ("cylinder", 5.0), ("sphere", 5.0), ("sphere", 8
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo", help="simulate a multi-shell PGSE protocol on cylinders and spheres",
+        "demo",
+        help="simulate a multi-shell PGSE protocol on cylinders and spheres",
         description="PGSE delta/Delta = 10/30 ms, b = 0..10,000 s/mm^2 (8 shells), "
-                    "D = 2 um^2/ms; cylinders (R = 2, 5 um, axis z) and spheres (R = 5, 8 um). "
-                    "Prints the direction-averaged signal per shell, writes a CSV of every "
-                    "measurement and a PNG plot of signal vs b.")
+        "D = 2 um^2/ms; cylinders (R = 2, 5 um, axis z) and spheres (R = 5, 8 um). "
+        "Prints the direction-averaged signal per shell, writes a CSV of every "
+        "measurement and a PNG plot of signal vs b.",
+    )
     parser.add_argument("--output-dir", default="mf_dmri_demo", help="folder for CSV and PNG")
     parser.add_argument("--directions", type=int, default=30, help="directions per shell")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
@@ -46,22 +48,28 @@ def run(args: argparse.Namespace) -> int:
     gradients = (acquisition.directions.reshape(-1, 3) * acquisition.amplitudes[:, None]).numpy()
     for axis, name in enumerate("xyz"):
         columns[f"g{name}_mT_per_m"] = gradients[:, axis] / units.mT_per_m
-    print(f"mf-dmri demo: {acquisition.num_measurements} PGSE measurements "
-          f"(delta/Delta = 10/30 ms, {args.directions} directions per shell), "
-          f"D = {DIFFUSIVITY_UM2_PER_MS} um^2/ms")
+    print(
+        f"mf-dmri demo: {acquisition.num_measurements} PGSE measurements "
+        f"(delta/Delta = 10/30 ms, {args.directions} directions per shell), "
+        f"D = {DIFFUSIVITY_UM2_PER_MS} um^2/ms"
+    )
     labels = []
     for kind, radius_um in SHAPES_UM:
         label = f"{kind}_R{radius_um:g}um"
         start = time.perf_counter()
-        values = signal(Compartment(_domain(kind, radius_um),
-                                    DIFFUSIVITY_UM2_PER_MS * units.um2_per_ms), acquisition)
+        values = signal(
+            Compartment(_domain(kind, radius_um), DIFFUSIVITY_UM2_PER_MS * units.um2_per_ms),
+            acquisition,
+        )
         columns[label] = values.real.numpy()
         labels.append(label)
         print(f"  {label:<18} {time.perf_counter() - start:6.2f} s")
     shells = np.array(SHELLS_S_PER_MM2, dtype=float)
     shell_of = np.argmin(np.abs(measured_b[:, None] - shells[None, :]), axis=1)
-    averages = {lab: np.array([columns[lab][shell_of == i].mean() for i in range(len(shells))])
-                for lab in labels}
+    averages = {
+        lab: np.array([columns[lab][shell_of == i].mean() for i in range(len(shells))])
+        for lab in labels
+    }
     print("\nDirection-averaged signal E(b):")
     print(f"{'b [s/mm^2]':>11} " + " ".join(f"{lab:>18}" for lab in labels))
     for i, b in enumerate(shells):
@@ -85,9 +93,13 @@ def _plot(path: Path, shells: np.ndarray, averages: dict[str, np.ndarray]) -> Pa
         ax.plot(shells, values, "o-", label=label)
     free = np.exp(-shells * units.s_per_mm2 * DIFFUSIVITY_UM2_PER_MS * units.um2_per_ms)
     ax.plot(shells, free, "k--", label="free diffusion")
-    ax.set(xlabel="b [s/mm$^2$]", ylabel="direction-averaged signal", yscale="log",
-           ylim=(min(min(v.min() for v in averages.values()) / 2, 0.5), 1.1),
-           title="mf-dmri demo: PGSE 10/30 ms, D = 2 um$^2$/ms")
+    ax.set(
+        xlabel="b [s/mm$^2$]",
+        ylabel="direction-averaged signal",
+        yscale="log",
+        ylim=(min(min(v.min() for v in averages.values()) / 2, 0.5), 1.1),
+        title="mf-dmri demo: PGSE 10/30 ms, D = 2 um$^2$/ms",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

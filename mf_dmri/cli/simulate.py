@@ -15,10 +15,12 @@ from mf_dmri.signal import Compartment, signal
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "simulate", help="simulate the signal described by a TOML config",
+        "simulate",
+        help="simulate the signal described by a TOML config",
         description="Read a TOML config ([shape], [tissue], [acquisition], [output]; units "
-                    "in the key names, see mf_dmri.io.config) and write the signals with "
-                    "the config and the package version recorded.")
+        "in the key names, see mf_dmri.io.config) and write the signals with "
+        "the config and the package version recorded.",
+    )
     parser.add_argument("config", help="TOML config file")
     parser.add_argument("-o", "--output", help="output .csv or .npz (overrides [output])")
     parser.set_defaults(func=run)
@@ -56,8 +58,12 @@ def build_acquisition(acq: dict):
     if acq["sequence"] == "pgse":
         waveform = PGSE(acq["pulse_duration"], acq["pulse_separation"])
     else:
-        waveform = OGSE(acq["pulse_duration"], acq["pulse_separation"], acq["periods"],
-                        kind=acq["sequence"].split("_")[1])
+        waveform = OGSE(
+            acq["pulse_duration"],
+            acq["pulse_separation"],
+            acq["periods"],
+            kind=acq["sequence"].split("_")[1],
+        )
     if "bvals" in acq:
         from mf_dmri.io.fsl import read_fsl_scheme
         from mf_dmri.sequences import Acquisition
@@ -70,8 +76,9 @@ def build_acquisition(acq: dict):
 def simulate(config: SimulationConfig):
     """(acquisition, complex signal) for a parsed config."""
     domain = build_domain(config.shape)
-    compartment = Compartment(domain, config.diffusivity, t2=config.t2,
-                              spin_density=config.spin_density)
+    compartment = Compartment(
+        domain, config.diffusivity, t2=config.t2, spin_density=config.spin_density
+    )
     acquisition = build_acquisition(config.acquisition)
     values = signal(compartment, acquisition, time_step=config.acquisition.get("time_step"))
     return acquisition, values
@@ -90,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     for axis, name in enumerate("xyz"):
         columns[f"g{name}_mT_per_m"] = gradients[:, axis].detach().numpy() / units.mT_per_m
     signal_np = values.detach().numpy()
-    columns.update(signal_real=signal_np.real, signal_imag=signal_np.imag,
-                   signal_abs=np.abs(signal_np))
+    columns.update(
+        signal_real=signal_np.real, signal_imag=signal_np.imag, signal_abs=np.abs(signal_np)
+    )
     path = write_table(output, columns, provenance(config.raw))
     print(f"mf-dmri simulate: {acquisition.num_measurements} measurements -> {path}")
     return 0

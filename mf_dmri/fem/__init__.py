@@ -1,0 +1,34 @@
+"""Finite-element (scikit-fem) Neumann Laplace eigenbases of triangle and tetrahedron meshes."""
+
+from mf_dmri.fem.assembly import FemMatrices, assemble_piece, block_matrices
+from mf_dmri.fem.eigen import (
+    FemEigenResult,
+    cutoff_eigenvalue,
+    mesh_eigenbasis,
+    mesh_eigenbasis_with_diagnostics,
+    solve_eigenbasis,
+)
+from mf_dmri.fem.planar import (
+    cross_section_eigenbasis,
+    cross_section_result,
+    polygon_eigenbasis,
+)
+from mf_dmri.fem.polygon import triangulate_polygon
+from mf_dmri.fem.system import FemSystem, assemble_mesh
+
+__all__ = [
+    "FemEigenResult",
+    "FemMatrices",
+    "FemSystem",
+    "assemble_mesh",
+    "assemble_piece",
+    "block_matrices",
+    "cross_section_eigenbasis",
+    "cross_section_result",
+    "cutoff_eigenvalue",
+    "mesh_eigenbasis",
+    "mesh_eigenbasis_with_diagnostics",
+    "polygon_eigenbasis",
+    "solve_eigenbasis",
+    "triangulate_polygon",
+]

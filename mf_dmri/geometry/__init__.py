@@ -1,0 +1,82 @@
+"""Surface meshes in and checked, explicit repair, generators, compartments and
+tetrahedralisation.  All coordinates in metres."""
+
+from mf_dmri.geometry.bundle import CylinderBundle, cylinder_bundle
+from mf_dmri.geometry.checks import MeshReport, check_surface, validate_surface
+from mf_dmri.geometry.compartments import CompartmentModel, build_compartments, winding_numbers
+from mf_dmri.geometry.errors import (
+    DegenerateFacesError,
+    DuplicateVerticesError,
+    ImplausibleSizeError,
+    InconsistentWindingError,
+    InwardWindingError,
+    MesherError,
+    MeshError,
+    MultipleBodiesError,
+    NonManifoldError,
+    OpenSurfaceError,
+    SelfIntersectionError,
+    SurfaceIntersectionError,
+    VolumeFidelityError,
+)
+from mf_dmri.geometry.generators import (
+    beaded_axon,
+    box,
+    capsule,
+    cylinder,
+    ellipsoid,
+    sphere,
+    torus,
+    undulating_axon,
+)
+from mf_dmri.geometry.intersections import self_intersections
+from mf_dmri.geometry.neuron import NeuronSkeleton, neuron_skeleton, neuron_surface
+from mf_dmri.geometry.repair import RepairReport, repair_surface
+from mf_dmri.geometry.surface import SurfaceMesh, concatenate
+from mf_dmri.geometry.tetra import TetQuality, VolumeMesh, mesh_quality, tetrahedralize
+from mf_dmri.geometry.thickness import local_thickness
+
+__all__ = [
+    "CompartmentModel",
+    "CylinderBundle",
+    "DegenerateFacesError",
+    "DuplicateVerticesError",
+    "ImplausibleSizeError",
+    "InconsistentWindingError",
+    "InwardWindingError",
+    "MeshError",
+    "MeshReport",
+    "MesherError",
+    "MultipleBodiesError",
+    "NeuronSkeleton",
+    "NonManifoldError",
+    "OpenSurfaceError",
+    "RepairReport",
+    "SelfIntersectionError",
+    "SurfaceIntersectionError",
+    "SurfaceMesh",
+    "TetQuality",
+    "VolumeFidelityError",
+    "VolumeMesh",
+    "beaded_axon",
+    "box",
+    "build_compartments",
+    "capsule",
+    "check_surface",
+    "concatenate",
+    "cylinder",
+    "cylinder_bundle",
+    "ellipsoid",
+    "local_thickness",
+    "mesh_quality",
+    "neuron_skeleton",
+    "neuron_surface",
+    "repair_surface",
+    "self_intersections",
+    "sphere",
+    "tetrahedralize",
+    "torus",
+    "undulating_axon",
+    "validate_surface",
+    "winding_numbers",
+]

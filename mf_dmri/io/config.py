@@ -30,19 +30,39 @@ Example::
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from mf_dmri import units
 
 _SECTIONS = {
-    "shape": {"kind", "radius_um", "width_um", "axis", "normal", "length_um", "path", "unit",
-              "length_scale_um", "max_eigenvalue_per_m2"},
+    "shape": {
+        "kind",
+        "radius_um",
+        "width_um",
+        "axis",
+        "normal",
+        "length_um",
+        "path",
+        "unit",
+        "length_scale_um",
+        "max_eigenvalue_per_m2",
+    },
     "tissue": {"diffusivity_um2_per_ms", "t2_ms", "spin_density"},
-    "acquisition": {"sequence", "delta_ms", "Delta_ms", "b_s_per_mm2", "directions", "bvals",
-                    "bvecs", "periods", "time_step_us"},
+    "acquisition": {
+        "sequence",
+        "delta_ms",
+        "Delta_ms",
+        "b_s_per_mm2",
+        "directions",
+        "bvals",
+        "bvecs",
+        "periods",
+        "time_step_us",
+    },
     "output": {"path"},
 }
 
@@ -67,15 +87,18 @@ def _check_keys(data: dict[str, Any]) -> None:
             raise ValueError(f"unknown section [{section}]; allowed: {sorted(_SECTIONS)}")
         unknown = set(data[section]) - _SECTIONS[section]
         if unknown:
-            raise ValueError(f"unknown key(s) {sorted(unknown)} in [{section}]; allowed: "
-                             f"{sorted(_SECTIONS[section])} (units are part of the key name)")
+            raise ValueError(
+                f"unknown key(s) {sorted(unknown)} in [{section}]; allowed: "
+                f"{sorted(_SECTIONS[section])} (units are part of the key name)"
+            )
     for required in ("shape", "tissue", "acquisition"):
         if required not in data:
             raise ValueError(f"the config needs a [{required}] section")
 
 
-def _get(section: dict[str, Any], key: str, name: str, scale: float = 1.0,
-         default: float | None = None) -> float:
+def _get(
+    section: dict[str, Any], key: str, name: str, scale: float = 1.0, default: float | None = None
+) -> float:
     if key not in section:
         if default is None:
             raise ValueError(f"[{name}] needs '{key}'")

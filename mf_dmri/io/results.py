@@ -25,8 +25,9 @@ def provenance(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def write_table(path: str | Path, columns: Mapping[str, np.ndarray],
-                metadata: Mapping[str, Any]) -> Path:
+def write_table(
+    path: str | Path, columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
+) -> Path:
     """Write equal-length ``columns`` to ``path`` (.csv with '# ' JSON metadata header lines,
     or .npz with a 'metadata' JSON entry) and return the path."""
     path = Path(path)
@@ -58,7 +59,7 @@ def read_table(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]
     lines = path.read_text().splitlines()
     if len(lines) < 2 or not lines[0].startswith("# metadata: "):
         raise ValueError(f"{path} was not written by mf_dmri (no metadata header)")
-    meta = json.loads(lines[0][len("# metadata: "):])
+    meta = json.loads(lines[0][len("# metadata: ") :])
     names = lines[1].lstrip("# ").split(",")
     values = np.loadtxt(path, delimiter=",", comments="#", ndmin=2)
     return {n: values[:, i] for i, n in enumerate(names)}, meta

@@ -92,10 +92,12 @@ def factor_signal(
     if reduce and basis.isotropic:
         canonical = canonical_gradients(local)
         if canonical is not None:
-            return _isotropic_signal(basis, diffusivity, durations, canonical, pieces,
-                                     time_course, max_chunk_bytes)
+            return _isotropic_signal(
+                basis, diffusivity, durations, canonical, pieces, time_course, max_chunk_bytes
+            )
     plans = plan_pieces(durations, local)
-    data = reduced_data(basis, local) if reduce else None
+    coupling = basis.stiffness_coupling
+    data = reduced_data(basis, local) if reduce and coupling is None else None
     if data is None:
         data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
     num_new = sum(p.kind == "new" for p in plans)
@@ -113,6 +115,7 @@ def factor_signal(
                 plans,
                 pieces.gyromagnetic_ratio,
                 time_course,
+                coupling,
             )
         )
     return torch.cat(outputs, dim=0) / basis.volume
@@ -126,8 +129,9 @@ def canonical_gradients(local: torch.Tensor) -> torch.Tensor | None:
     derivative at g = 0); for an isotropic basis the signal depends on nothing else, and
     its derivative with respect to the components perpendicular to n is zero."""
     values = local.detach()
-    directions = torch.zeros(values.shape[0], values.shape[2], dtype=values.dtype,
-                             device=values.device)
+    directions = torch.zeros(
+        values.shape[0], values.shape[2], dtype=values.dtype, device=values.device
+    )
     directions[:, 0] = 1.0
     for m in range(values.shape[0]):
         rows = values[m][values[m].abs().sum(-1) > 0]
@@ -145,35 +149,49 @@ def canonical_gradients(local: torch.Tensor) -> torch.Tensor | None:
     return canonical
 
 
-def _isotropic_signal(basis: Eigenbasis, diffusivity: torch.Tensor, durations: torch.Tensor,
-                      canonical: torch.Tensor, pieces: GradientPieces, time_course: bool,
-                      max_chunk_bytes: int) -> torch.Tensor:
+def _isotropic_signal(
+    basis: Eigenbasis,
+    diffusivity: torch.Tensor,
+    durations: torch.Tensor,
+    canonical: torch.Tensor,
+    pieces: GradientPieces,
+    time_course: bool,
+    max_chunk_bytes: int,
+) -> torch.Tensor:
     """Signal of an isotropic basis: one reduced basis for the first axis serves every
     measurement; identical measurements are computed once unless gradients are needed
     with respect to the gradient samples."""
     unique_index, inverse = None, None
     if not canonical.requires_grad:
         rows = canonical[..., 0]
-        _, inverse, counts = torch.unique(rows, dim=0, return_inverse=True,
-                                          return_counts=True)
+        _, inverse, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
         if counts.numel() < rows.shape[0]:
-            first = torch.full((counts.numel(),), rows.shape[0], dtype=torch.long,
-                               device=rows.device)
+            first = torch.full(
+                (counts.numel(),), rows.shape[0], dtype=torch.long, device=rows.device
+            )
             positions = torch.arange(rows.shape[0], device=rows.device)
             unique_index = first.scatter_reduce(0, inverse, positions, reduce="amin")
             canonical = canonical[unique_index]
     plans = plan_pieces(durations, canonical)
-    first_axis = torch.zeros(1, 1, basis.dimension, dtype=canonical.dtype,
-                             device=canonical.device)
+    first_axis = torch.zeros(1, 1, basis.dimension, dtype=canonical.dtype, device=canonical.device)
     first_axis[..., 0] = 1.0
     data = reduced_data(basis, first_axis)
     if data is None:
         data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
     num_new = sum(p.kind == "new" for p in plans)
     chunk = _chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
-    outputs = [_propagate(*data, diffusivity, durations, canonical[start:start + chunk],
-                          plans, pieces.gyromagnetic_ratio, time_course)
-               for start in range(0, canonical.shape[0], chunk)]
+    outputs = [
+        _propagate(
+            *data,
+            diffusivity,
+            durations,
+            canonical[start : start + chunk],
+            plans,
+            pieces.gyromagnetic_ratio,
+            time_course,
+        )
+        for start in range(0, canonical.shape[0], chunk)
+    ]
     result = torch.cat(outputs, dim=0) / basis.volume
     return result if unique_index is None else result[inverse]
 
@@ -188,8 +206,13 @@ def _propagate(
     plans: list[_PiecePlan],
     gamma: float,
     time_course: bool,
+    coupling: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Propagate a batch; eigen-data either shared (leading size 1) or per measurement."""
+    """Propagate a batch; eigen-data either shared (leading size 1) or per measurement.
+
+    ``coupling`` (L, L), zero in value, is added to diag(eigenvalues) in every generator;
+    on zero-gradient pieces its first-order effect -tau D exp(-tau D lambda) W (exact for a
+    W supported on exactly degenerate clusters) is added so that its gradient flows."""
     relaxation = diffusivity * eigenvalues  # (B, L) [1/s]
     u = integrals.to(CDTYPE)
     state = u.expand(local.shape[0], -1)  # (M, L)
@@ -198,13 +221,20 @@ def _propagate(
     for index, plan in enumerate(plans):
         tau = durations[index]
         if plan.kind == "zero":
-            state = state * torch.exp(-tau * relaxation).to(CDTYPE)
+            decay = torch.exp(-tau * relaxation).to(CDTYPE)
+            if coupling is None:
+                state = state * decay
+            else:
+                mixed = torch.einsum("ij,mj->mi", coupling.to(CDTYPE), state)
+                state = decay * (state - tau * diffusivity * mixed)
         else:
             if plan.kind == "new":
                 phase = torch.einsum(
                     "mk,mkij->mij", local[:, index], moments.expand(local.shape[0], -1, -1, -1)
                 )
                 generator = torch.diag_embed(relaxation).to(CDTYPE) + 1j * gamma * phase
+                if coupling is not None:
+                    generator = generator + (diffusivity * coupling).to(CDTYPE)
                 exponentials[index] = torch.linalg.matrix_exp(-tau * generator)
             propagator = exponentials[plan.source]
             if plan.kind == "conj":

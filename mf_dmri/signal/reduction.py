@@ -35,8 +35,9 @@ def eigenvalue_clusters(
     return [torch.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def reachable_subspace(eigenvalues: torch.Tensor, moments: list[torch.Tensor],
-                       start: torch.Tensor, tol: float = 1e-10) -> torch.Tensor:
+def reachable_subspace(
+    eigenvalues: torch.Tensor, moments: list[torch.Tensor], start: torch.Tensor, tol: float = 1e-10
+) -> torch.Tensor:
     """Orthonormal columns V (L x r) spanning the smallest subspace that contains ``start``
     and is invariant under diag(eigenvalues) and every matrix in ``moments``; each column
     lies in one eigenspace (so V^T diag(eigenvalues) V stays diagonal)."""

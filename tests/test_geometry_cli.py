@@ -1,0 +1,43 @@
+"""The ``mesh check`` subcommand."""
+
+import argparse
+
+import pytest
+
+from mf_dmri import units
+from mf_dmri.cli import mesh as mesh_cli
+from mf_dmri.geometry import SurfaceMesh, sphere
+from mf_dmri.io.mesh import save_surface
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="mf-dmri")
+    mesh_cli.register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def _run(argv):
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+def test_check_good_and_broken_files(tmp_path, capsys):
+    cell = sphere(5 * units.um, subdivisions=2)
+    good, broken = tmp_path / "good.ply", tmp_path / "broken.ply"
+    save_surface(cell, good, unit=units.um)
+    save_surface(SurfaceMesh(cell.vertices, cell.faces[:-1]), broken, unit=units.um)
+    assert _run(["mesh", "check", str(good), "--unit", "um"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    assert _run(["mesh", "check", str(broken), "--unit", "um"]) == 1
+    assert "PROBLEM open_edges" in capsys.readouterr().out
+    assert _run(["mesh", "check", str(good), "--unit", "m"]) == 1
+    assert "implausible_size" in capsys.readouterr().out
+    assert _run(["mesh", "check", str(good), "--unit", "1e-6"]) == 0
+
+
+def test_unit_is_required_and_parsed():
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["mesh", "check", "x.ply"])
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["mesh", "check", "x.ply", "--unit", "furlong"])
+    assert mesh_cli.parse_unit("nm") == units.nm
