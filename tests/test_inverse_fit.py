@@ -213,3 +213,40 @@ def test_bad_forward_models_raise_clear_errors():
         fit(lambda v: biexponential(v) * math.nan, data, params, sigma=0.1)
     with pytest.raises(ValueError, match="shape"):
         fit(lambda v: biexponential(v)[None], data, params, sigma=0.1)
+
+
+class _FirstOrderExp(torch.autograd.Function):
+    """exp with a numpy (first-order only) backward, like the mesh eigen-solver's."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return torch.as_tensor(grad.detach().numpy() * torch.exp(x).detach().numpy())
+
+
+def test_models_without_second_derivatives_get_exact_jacobians_and_fisher_errors():
+    """A model built on a first-order-only autograd function: the double-backward Jacobian
+    would silently miss terms; the check catches it and the row-by-row Jacobian is exact.
+    The fit's Hessian fails its check, so the Fisher information is used (and reported)."""
+    from mf_dmri.inverse import jacobian
+
+    def forward(values):
+        return values["s0"] * _FirstOrderExp.apply(-BVALUES * values["fast"])
+
+    values = {"s0": torch.tensor(1.2, dtype=F64), "fast": torch.tensor(1e-9, dtype=F64)}
+    _, jac = jacobian(forward, values, ["s0", "fast"])
+    expected_fast = -1.2 * BVALUES * torch.exp(-BVALUES * 1e-9)
+    torch.testing.assert_close(jac[:, 1], expected_fast, rtol=1e-12, atol=0)
+    params = [Parameter("s0", 1.1, 0.0, math.inf), Parameter("fast", 2e-9, 1e-10, 5e-9)]
+    data = _noisy(forward, {"s0": 1.2, "fast": 1e-9}, 0.01, "gaussian", seed=9)
+    result = fit(forward, data, params, sigma=0.01)
+    assert "Fisher used" in result.convergence.message
+    reference = fit(forward, data, params, sigma=0.01, covariance="fisher")
+    assert result.standard_error("fast") == pytest.approx(
+        reference.standard_error("fast"), rel=1e-10
+    )

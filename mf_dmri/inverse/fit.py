@@ -182,12 +182,16 @@ def _free_vector(space: ParameterSpace, values: Mapping[str, torch.Tensor]) -> t
 
 
 def _curvature(problem, values, estimates, scales, covariance):
+    """(gradient, curvature, note): the Hessian, or the Fisher information when asked for
+    or when the Hessian fails its check (the model is not twice differentiable)."""
+
     def objective(free: torch.Tensor) -> torch.Tensor:
         return problem.loss_of_values(problem.space.from_values(values, free))
 
-    gradient, hessian = scaled_derivatives(objective, estimates, scales)
-    if covariance == "hessian":
-        return gradient, hessian
+    gradient, hessian, verified = scaled_derivatives(objective, estimates, scales)
+    if covariance == "hessian" and verified:
+        return gradient, hessian, ""
+    note = "" if verified else "; Hessian unavailable (model not twice differentiable): Fisher used"
     model_values, sigma = problem.split(values)
     names = [n for n in problem.space.free_names if n != "sigma"]
     model_scales = [float(scales[problem.space.free_names.index(n)]) for n in names]
@@ -199,7 +203,7 @@ def _curvature(problem, values, estimates, scales, covariance):
         factor = torch.ones(info.shape[0], dtype=DTYPE)
         factor[-1] = scales[-1]
         info = info * factor[:, None] * factor[None, :]
-    return gradient, info
+    return gradient, info, note
 
 
 def _at_bound(space: ParameterSpace, values: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
@@ -219,14 +223,14 @@ def _finish(problem, values, best, runs, settings, covariance, tolerance, bootst
     estimates = _free_vector(space, values)
     fallback = torch.tensor([p.scale for p in space.free], dtype=DTYPE)
     scales = physical_scales(estimates, fallback)
-    gradient, curvature = _curvature(problem, values, estimates, scales, covariance)
+    gradient, curvature, note = _curvature(problem, values, estimates, scales, covariance)
     cov, condition, positive = covariance_from_curvature(curvature, scales)
     decrement = newton_decrement(gradient, curvature, positive)
     z = best.z.clone().requires_grad_(True)
     (z_gradient,) = torch.autograd.grad(problem.loss_of_z(z), z)
     at_bound = _at_bound(space, values)
     converged = positive and decrement <= tolerance
-    message = _message(converged, positive, decrement, at_bound, best, settings)
+    message = _message(converged, positive, decrement, at_bound, best, settings) + note
     report = Convergence(
         converged=converged,
         iterations=best.iterations,

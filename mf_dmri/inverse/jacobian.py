@@ -1,18 +1,28 @@
 """Jacobians of forward models with respect to their named parameters.
 
-Computed in reverse mode only (every operation of the signal layer supports it to any
-order): with g(u) = J^T u built with ``create_graph``, column i of J is d g_i / d u.  The
-result is itself differentiable (with respect to the protocol, for design), and costs one
-forward pass, one backward pass and one double-backward pass per parameter.
+Computed in reverse mode: with g(u) = J^T u built with ``create_graph``, column i of J is
+d g_i / d u.  The result is itself differentiable (with respect to the protocol, for
+design), and costs one forward pass, one backward pass and one double-backward pass per
+parameter.  This needs every operation to be twice differentiable; a custom autograd
+function with a first-order-only backward (the mesh eigen-solver of ``mf_dmri.fem``) would
+silently drop terms, so the result is checked against one plain reverse pass, J^T w for
+random w, and on mismatch the Jacobian is recomputed row by row (M first-order reverse
+passes: exact, slower).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
 from mf_dmri._checks import DTYPE
+
+logger = logging.getLogger(__name__)
+
+#: Relative mismatch of J^T w above which the double-backward Jacobian is rejected.
+CONSISTENCY_RTOL = 1e-7
 
 ForwardModel = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
 
@@ -88,5 +98,38 @@ def jacobian(
                 allow_unused=True,
             )
         columns.append(torch.zeros_like(predicted.detach()) if column is None else column)
+    jac = torch.stack(columns, dim=1)
+    if not _consistent(predicted, offsets, jac):
+        if create_graph:
+            raise RuntimeError(
+                "the forward model is not twice differentiable (e.g. the finite-element "
+                "eigen-solver has a first-order backward only), so its Jacobian cannot be "
+                "differentiated further; protocol design needs an analytic model"
+            )
+        logger.info("double-backward Jacobian inconsistent: computing it row by row")
+        jac = _rowwise(predicted, offsets)
     signal = predicted if create_graph else predicted.detach()
-    return signal, torch.stack(columns, dim=1)
+    return signal, jac
+
+
+def _consistent(predicted: torch.Tensor, offsets: torch.Tensor, jac: torch.Tensor) -> bool:
+    """Whether J^T w equals the plain reverse-mode gradient of w . predicted."""
+    weights = torch.randn(
+        predicted.shape, dtype=DTYPE, generator=torch.Generator().manual_seed(0)
+    ).to(predicted.device)
+    (reference,) = torch.autograd.grad(
+        predicted, offsets, grad_outputs=weights, retain_graph=True, allow_unused=True
+    )
+    if reference is None:
+        reference = torch.zeros_like(offsets)
+    ours = jac.detach().T @ weights
+    scale = float((jac.detach().abs().T @ weights.abs()).max()) or 1.0
+    return float((ours - reference.detach()).abs().max()) <= CONSISTENCY_RTOL * scale
+
+
+def _rowwise(predicted: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    rows = []
+    for m in range(predicted.numel()):
+        (row,) = torch.autograd.grad(predicted[m], offsets, retain_graph=True, allow_unused=True)
+        rows.append(torch.zeros_like(offsets) if row is None else row)
+    return torch.stack(rows).detach()

@@ -10,8 +10,8 @@ All compartments share the echo time's T2 weighting (it is absorbed in s0): data
 with several echo times must be normalised per echo time (divide by that echo time's b = 0
 signal and fix s0 = 1), or the compartments' different T2 will bias the fractions.
 
-Not available: ellipsoids (no analytic Neumann eigenbasis exists) need the mesh path
-(``mf_dmri.fem``); see docs/inverse.md.
+Ellipsoids have no analytic Neumann eigenbasis: ``mf_dmri.inverse.ellipsoid.EllipsoidModel``
+takes the finite-element path (see docs/inverse.md).
 """
 
 from __future__ import annotations
