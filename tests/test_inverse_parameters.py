@@ -95,8 +95,9 @@ def test_rician_nll_matches_scipy(snr):
 def test_rician_information_limits_and_monte_carlo():
     """High SNR: Gaussian values 1/sigma^2 and 2/sigma^2.  nu -> 0: the score is
     nu (y^2 / (2 sigma^4) - 1 / sigma^2) (I1/I0(z) ~ z/2) with y Rayleigh (E y^2 = 2 sigma^2,
-    E y^4 = 8 sigma^4), so I_nu = nu^2 / sigma^4, and I_sigma = 4 / sigma^2 (Rayleigh).  Intermediate SNR: the covariance of the score over
-    samples, with scores by finite differences of scipy's Rice log-density (independent)."""
+    E y^4 = 8 sigma^4), so I_nu = nu^2 / sigma^4, and I_sigma = 4 / sigma^2 (Rayleigh).
+    Intermediate SNR: the covariance of the score over samples, with scores by finite
+    differences of scipy's Rice log-density (independent)."""
     sigma = 0.1
     info = rician_information(torch.tensor([50 * sigma, 1e-3 * sigma, 1.5 * sigma]), sigma)
     assert float(info[0, 0, 0]) * sigma**2 == pytest.approx(1.0, rel=1e-3)

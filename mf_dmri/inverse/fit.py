@@ -39,7 +39,7 @@ from mf_dmri.inverse.uncertainty import (
 logger = logging.getLogger(__name__)
 
 COVARIANCES = ("hessian", "fisher")
-_BOUND_TOLERANCE = 1e-6
+_BOUND_TOLERANCE = 1e-4
 
 
 def _sigma_parameter(

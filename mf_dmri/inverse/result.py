@@ -91,7 +91,7 @@ class FitResult:
         sigma_estimated: whether sigma was fitted (then it is one of ``free_names``).
         likelihood: "gaussian" or "rician".
         convergence: the optimisation report.
-        at_bound: free parameters whose estimate lies within 1e-6 (relative to the bound
+        at_bound: free parameters whose estimate lies within 1e-4 (relative to the bound
             interval) of a bound; their Laplace intervals are not meaningful.
         predicted: (M,) model signal at the estimate [data units].
         bootstrap: parametric bootstrap refits, or None.
