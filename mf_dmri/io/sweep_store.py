@@ -1,0 +1,256 @@
+"""Sweep output: resumable chunk shards merged into one HDF5 file, and an eigenbasis cache.
+
+Why HDF5 (h5py) with shard files, not Zarr: the result is one self-describing file that
+MATLAB, Julia, R and h5py read directly, and h5py is already a common dependency.  HDF5 is
+not safe to write from several processes (that needs an MPI build) and a process killed
+during a write can corrupt the whole file, so finished chunks are first committed as
+small ``.npz`` shards, each written to a temporary name and renamed into place (the rename
+is atomic: a shard either exists whole or not at all, and its existence is the chunk's
+completion marker).  Local runs and Ray runs write the same shards; when every chunk is
+there they are merged, checked, into ``OUT.h5`` and the shard folder is removed.  A
+killed sweep loses at most the chunks in flight and resumes from the shards.
+
+Layout of the HDF5 file:  ``signals`` complex128 (rows, measurements), chunked by sweep
+chunk; ``parameters/<column>`` (SI, one entry per row); ``measurements/<column>`` (SI);
+``geometries/digest`` (one per geometry); attribute ``provenance`` (JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mf_dmri.sweep.plan import Chunk, SweepPlan
+
+FORMAT = "mf_dmri.sweep/1"
+
+
+def config_hash(plan: SweepPlan) -> str:
+    """SHA-256 of the spec in SI plain data: equal hashes mean the same rows and values."""
+    text = json.dumps(plan.spec.to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class SweepStore:
+    """Chunk sink of ``mf_dmri.sweep.run_sweep`` writing ``path`` (an ``.h5`` file).
+
+    Args:
+        path: output HDF5 file; shards live in ``<path>.parts/`` until the merge.
+        plan: the sweep plan (the store checks shards and resumption against it).
+        resume: continue an interrupted sweep from its shards (otherwise existing output
+            or shards are an error, never silently reused or overwritten).
+    """
+
+    def __init__(self, path: str | Path, plan: SweepPlan, *, resume: bool = False) -> None:
+        self.path = Path(path)
+        self.parts = self.path.with_name(self.path.name + ".parts")
+        self.plan = plan
+        self.hash = config_hash(plan)
+        self.already_complete = False
+        if self.path.exists():
+            if resume and read_provenance(self.path).get("config_hash") == self.hash:
+                self.already_complete = True
+                return
+            raise ValueError(
+                f"{self.path} already exists; choose another output file or delete it"
+                + ("" if resume else " (or pass --resume if it is this same sweep)")
+            )
+        manifest = {
+            "format": FORMAT,
+            "config_hash": self.hash,
+            "rows": plan.num_rows,
+            "measurements": plan.measurements.count,
+            "chunks": len(plan.chunks),
+        }
+        manifest_path = self.parts / "manifest.json"
+        if self.parts.exists():
+            if not resume:
+                raise ValueError(
+                    f"{self.parts} holds an interrupted sweep: pass --resume to continue it, "
+                    "or delete that folder to start again"
+                )
+            found = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+            if found != manifest:
+                raise ValueError(
+                    f"the partial results in {self.parts} were made with a different sweep "
+                    "configuration; use another output file or delete that folder"
+                )
+        else:
+            self.parts.mkdir(parents=True)
+            _atomic_write(manifest_path, lambda h: h.write(json.dumps(manifest).encode()))
+
+    def _shard(self, index: int) -> Path:
+        return self.parts / f"chunk_{index:07d}.npz"
+
+    def completed(self) -> set[int]:
+        if self.already_complete:
+            return {c.index for c in self.plan.chunks}
+        return {int(p.stem.split("_")[1]) for p in self.parts.glob("chunk_*.npz")}
+
+    def write(self, chunk: Chunk, signals: np.ndarray) -> None:
+        expected = (chunk.size, self.plan.measurements.count)
+        if signals.shape != expected or signals.dtype != np.complex128:
+            raise ValueError(
+                f"chunk {chunk.index}: expected complex128 {expected}, got "
+                f"{signals.dtype} {signals.shape}"
+            )
+        _atomic_write(
+            self._shard(chunk.index),
+            lambda h: np.savez(h, signals=signals, row_start=chunk.row_start, hash=self.hash),
+        )
+
+    def finalize(self, provenance: dict[str, Any]) -> Path:
+        """Merge every shard into ``path`` and remove the shard folder."""
+        if self.already_complete:
+            return self.path
+        missing = [c.index for c in self.plan.chunks if not self._shard(c.index).exists()]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} chunks are missing (first {missing[:5]}); rerun with --resume"
+            )
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with h5py.File(temporary, "w") as out:
+            self._write_hdf5(out, provenance)
+        os.replace(temporary, self.path)
+        shutil.rmtree(self.parts)
+        return self.path
+
+    def _write_hdf5(self, out: h5py.File, provenance: dict[str, Any]) -> None:
+        plan = self.plan
+        rows = max(1, min(plan.spec.chunk_rows, plan.num_rows))
+        signals = out.create_dataset(
+            "signals",
+            (plan.num_rows, plan.measurements.count),
+            dtype=np.complex128,
+            chunks=(rows, plan.measurements.count),
+        )
+        for chunk in plan.chunks:
+            with np.load(self._shard(chunk.index)) as shard:
+                if str(shard["hash"]) != self.hash or int(shard["row_start"]) != chunk.row_start:
+                    raise ValueError(f"shard {self._shard(chunk.index)} is from another sweep")
+                signals[chunk.row_start : chunk.row_start + chunk.size] = shard["signals"]
+        _write_columns(out.create_group("parameters"), plan.parameter_table())
+        _write_columns(out.create_group("measurements"), plan.measurements.columns)
+        digests = np.array([g.digest() for g in plan.geometries], dtype=object)
+        _write_columns(out.create_group("geometries"), {"digest": digests})
+        out.attrs["format"] = FORMAT
+        out.attrs["provenance"] = json.dumps({**provenance, "config_hash": self.hash})
+
+
+def _write_columns(group: h5py.Group, columns: dict[str, np.ndarray]) -> None:
+    group.attrs["columns"] = json.dumps(list(columns))
+    for name, values in columns.items():
+        if values.dtype == object:
+            group.create_dataset(
+                name, data=values.astype(str).astype(object), dtype=h5py.string_dtype()
+            )
+        else:
+            group.create_dataset(name, data=values)
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """A sweep read back: signals (rows, M) complex128, SI parameter and measurement
+    columns, geometry digests and provenance."""
+
+    signals: np.ndarray
+    parameters: dict[str, np.ndarray]
+    measurements: dict[str, np.ndarray]
+    geometry_digests: np.ndarray
+    provenance: dict[str, Any]
+
+
+def _read_columns(group: h5py.Group) -> dict[str, np.ndarray]:
+    result = {}
+    for name in json.loads(group.attrs["columns"]):
+        dataset = group[name]
+        data = dataset[()]
+        if dataset.dtype.kind == "O":
+            data = np.array([v.decode() if isinstance(v, bytes) else v for v in data], dtype=object)
+        result[name] = data
+    return result
+
+
+def read_sweep(path: str | Path) -> SweepData:
+    """Read a finished sweep file."""
+    with h5py.File(path, "r") as handle:
+        if handle.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an mf_dmri sweep file ({FORMAT})")
+        return SweepData(
+            signals=handle["signals"][()],
+            parameters=_read_columns(handle["parameters"]),
+            measurements=_read_columns(handle["measurements"]),
+            geometry_digests=_read_columns(handle["geometries"])["digest"],
+            provenance=json.loads(handle.attrs["provenance"]),
+        )
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    try:
+        with h5py.File(path, "r") as handle:
+            return json.loads(handle.attrs.get("provenance", "{}"))
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 sweep file: {exc}") from exc
+
+
+def export_table(path: str | Path, table_path: str | Path) -> Path:
+    """Write the parameter table of sweep file ``path`` to ``table_path``: CSV for
+    ``.csv``, Parquet for ``.parquet`` (needs pyarrow).  Values are SI."""
+    table_path = Path(table_path)
+    with h5py.File(path, "r") as handle:
+        columns = _read_columns(handle["parameters"])
+    if table_path.suffix == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise ValueError(
+                "Parquet export needs pyarrow: pip install pyarrow, or use .csv"
+            ) from exc
+        pq.write_table(
+            pa.table({k: list(v) if v.dtype == object else v for k, v in columns.items()}),
+            table_path,
+        )
+        return table_path
+    if table_path.suffix != ".csv":
+        raise ValueError(f"table format from suffix {table_path.suffix!r}: use .csv or .parquet")
+    import csv
+
+    names = list(columns)
+    with open(table_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for i in range(len(columns["row"])):
+            writer.writerow([_cell(columns[n][i]) for n in names])
+    return table_path
+
+
+def _cell(value) -> str:
+    return (
+        value if isinstance(value, str) else repr(value.item() if hasattr(value, "item") else value)
+    )

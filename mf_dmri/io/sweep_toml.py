@@ -1,0 +1,299 @@
+"""Read a sweep description from TOML (units explicit in every key) into a ``SweepSpec``.
+
+Every dimensional key carries its unit as a suffix, e.g. ``radius_um``, ``t2_ms``,
+``diffusivity_um2_per_ms``, ``b_s_per_mm2``; values are converted to SI here and nowhere
+else.  A value is a number, a list of numbers, or a table: ``{grid = [a, b], num = n}``,
+``{log_grid = [a, b], num = n}``, ``{uniform = [a, b], num = n}`` or
+``{log_uniform = [a, b], num = n}`` (random, seeded by the top-level ``seed``).
+See docs/sweeps.md for the full schema and examples/sweep_*.toml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomllib
+
+from mf_dmri import units
+from mf_dmri.sequences import electrostatic_directions
+from mf_dmri.sweep.acquisition import hemisphere_directions
+from mf_dmri.sweep.ranges import Axis, Grid, Random, Values
+from mf_dmri.sweep.registry import DEFAULT_REGISTRY, GeometryBuilder, GeometryRegistry
+from mf_dmri.sweep.spec import (
+    TISSUE_PARAMETERS,
+    AcquisitionBlock,
+    GeometrySpec,
+    SweepSpec,
+    TissueSpec,
+)
+
+#: Accepted unit suffixes per quantity and their factor to SI.
+UNITS: dict[str, dict[str, float]] = {
+    "length": {"um": units.um, "nm": units.nm, "mm": units.mm, "m": units.m},
+    "time": {"ms": units.ms, "us": units.us, "s": units.s},
+    "diffusivity": {
+        "um2_per_ms": units.um2_per_ms,
+        "mm2_per_s": units.mm2_per_s,
+        "m2_per_s": 1.0,
+    },
+    "bvalue": {"s_per_mm2": units.s_per_mm2, "s_per_m2": 1.0, "ms_per_um2": 1e9},
+    "gradient": {"mT_per_m": units.mT_per_m, "T_per_m": units.T_per_m},
+    "permeability": {"um_per_ms": units.um_per_ms, "m_per_s": 1.0},
+    "none": {},
+}
+_TOP_KEYS = {"name", "seed", "chunk_rows", "normalize", "geometry", "tissue", "acquisition"}
+_AXIS_FORMS = {
+    "grid": (Grid, False),
+    "log_grid": (Grid, True),
+    "uniform": (Random, False),
+    "log_uniform": (Random, True),
+}
+_TISSUE_QUANTITIES = {**TISSUE_PARAMETERS, "permeability": "permeability", "kappa": "permeability"}
+_ACQUISITION_PARAMETERS = {
+    "pulse_duration": "time",
+    "pulse_separation": "time",
+    "b": "bvalue",
+    "num_periods": "none",
+}
+
+
+def split_key(key: str, quantities: dict[str, str], where: str) -> tuple[str, float]:
+    """(parameter name, factor to SI) of a TOML key such as ``radius_um``."""
+    candidates = [n for n in quantities if key == n or key.startswith(n + "_")]
+    if not candidates:
+        known = ", ".join(
+            f"{n}{'_<' + q + ' unit>' if q != 'none' else ''}"
+            for n, q in sorted(quantities.items())
+        )
+        raise ValueError(f"unknown key {key!r} in {where}; known parameters: {known}")
+    name = max(candidates, key=len)
+    quantity = quantities[name]
+    accepted = UNITS[quantity]
+    suffix = key[len(name) + 1 :]
+    if quantity == "none":
+        if suffix:
+            raise ValueError(f"{where}: {name} is dimensionless, write {name!r} (not {key!r})")
+        return name, 1.0
+    if not suffix:
+        options = ", ".join(f"{name}_{u}" for u in accepted)
+        raise ValueError(f"{where}: {name} is a {quantity} and needs a unit: write {options}")
+    if suffix not in accepted:
+        other = [q for q, us in UNITS.items() if suffix in us]
+        hint = f" ('{suffix}' is a {other[0]} unit)" if other else ""
+        raise ValueError(
+            f"{where}: {key!r} has an unknown {quantity} unit '{suffix}'{hint}; "
+            f"use one of {', '.join(accepted)}"
+        )
+    return name, accepted[suffix]
+
+
+def parse_axis(value: Any, factor: float, where: str) -> Axis:
+    """A TOML value (number, list or range table) as an SI axis."""
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: expected numbers, got a boolean")
+    if isinstance(value, (int, float)):
+        return Values((value * factor,))
+    if isinstance(value, list):
+        if not value:
+            raise ValueError(f"{where}: empty list; give at least one value")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{where}: a list of values must hold numbers only")
+        return Values(tuple(v * factor for v in value))
+    if isinstance(value, dict):
+        forms = set(value) & set(_AXIS_FORMS)
+        unknown = set(value) - set(_AXIS_FORMS) - {"num"}
+        if len(forms) != 1 or unknown or "num" not in value:
+            raise ValueError(
+                f"{where}: a range table needs exactly one of {sorted(_AXIS_FORMS)} and 'num', "
+                f"e.g. {{grid = [1.0, 5.0], num = 5}}; got keys {sorted(value)}"
+            )
+        form = forms.pop()
+        ends = value[form]
+        if not (isinstance(ends, list) and len(ends) == 2):
+            raise ValueError(f"{where}: {form} needs two ends [low, high]")
+        cls, log = _AXIS_FORMS[form]
+        try:
+            return cls(ends[0] * factor, ends[1] * factor, value["num"], log=log)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+    raise ValueError(f"{where}: expected a number, a list or a range table, got {value!r}")
+
+
+def _axes(section: dict, quantities: dict[str, str], where: str) -> dict[str, Axis]:
+    axes: dict[str, Axis] = {}
+    for key, value in section.items():
+        name, factor = split_key(key, quantities, where)
+        if name in axes:
+            raise ValueError(f"{where}: {name} is given twice (with different units?)")
+        axes[name] = parse_axis(value, factor, f"{where}.{key}")
+    return axes
+
+
+def _geometry(section: dict, registry: GeometryRegistry, base: Path, index: int) -> GeometrySpec:
+    where = f"[[geometry]] #{index + 1}"
+    section = dict(section)
+    if "shape" not in section:
+        raise ValueError(f"{where} needs a shape; registered: {registry.names()}")
+    shape = section.pop("shape")
+    builder = registry[shape]
+    combine = section.pop("combine", "product")
+    files = section.pop("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ValueError(f"{where}: files must be a list of paths")
+    options = {k: section.pop(k) for k in list(section) if k in builder.options}
+    axes = _axes(section, dict(builder.parameters), f"{where} (shape {shape})")
+    resolved = tuple(str((base / f).resolve()) for f in files)
+    for f in resolved:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"{where}: geometry file {f} does not exist")
+    return GeometrySpec(shape, axes, options, resolved, combine)
+
+
+def _tissue(section: dict) -> TissueSpec:
+    section = dict(section)
+    combine = section.pop("combine", "product")
+    axes: dict[str, Axis] = {}
+    for key in [k for k, v in section.items() if isinstance(v, dict) and not _is_range(v)]:
+        for name, axis in _axes(section.pop(key), _TISSUE_QUANTITIES, f"[tissue.{key}]").items():
+            axes[f"{key}.{name}"] = axis
+    axes.update(_axes(section, _TISSUE_QUANTITIES, "[tissue]"))
+    return TissueSpec(axes, combine)
+
+
+def _is_range(value: dict) -> bool:
+    return bool(set(value) & (set(_AXIS_FORMS) | {"num"}))
+
+
+def _directions(value: Any, where: str) -> np.ndarray:
+    """A count or ``{fibonacci = n}`` (Fibonacci hemisphere, instant), ``{electrostatic =
+    n}`` (electrostatic repulsion, Jones et al. 1999; seconds to optimise) or a list of
+    [x, y, z]."""
+    if isinstance(value, dict) and len(value) == 1 and set(value) <= {"fibonacci", "electrostatic"}:
+        ((scheme, count),) = value.items()
+        if scheme == "fibonacci":
+            return hemisphere_directions(count)
+        value = count
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return electrostatic_directions(value).numpy()
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return np.asarray(value, dtype=float)
+    raise ValueError(
+        f"{where}: directions must be a positive count (e.g. 30, Fibonacci hemisphere), "
+        "{electrostatic = 30}, or a list of [x, y, z]"
+    )
+
+
+def _acquisition(section: dict, index: int) -> AcquisitionBlock:
+    where = f"[[acquisition]] #{index + 1}"
+    section = dict(section)
+    sequence = section.pop("sequence", None)
+    if sequence is None:
+        raise ValueError(f"{where} needs sequence = 'pgse' or 'ogse'")
+    directions = _directions(section.pop("directions", [[1.0, 0.0, 0.0]]), where)
+    combine = section.pop("timings_combine", "product")
+    kind = section.pop("kind", "cos")
+    values = {}
+    for key, value in section.items():
+        name, factor = split_key(key, _ACQUISITION_PARAMETERS, where)
+        axis = parse_axis(value, factor, f"{where}.{key}")
+        if isinstance(axis, Random):
+            raise ValueError(f"{where}.{key}: acquisitions take explicit lists or grids of values")
+        values[name] = tuple(float(v) for v in axis.sample(0, key))
+    for name in ("pulse_duration", "pulse_separation", "b"):
+        if name not in values:
+            raise ValueError(f"{where} needs {name} (with its unit, e.g. {name}_ms)")
+    return AcquisitionBlock(
+        sequence,
+        values["pulse_duration"],
+        values["pulse_separation"],
+        values["b"],
+        tuple(map(tuple, directions)),
+        _periods(values.get("num_periods", (1.0,)), where),
+        kind,
+        combine,
+    )
+
+
+def _periods(values: tuple[float, ...], where: str) -> tuple[int, ...]:
+    if not all(float(v).is_integer() for v in values):
+        raise ValueError(f"{where}: num_periods must be whole numbers, got {list(values)}")
+    return tuple(int(v) for v in values)
+
+
+def spec_from_toml(
+    text: str, *, base_dir: str | Path = ".", registry: GeometryRegistry | None = None
+) -> SweepSpec:
+    """Parse sweep TOML ``text``; relative geometry files are resolved from ``base_dir``;
+    shapes are looked up in ``registry`` (None: ``default_registry()``)."""
+    registry = default_registry() if registry is None else registry
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"the sweep file is not valid TOML: {exc}") from exc
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ValueError(f"unknown top-level keys {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
+    for key in ("geometry", "acquisition"):
+        if isinstance(data.get(key), dict):
+            data[key] = [data[key]]
+        if not data.get(key):
+            raise ValueError(f"the sweep needs at least one [[{key}]] table")
+    if "tissue" not in data:
+        raise ValueError("the sweep needs a [tissue] table with a diffusivity")
+    base = Path(base_dir)
+    geometries = tuple(_geometry(g, registry, base, i) for i, g in enumerate(data["geometry"]))
+    return SweepSpec(
+        geometries=geometries,
+        tissue=_tissue(data["tissue"]),
+        acquisitions=tuple(_acquisition(a, i) for i, a in enumerate(data["acquisition"])),
+        seed=data.get("seed", 0),
+        chunk_rows=data.get("chunk_rows", 256),
+        normalize=data.get("normalize", True),
+        name=data.get("name", "sweep"),
+    )
+
+
+def load_sweep_toml(path: str | Path, *, registry: GeometryRegistry | None = None) -> SweepSpec:
+    """Read and validate a sweep TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sweep configuration {path} not found")
+    return spec_from_toml(path.read_text(), base_dir=path.parent, registry=registry)
+
+
+def _mesh_file_build(parameters, options):
+    from mf_dmri.io.mesh import load_surface
+    from mf_dmri.sweep.mesh_shapes import solve_surface
+
+    unit = options.get("unit")
+    if unit not in UNITS["length"]:
+        raise ValueError(
+            f"mesh files need unit = one of {sorted(UNITS['length'])} (the file's length "
+            f"unit, never guessed), got {unit!r}"
+        )
+    surface = load_surface(options["file"], unit=UNITS["length"][unit])
+    return solve_surface(surface, parameters, label=Path(options["file"]).name)
+
+
+def mesh_file_builder() -> GeometryBuilder:
+    """Shape 'mesh': one geometry per surface file (``files = [...]``, ``unit = "um"``)."""
+    from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS
+
+    return GeometryBuilder(
+        "mesh",
+        _mesh_file_build,
+        MESH_PARAMETERS,
+        required=("length_scale",),
+        options={"file": "surface mesh file (from files = [...])", "unit": "file length unit"},
+        description="surface mesh files (PLY, STL, OBJ, OFF, GLB, VTK, VTU)",
+    )
+
+
+def default_registry() -> GeometryRegistry:
+    """The analytic shapes, the mesh generators of ``mf_dmri.geometry`` and surface mesh
+    files (reading files belongs to ``io``, so the file shape is added here)."""
+    from mf_dmri.sweep.mesh_shapes import with_mesh_generators
+
+    return with_mesh_generators(DEFAULT_REGISTRY).with_builder(mesh_file_builder())

@@ -1,0 +1,147 @@
+"""Expand a ``SweepSpec`` into geometry points, tissue points, measurements and chunks.
+
+Row ``r`` of the parameter table is geometry point ``r // T`` with tissue point ``r % T``
+(T tissue points).  Rows are stored in chunks of at most ``chunk_rows`` rows, never
+spanning two geometries, so a chunk needs exactly one eigenbasis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mf_dmri.sweep.acquisition import MeasurementTable, measurement_table
+from mf_dmri.sweep.ranges import combine_axes
+from mf_dmri.sweep.registry import GeometryRegistry
+from mf_dmri.sweep.spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class GeometryPoint:
+    """One geometry: builder ``shape``, SI ``parameters``, fixed ``options``, ``file``."""
+
+    index: int
+    shape: str
+    parameters: dict[str, float]
+    options: dict[str, Any]
+    file: str = ""
+
+    def key(self) -> str:
+        """A stable text key of the builder inputs (file contents are hashed by io)."""
+        return json.dumps(
+            [self.shape, self.parameters, self.options, self.file], sort_keys=True, default=str
+        )
+
+    def digest(self) -> str:
+        """SHA-256 of ``key()`` (the eigenbasis cache key before file contents)."""
+        return hashlib.sha256(self.key().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``row_start .. row_start + (tissue_stop - tissue_start)`` of one geometry."""
+
+    index: int
+    geometry: int
+    tissue_start: int
+    tissue_stop: int
+    row_start: int
+
+    @property
+    def size(self) -> int:
+        return self.tissue_stop - self.tissue_start
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Everything a run needs, derived deterministically from the spec."""
+
+    spec: SweepSpec
+    geometries: tuple[GeometryPoint, ...]
+    tissue: dict[str, np.ndarray]
+    measurements: MeasurementTable
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def num_tissue(self) -> int:
+        return int(next(iter(self.tissue.values())).size)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.geometries) * self.num_tissue
+
+    def parameter_table(self) -> dict[str, np.ndarray]:
+        """One SI column per parameter, one entry per row (geometry parameters that a
+        shape lacks are NaN)."""
+        count_g, count_t = len(self.geometries), self.num_tissue
+        geometry_index = np.repeat(np.arange(count_g), count_t)
+        names = sorted({n for g in self.geometries for n in g.parameters})
+        table: dict[str, np.ndarray] = {
+            "row": np.arange(self.num_rows),
+            "geometry_index": geometry_index,
+            "shape": np.array([g.shape for g in self.geometries], dtype=object)[geometry_index],
+            "file": np.array([g.file for g in self.geometries], dtype=object)[geometry_index],
+        }
+        for name in names:
+            values = np.array([g.parameters.get(name, math.nan) for g in self.geometries])
+            table[name] = values[geometry_index]
+        for name, values in self.tissue.items():
+            table[name] = np.tile(values, count_g)
+        return table
+
+
+def build_plan(spec: SweepSpec, registry: GeometryRegistry) -> SweepPlan:
+    """Expand ``spec`` (validating shapes and parameters against ``registry``)."""
+    geometries: list[GeometryPoint] = []
+    for family_index, family in enumerate(spec.geometries):
+        builder = registry[family.shape]
+        builder.check(set(family.parameters), set(family.options))
+        if family.files and "file" not in builder.options:
+            raise ValueError(
+                f"geometry '{family.shape}' is not built from files: remove its files list "
+                "or use a file-based shape"
+            )
+        if not family.files and "file" in builder.options:
+            raise ValueError(f"geometry '{family.shape}' needs a files = [...] list")
+        columns = combine_axes(
+            dict(family.parameters), family.combine, spec.seed, f"geometry{family_index}"
+        )
+        count = next(iter(columns.values())).size if columns else 1
+        for file in family.files or ("",):
+            for i in range(count):
+                parameters = {n: float(c[i]) for n, c in columns.items()}
+                geometries.append(
+                    GeometryPoint(
+                        len(geometries), family.shape, parameters, dict(family.options), file
+                    )
+                )
+    tissue = combine_axes(dict(spec.tissue.parameters), spec.tissue.combine, spec.seed, "tissue")
+    _check_tissue(tissue)
+    count_t = next(iter(tissue.values())).size
+    chunks = []
+    for g in range(len(geometries)):
+        for start in range(0, count_t, spec.chunk_rows):
+            stop = min(start + spec.chunk_rows, count_t)
+            chunks.append(Chunk(len(chunks), g, start, stop, g * count_t + start))
+    return SweepPlan(
+        spec, tuple(geometries), tissue, measurement_table(spec.acquisitions), tuple(chunks)
+    )
+
+
+def _check_tissue(tissue: dict[str, np.ndarray]) -> None:
+    for key, values in tissue.items():
+        name = key.rsplit(".", 1)[-1]
+        if name in ("diffusivity", "t2") and bool((values <= 0).any()):
+            raise ValueError(f"tissue {key} must be positive, got {values.min():g}")
+        if name == "spin_density" and bool((values < 0).any()):
+            raise ValueError(f"tissue {key} must be non-negative, got {values.min():g}")
+
+
+def tissue_value(tissue: dict[str, np.ndarray], compartment: str, name: str) -> np.ndarray | None:
+    """Column of property ``name`` for ``compartment`` (its own, else the shared one)."""
+    return tissue.get(f"{compartment}.{name}", tissue.get(name))

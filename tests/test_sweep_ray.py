@@ -1,0 +1,85 @@
+"""The sweep on Ray (2 local workers) gives the same output as the local run, and a task
+that fails is retried."""
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sweep_helpers import flaky_cylinder, small_spec
+
+from mf_dmri.sweep import DEFAULT_REGISTRY, GeometryBuilder, build_plan, run_sweep
+
+ray = pytest.importorskip("ray", reason="the optional package ray is not installed")
+
+TESTS = Path(__file__).resolve().parent
+
+
+class MemorySink:
+    def __init__(self):
+        self.chunks = {}
+
+    def completed(self):
+        return set(self.chunks)
+
+    def write(self, chunk, signals):
+        assert chunk.index not in self.chunks
+        self.chunks[chunk.index] = signals
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance with 2 workers for the module (start-up takes ~10 s)."""
+    paths = [str(TESTS.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}},
+    )
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_run_equals_local_run(local_ray):
+    spec = small_spec(chunk_rows=3)
+    local, distributed = MemorySink(), MemorySink()
+    local_result = run_sweep(spec, local)
+    ray_result = run_sweep(spec, distributed, executor="ray")
+    assert ray_result.executor == "ray" and ray_result.basis_solves == 3
+    assert set(distributed.chunks) == set(local.chunks) == set(range(6))
+    for index, signals in local.chunks.items():
+        np.testing.assert_array_equal(distributed.chunks[index], signals)
+    assert local_result.rows == ray_result.rows
+
+
+def test_failed_ray_tasks_are_retried(local_ray, tmp_path):
+    flaky = GeometryBuilder(
+        "cylinder",
+        functools.partial(flaky_cylinder, str(tmp_path)),
+        DEFAULT_REGISTRY["cylinder"].parameters,
+        options=DEFAULT_REGISTRY["cylinder"].options,
+    )
+    registry = DEFAULT_REGISTRY.with_builder(flaky)
+    spec = small_spec(chunk_rows=4)
+    sink = MemorySink()
+    run_sweep(spec, sink, registry=registry, executor="ray")
+    assert len(list(tmp_path.glob("failed_*"))) == 3  # every geometry task failed once
+    reference = MemorySink()
+    run_sweep(spec, reference)
+    plan = build_plan(spec, DEFAULT_REGISTRY)
+    assert set(sink.chunks) == {c.index for c in plan.chunks}
+    for index, signals in reference.chunks.items():
+        np.testing.assert_array_equal(sink.chunks[index], signals)
+
+
+def test_missing_ray_is_a_clear_error(monkeypatch):
+    import mf_dmri.sweep.distributed as distributed
+
+    def no_ray(name):
+        raise ImportError(name)
+
+    monkeypatch.setattr(distributed.importlib, "import_module", no_ray)
+    with pytest.raises(ValueError, match="pip install ray"):
+        run_sweep(small_spec(), MemorySink(), executor="ray")
