@@ -91,8 +91,6 @@ def test_one_command_sweep_of_1000_rows(uninterrupted, config):
     assert len(config.with_name("t.csv").read_text().splitlines()) == 1001
 
 
-@pytest.mark.slow  # three more subprocesses (~30-50 s on 2 busy cores); see also
-# test_sweep_engine.py::test_interrupted_sweep_resumes_to_the_same_file (in-process)
 def test_killed_sweep_resumes_to_the_same_table(uninterrupted, config):
     out = config.with_name("killed.h5")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mf_dmri.io.sweep_provenance import sweep_provenance
-from mf_dmri.io.sweep_store import SweepStore, export_table
-from mf_dmri.io.sweep_toml import default_registry, load_sweep_toml
-from mf_dmri.sweep import SweepResult, build_plan, run_sweep
-from mf_dmri.sweep.progress import ProgressUpdate
+if TYPE_CHECKING:  # imported lazily: ``mf-dmri --help`` must not need h5py or torch
+    from mf_dmri.sweep import SweepResult
+    from mf_dmri.sweep.progress import ProgressUpdate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,6 +86,11 @@ def _summary(result: SweepResult, out: Path, geometries: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mf_dmri.io.sweep_provenance import sweep_provenance
+    from mf_dmri.io.sweep_store import SweepStore, export_table
+    from mf_dmri.io.sweep_toml import default_registry, load_sweep_toml
+    from mf_dmri.sweep import build_plan, run_sweep
+
     registry = default_registry()
     spec = load_sweep_toml(args.config, registry=registry)
     plan = build_plan(spec, registry)

@@ -25,12 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from mf_dmri.sweep.plan import Chunk, SweepPlan
 
 FORMAT = "mf_dmri.sweep/1"
+
+
+def _h5py():
+    """h5py, imported on first use (an optional dependency: the 'sweep' extra)."""
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ValueError("sweep output needs h5py: pip install h5py (or mf_dmri[sweep])") from exc
+    return h5py
 
 
 def config_hash(plan: SweepPlan) -> str:
@@ -134,13 +142,13 @@ class SweepStore:
                 f"{len(missing)} chunks are missing (first {missing[:5]}); rerun with --resume"
             )
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with h5py.File(temporary, "w") as out:
+        with _h5py().File(temporary, "w") as out:
             self._write_hdf5(out, provenance)
         os.replace(temporary, self.path)
         shutil.rmtree(self.parts)
         return self.path
 
-    def _write_hdf5(self, out: h5py.File, provenance: dict[str, Any]) -> None:
+    def _write_hdf5(self, out, provenance: dict[str, Any]) -> None:
         plan = self.plan
         rows = max(1, min(plan.spec.chunk_rows, plan.num_rows))
         signals = out.create_dataset(
@@ -162,12 +170,12 @@ class SweepStore:
         out.attrs["provenance"] = json.dumps({**provenance, "config_hash": self.hash})
 
 
-def _write_columns(group: h5py.Group, columns: dict[str, np.ndarray]) -> None:
+def _write_columns(group, columns: dict[str, np.ndarray]) -> None:
     group.attrs["columns"] = json.dumps(list(columns))
     for name, values in columns.items():
         if values.dtype == object:
             group.create_dataset(
-                name, data=values.astype(str).astype(object), dtype=h5py.string_dtype()
+                name, data=values.astype(str).astype(object), dtype=_h5py().string_dtype()
             )
         else:
             group.create_dataset(name, data=values)
@@ -185,7 +193,7 @@ class SweepData:
     provenance: dict[str, Any]
 
 
-def _read_columns(group: h5py.Group) -> dict[str, np.ndarray]:
+def _read_columns(group) -> dict[str, np.ndarray]:
     result = {}
     for name in json.loads(group.attrs["columns"]):
         dataset = group[name]
@@ -198,7 +206,7 @@ def _read_columns(group: h5py.Group) -> dict[str, np.ndarray]:
 
 def read_sweep(path: str | Path) -> SweepData:
     """Read a finished sweep file."""
-    with h5py.File(path, "r") as handle:
+    with _h5py().File(path, "r") as handle:
         if handle.attrs.get("format") != FORMAT:
             raise ValueError(f"{path} is not an mf_dmri sweep file ({FORMAT})")
         return SweepData(
@@ -212,7 +220,7 @@ def read_sweep(path: str | Path) -> SweepData:
 
 def read_provenance(path: str | Path) -> dict[str, Any]:
     try:
-        with h5py.File(path, "r") as handle:
+        with _h5py().File(path, "r") as handle:
             return json.loads(handle.attrs.get("provenance", "{}"))
     except OSError as exc:
         raise ValueError(f"{path} is not a readable HDF5 sweep file: {exc}") from exc
@@ -222,7 +230,7 @@ def export_table(path: str | Path, table_path: str | Path) -> Path:
     """Write the parameter table of sweep file ``path`` to ``table_path``: CSV for
     ``.csv``, Parquet for ``.parquet`` (needs pyarrow).  Values are SI."""
     table_path = Path(table_path)
-    with h5py.File(path, "r") as handle:
+    with _h5py().File(path, "r") as handle:
         columns = _read_columns(handle["parameters"])
     if table_path.suffix == ".parquet":
         try:
