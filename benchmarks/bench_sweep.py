@@ -207,13 +207,14 @@ def naive_loop(domain, pieces, diffusivity):
     gamma = pieces.gyromagnetic_ratio
     free = domain.free_axes[0]
     out = []
-    btensors = pieces.btensors()
+    btensors = pieces.btensors().to(free.device)
     for m in range(pieces.num_measurements):
         state = u
         for p in range(pieces.num_pieces):
             q = basis.directional_moment(pieces.gradients[m, p] / 1.0).to(torch.complex128)
             generator = diffusivity * lam + 1j * gamma * q
-            state = torch.linalg.matrix_exp(-pieces.durations[p] * generator) @ state
+            tau = pieces.durations[p].to(lam.device)
+            state = torch.linalg.matrix_exp(-tau * generator) @ state
         restricted = (u @ state) / basis.volume
         out.append(restricted * torch.exp(-diffusivity * free @ btensors[m] @ free))
     return torch.stack(out)

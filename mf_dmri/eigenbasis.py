@@ -200,7 +200,7 @@ class Eigenbasis:
 
     def directional_moment(self, direction: torch.Tensor) -> torch.Tensor:
         """Moment matrix along lab-frame ``direction`` (..., 3) [-]: sum_k (axes n)_k Q_k."""
-        local = direction.to(self.moments.dtype) @ self.axes.T
+        local = direction.to(device=self.moments.device, dtype=self.moments.dtype) @ self.axes.T
         return torch.einsum("...k,kij->...ij", local, self.moments)
 
 

@@ -95,7 +95,8 @@ def test_simulate_mesh_config_matches_analytic_sphere(tmp_path):
     from mf_dmri.sequences import PGSE, multi_shell
     from mf_dmri.signal import Compartment, signal
 
-    save_surface(generators.sphere(5 * units.um), tmp_path / "cell.ply", unit=units.um)
+    surface = generators.sphere(5 * units.um, subdivisions=4)
+    save_surface(surface, tmp_path / "cell.ply", unit=units.um)
     config = tmp_path / "mesh.toml"
     config.write_text(
         '[shape]\nkind = "mesh"\npath = "cell.ply"\nunit = "um"\nlength_scale_um = 2.0\n'

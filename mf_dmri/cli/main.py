@@ -10,7 +10,7 @@ import logging
 import sys
 
 #: Subcommand modules (mf_dmri.cli.<name>), in the order shown by --help.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("demo", "simulate", "mesh")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("demo", "simulate", "mesh", "fit", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ _LOG = logging.getLogger(__name__)
 
 #: Up to this many degrees of freedom per piece, solver="auto" uses dense LAPACK
 #: (measured crossover, docs/fem_eigensolver.md).
-DENSE_LIMIT = 1500
+DENSE_LIMIT = 200
 #: First solve reaches this fraction past the cutoff to see where a cluster ends.
 CUTOFF_MARGIN = 0.05
 

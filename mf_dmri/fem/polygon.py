@@ -30,10 +30,10 @@ def _checked_polygon(vertices) -> np.ndarray:
         raise ValueError("polygon vertices contain NaN or infinite values")
     if np.allclose(poly[0], poly[-1]):
         raise ValueError("do not repeat the first vertex at the end: the polygon closes itself")
-    if polygon_area(poly) <= 0:
-        raise ValueError("the polygon has zero area")
     if _self_intersects(poly):
         raise ValueError("the polygon intersects itself; pass a simple polygon")
+    if polygon_area(poly) <= 0:
+        raise ValueError("the polygon has zero area")
     return poly
 
 

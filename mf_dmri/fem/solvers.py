@@ -17,6 +17,7 @@ Every back-end returns eigenvalues ascending and M-orthonormal eigenvectors.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,18 +194,26 @@ def solve_lobpcg(
     size = stiffness.shape[0]
     if 5 * (total + 10) >= size:
         return solve_dense(stiffness, mass, threshold)
-    shift = threshold / max(total, 1)
-    hierarchy = pyamg.smoothed_aggregation_solver(sp.csr_matrix(stiffness + shift * mass))
+    # work on O(1) matrices so that the (absolute) LOBPCG tolerance is a relative one
+    k_scale, m_scale = stiffness.diagonal().max(), mass.diagonal().max()
+    scaled_k, scaled_m = stiffness / k_scale, mass / m_scale
+    factor = m_scale / k_scale  # lambda = scaled eigenvalue / factor
+    shift = threshold * factor / max(total, 1)
+    hierarchy = pyamg.smoothed_aggregation_solver(sp.csr_matrix(scaled_k + shift * scaled_m))
     block = np.random.default_rng(seed).standard_normal((size, total + max(5, total // 10)))
-    values, vectors = sla.lobpcg(
-        stiffness,
-        block,
-        B=mass,
-        M=hierarchy.aspreconditioner(),
-        largest=False,
-        tol=tol,
-        maxiter=max_iterations,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # convergence is checked below
+        values, vectors = sla.lobpcg(
+            scaled_k,
+            block,
+            B=scaled_m,
+            M=hierarchy.aspreconditioner(),
+            largest=False,
+            tol=tol,
+            maxiter=max_iterations,
+        )
+    values = values / factor
+    vectors = vectors / np.sqrt(m_scale)
     order = np.argsort(values)
     values, vectors = values[order], vectors[:, order]
     keep = values < threshold

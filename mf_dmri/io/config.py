@@ -109,7 +109,7 @@ def _get(
     return float(value) * scale
 
 
-def _shape(section: dict[str, Any]) -> dict[str, Any]:
+def _shape(section: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     kind = section.get("kind")
     shape: dict[str, Any] = {"kind": kind}
     if kind in ("cylinder", "sphere"):
@@ -119,7 +119,7 @@ def _shape(section: dict[str, Any]) -> dict[str, Any]:
     elif kind == "mesh":
         if "path" not in section or "unit" not in section:
             raise ValueError("[shape] kind = 'mesh' needs 'path' and 'unit' (um, nm, mm or m)")
-        shape["path"] = section["path"]
+        shape["path"] = base_dir / section["path"]  # relative to the config file
         shape["unit"] = unit_scale(section["unit"])
     else:
         raise ValueError(f"[shape] kind must be cylinder, sphere, slab or mesh, got {kind!r}")
@@ -181,7 +181,7 @@ def load_config(path: str | Path) -> SimulationConfig:
     tissue = data["tissue"]
     output = data.get("output", {}).get("path")
     return SimulationConfig(
-        shape=_shape(data["shape"]),
+        shape=_shape(data["shape"], path.parent),
         diffusivity=_get(tissue, "diffusivity_um2_per_ms", "tissue", units.um2_per_ms),
         t2=_get(tissue, "t2_ms", "tissue", units.ms, default=math.inf),
         spin_density=_get(tissue, "spin_density", "tissue", default=1.0),

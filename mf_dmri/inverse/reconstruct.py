@@ -1,0 +1,248 @@
+"""Free-form shape reconstruction from diffusion signals, and shape distances.
+
+The shape is a point of a ``SurfaceShapeSpace`` (normal displacements of a reference mesh
+in its smoothest Laplacian modes).  The loss is
+
+    sum_m (E_m(c) - data_m)^2 / (2 sigma^2) + smoothness * roughness(c)
+        + volume_weight * (V(c) / reference_volume - 1)^2,
+
+with E the matrix-formalism signal of the deformed mesh (eigen-data differentiable with
+respect to the surface, ``mf_dmri.fem.differentiable``), minimised by Adam.  A step that
+would fold the mesh (an inverted tetrahedron) is undone and the step size halved.
+
+What the signal cannot see (docs/inverse.md): the position of the shape (translation) and,
+for PGSE and any waveform whose signal is even in the gradient, its point reflection
+x -> -x.  Distances to a target are therefore reported after removing both.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mf_dmri._checks import DTYPE
+from mf_dmri.fem.differentiable import surface_driven_eigenbasis
+from mf_dmri.geometry import SurfaceMesh
+from mf_dmri.inverse.protocol import as_piece_groups
+from mf_dmri.inverse.shape_space import SurfaceShapeSpace
+from mf_dmri.signal import Compartment, signal
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReconstructionResult:
+    """Result of ``reconstruct_shape``.
+
+    Args:
+        coefficients: (K,) final shape coefficients [-].
+        surface: the reconstructed surface [m].
+        predicted: (M,) normalised signal of the reconstruction [-].
+        loss_history: total loss per iteration [-].
+        misfit_history: data term per iteration [-].
+        step_reductions: how often a folding step was undone.
+    """
+
+    coefficients: torch.Tensor
+    surface: SurfaceMesh
+    predicted: torch.Tensor
+    loss_history: tuple[float, ...]
+    misfit_history: tuple[float, ...]
+    step_reductions: int
+
+
+@dataclass(frozen=True)
+class ShapeDistance:
+    """Distances between two surfaces after removing translation and point reflection.
+
+    Args:
+        chamfer: mean of the two mean nearest-neighbour distances [m].
+        hausdorff: largest nearest-neighbour distance either way [m].
+        reflected: whether the point reflection of the first shape matched better.
+    """
+
+    chamfer: float
+    hausdorff: float
+    reflected: bool
+
+
+def _points(surface: SurfaceMesh, samples: int, seed: int) -> np.ndarray:
+    """Surface samples: the vertices plus area-uniform random points on the triangles."""
+    vertices, faces = np.asarray(surface.vertices), np.asarray(surface.faces)
+    triangles = vertices[faces]
+    areas = np.linalg.norm(
+        np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1
+    )
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(faces), size=samples, p=areas / areas.sum())
+    u, v = rng.random((2, samples))
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    t = triangles[chosen]
+    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    return np.concatenate([vertices, points])
+
+
+def _centroid(surface: SurfaceMesh) -> np.ndarray:
+    """Volume centroid of a closed, outward-oriented surface [m]."""
+    v = np.asarray(surface.vertices)[np.asarray(surface.faces)]
+    signed = np.einsum("fi,fi->f", v[:, 0], np.cross(v[:, 1], v[:, 2])) / 6
+    return (signed[:, None] * v.sum(1) / 4).sum(0) / signed.sum()
+
+
+def _to_surface(points: np.ndarray, surface: SurfaceMesh, offset: np.ndarray) -> np.ndarray:
+    """Distances [m] from ``points`` to the triangles of ``surface`` shifted by ``offset``
+    (computed in units of the surface size: trimesh's tolerances assume order-one sizes)."""
+    import trimesh
+
+    vertices = np.asarray(surface.vertices) - offset
+    scale = float(np.abs(vertices).max())
+    mesh = trimesh.Trimesh(vertices / scale, np.asarray(surface.faces), process=False)
+    return trimesh.proximity.closest_point(mesh, points / scale)[1] * scale
+
+
+def shape_distance(
+    first: SurfaceMesh, second: SurfaceMesh, *, samples: int = 4000, seed: int = 0
+) -> ShapeDistance:
+    """Chamfer and Hausdorff distances [m] between two closed surfaces after moving both
+    volume centroids to the origin and trying ``first`` and its point reflection.
+
+    Distances are from points sampled on each surface (vertices plus ``samples`` random
+    points) to the triangles of the other (exact point-to-triangle distances)."""
+    centre_a, centre_b = _centroid(first), _centroid(second)
+    a = _points(first, samples, seed) - centre_a
+    b = _points(second, samples, seed + 1) - centre_b
+    best = None
+    for reflected in (False, True):
+        sign = -1.0 if reflected else 1.0
+        mirrored = SurfaceMesh(
+            sign * (np.asarray(first.vertices) - centre_a), np.asarray(first.faces)
+        )
+        ab = _to_surface(sign * a, second, centre_b)
+        ba = _to_surface(b, mirrored, np.zeros(3))
+        result = ShapeDistance(0.5 * (ab.mean() + ba.mean()), max(ab.max(), ba.max()), reflected)
+        if best is None or result.chamfer < best.chamfer:
+            best = result
+    return best
+
+
+def shape_signal(
+    space: SurfaceShapeSpace, coefficients: torch.Tensor, groups, diffusivity: float, num_modes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(normalised signal (M,) [-], volume [m^3]) of the shape with ``coefficients``."""
+    basis = surface_driven_eigenbasis(
+        space.vertices(coefficients), space.extension, num_modes=num_modes
+    )
+    compartment = Compartment(basis, diffusivity)
+    values = torch.cat([signal(compartment, g).real for g in groups])
+    return values, basis.volume
+
+
+def reconstruct_shape(
+    space: SurfaceShapeSpace,
+    protocol,
+    data: torch.Tensor,
+    *,
+    diffusivity: float,
+    sigma: float = 0.01,
+    num_modes: int = 30,
+    smoothness: float = 1e-2,
+    volume_weight: float = 0.0,
+    reference_volume: float | None = None,
+    iterations: int = 100,
+    learning_rate: float = 0.02,
+    initial: torch.Tensor | None = None,
+) -> ReconstructionResult:
+    """Recover a shape from its normalised signal ``data`` (M,) [-].
+
+    Args:
+        space: the shape space (reference mesh and modes).
+        protocol: the acquisition (anything ``as_piece_groups`` accepts).
+        data: measured normalised signals (M,) [-], same order as the protocol.
+        diffusivity: intrinsic diffusivity inside the shape [m^2/s] (known).
+        sigma: noise level of ``data`` [-] (weights the data term against the penalties).
+        num_modes: Laplace eigenmodes of the deformed mesh used for the signal.
+        smoothness: weight of the roughness penalty [-].
+        volume_weight: weight of the volume penalty [-] (needs ``reference_volume``).
+        reference_volume: prior volume [m^3] for the volume penalty.
+        iterations: Adam iterations.
+        learning_rate: Adam step in the coefficients [-].
+        initial: starting coefficients (K,) [-]; zero (the reference shape) by default.
+    """
+    groups = as_piece_groups(protocol)
+    data = torch.as_tensor(data, dtype=DTYPE)
+    if not bool(torch.isfinite(data).all()):
+        raise ValueError("data contain NaN or infinite values")
+    if volume_weight > 0 and not (reference_volume and reference_volume > 0):
+        raise ValueError("volume_weight > 0 needs a positive reference_volume [m^3]")
+    for name, value in (
+        ("sigma", sigma),
+        ("diffusivity", diffusivity),
+        ("learning_rate", learning_rate),
+    ):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be positive and finite")
+    if smoothness < 0 or volume_weight < 0:
+        raise ValueError("penalty weights must be >= 0")
+    start = (
+        torch.zeros(space.num_modes, dtype=DTYPE)
+        if initial is None
+        else torch.as_tensor(initial, dtype=DTYPE)
+    )
+    coefficients = start.clone().requires_grad_(True)
+
+    def loss_terms(c):
+        predicted, volume = shape_signal(space, c, groups, diffusivity, num_modes)
+        if predicted.shape != data.shape:
+            raise ValueError(
+                f"the protocol has {predicted.numel()} measurements, the data {data.numel()}"
+            )
+        misfit = ((predicted - data) ** 2).sum() / (2 * sigma**2)
+        total = misfit + smoothness * space.roughness(c)
+        if volume_weight > 0:
+            total = total + volume_weight * (volume / reference_volume - 1) ** 2
+        return total, misfit, predicted
+
+    optimiser = torch.optim.Adam([coefficients], lr=learning_rate)
+    losses, misfits, reductions = [], [], 0
+    for _ in range(iterations):
+        previous = coefficients.detach().clone()
+        optimiser.zero_grad()
+        total, misfit, _ = loss_terms(coefficients)
+        total.backward()
+        losses.append(float(total.detach()))
+        misfits.append(float(misfit.detach()))
+        optimiser.step()
+        while _folds(space, coefficients.detach()):
+            reductions += 1
+            with torch.no_grad():
+                coefficients.copy_(previous + 0.5 * (coefficients - previous))
+            if reductions > 50:
+                raise FloatingPointError("the mesh folds at every step: lower the learning rate")
+    final = coefficients.detach()
+    with torch.no_grad():
+        _, _, predicted = loss_terms(final)
+    return ReconstructionResult(
+        coefficients=final,
+        surface=space.surface(final),
+        predicted=predicted.detach(),
+        loss_history=tuple(losses),
+        misfit_history=tuple(misfits),
+        step_reductions=reductions,
+    )
+
+
+def _folds(space: SurfaceShapeSpace, coefficients: torch.Tensor) -> bool:
+    """Whether the shape's harmonic-extension mesh has an inverted or flat tetrahedron."""
+    nodes = space.extension(space.vertices(coefficients)).detach().numpy()
+    tets = nodes[space.extension.elements]
+    det = np.einsum(
+        "ei,ei->e",
+        tets[:, 1] - tets[:, 0],
+        np.cross(tets[:, 2] - tets[:, 0], tets[:, 3] - tets[:, 0]),
+    )
+    return bool((np.sign(det) != space.extension.orientation).any())
