@@ -109,6 +109,15 @@ def _check_pgse(pulse_duration: float, pulse_separation: float) -> None:
         raise ValueError("need 0 < pulse_duration <= pulse_separation [s]")
 
 
+def _pgse_gpa(
+    gradient, weights, eigenvalues, pulse_duration, pulse_separation, diffusivity, gamma
+) -> np.ndarray:
+    """exp(-(gamma G)^2 sum_k w_k F(D lambda_k) / (D lambda_k)^2): the common form of the
+    classical PGSE GPA formulas below."""
+    bracket = _pgse_bracket(diffusivity * eigenvalues, pulse_duration, pulse_separation)
+    return np.exp(-((gamma * np.asarray(gradient)) ** 2) * np.sum(weights * bracket))
+
+
 def gpa_pgse_cylinder(
     gradient: np.ndarray,
     pulse_duration: float,
@@ -126,9 +135,9 @@ def gpa_pgse_cylinder(
     _check_pgse(pulse_duration, pulse_separation)
     alpha = bessel_derivative_zeros(1, 4.0 * num_roots)[:num_roots] / radius
     weight = 2.0 / (alpha**2 * (alpha**2 * radius**2 - 1.0))
-    bracket = _pgse_bracket(diffusivity * alpha**2, pulse_duration, pulse_separation)
-    log_e = -((gamma * np.asarray(gradient)) ** 2) * np.sum(weight * bracket)
-    return np.exp(log_e)
+    return _pgse_gpa(
+        gradient, weight, alpha**2, pulse_duration, pulse_separation, diffusivity, gamma
+    )
 
 
 def gpa_pgse_sphere(
@@ -144,8 +153,9 @@ def gpa_pgse_sphere(
     _check_pgse(pulse_duration, pulse_separation)
     alpha = spherical_bessel_derivative_zeros(1, 4.0 * num_roots)[:num_roots] / radius
     weight = 2.0 / (alpha**2 * (alpha**2 * radius**2 - 2.0))
-    bracket = _pgse_bracket(diffusivity * alpha**2, pulse_duration, pulse_separation)
-    return np.exp(-((gamma * np.asarray(gradient)) ** 2) * np.sum(weight * bracket))
+    return _pgse_gpa(
+        gradient, weight, alpha**2, pulse_duration, pulse_separation, diffusivity, gamma
+    )
 
 
 def gpa_pgse_slab(
@@ -162,7 +172,12 @@ def gpa_pgse_slab(
     _check_pgse(pulse_duration, pulse_separation)
     n = np.arange(1, 2 * num_terms, 2, dtype=float)
     weight = 8.0 * width**2 / (math.pi**4 * n**4)
-    bracket = _pgse_bracket(
-        diffusivity * (n * math.pi / width) ** 2, pulse_duration, pulse_separation
+    return _pgse_gpa(
+        gradient,
+        weight,
+        (n * math.pi / width) ** 2,
+        pulse_duration,
+        pulse_separation,
+        diffusivity,
+        gamma,
     )
-    return np.exp(-((gamma * np.asarray(gradient)) ** 2) * np.sum(weight * bracket))
