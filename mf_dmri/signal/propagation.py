@@ -60,7 +60,7 @@ def plan_pieces(durations: torch.Tensor, local_gradients: torch.Tensor) -> list[
     return plans
 
 
-def _chunk_size(num_modes: int, num_new: int, max_bytes: int) -> int:
+def chunk_size(num_modes: int, num_new: int, max_bytes: int) -> int:
     per_measurement = 16 * num_modes * num_modes * max(num_new, 1) * 3
     return max(1, max_bytes // per_measurement)
 
@@ -101,13 +101,13 @@ def factor_signal(
     if data is None:
         data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
     num_new = sum(p.kind == "new" for p in plans)
-    chunk = _chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
+    chunk = chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
     outputs = []
     for start in range(0, local.shape[0], chunk):
         stop = start + chunk
         part = tuple(x if x.shape[0] == 1 else x[start:stop] for x in data)
         outputs.append(
-            _propagate(
+            propagate(
                 *part,
                 diffusivity,
                 durations,
@@ -179,9 +179,9 @@ def _isotropic_signal(
     if data is None:
         data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
     num_new = sum(p.kind == "new" for p in plans)
-    chunk = _chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
+    chunk = chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
     outputs = [
-        _propagate(
+        propagate(
             *data,
             diffusivity,
             durations,
@@ -196,7 +196,7 @@ def _isotropic_signal(
     return result if unique_index is None else result[inverse]
 
 
-def _propagate(
+def propagate(
     eigenvalues: torch.Tensor,
     moments: torch.Tensor,
     integrals: torch.Tensor,
@@ -207,15 +207,22 @@ def _propagate(
     gamma: float,
     time_course: bool,
     coupling: torch.Tensor | None = None,
+    readout: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Propagate a batch; eigen-data either shared (leading size 1) or per measurement.
+
+    Returns ``readout^T c(t)`` (M,) at the echo, or (M, P) after every piece, where the
+    state starts at ``c(0) = integrals`` and ``readout`` defaults to ``integrals`` (uniform
+    spin density read out over the whole domain).  ``eigenvalues`` are multiplied by
+    ``diffusivity``: pass rates [1/s] with ``diffusivity = 1`` for operators whose
+    eigenvalues already include it (permeable or relaxing systems).
 
     ``coupling`` (L, L), zero in value, is added to diag(eigenvalues) in every generator;
     on zero-gradient pieces its first-order effect -tau D exp(-tau D lambda) W (exact for a
     W supported on exactly degenerate clusters) is added so that its gradient flows."""
     relaxation = diffusivity * eigenvalues  # (B, L) [1/s]
-    u = integrals.to(CDTYPE)
-    state = u.expand(local.shape[0], -1)  # (M, L)
+    state = integrals.to(CDTYPE).expand(local.shape[0], -1)  # (M, L)
+    u = (integrals if readout is None else readout).to(CDTYPE)
     exponentials: dict[int, torch.Tensor] = {}
     history = []
     for index, plan in enumerate(plans):

@@ -21,10 +21,10 @@ from mf_dmri.eigenbasis import Eigenbasis, ProductDomain
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.propagation import (
     DEFAULT_CHUNK_BYTES,
-    _chunk_size,
-    _propagate,
     canonical_gradients,
+    chunk_size,
     plan_pieces,
+    propagate,
 )
 from mf_dmri.signal.reduction import reduced_data
 from mf_dmri.sweep.acquisition import MeasurementTable, timing_pieces
@@ -99,7 +99,7 @@ def stacked_factor_signal(
     count_u = diffusivities.numel()
     total = count_m * count_u
     num_new = sum(p.kind == "new" for p in prepared.plans)
-    step = _chunk_size(prepared.data[0].shape[-1], num_new, max_chunk_bytes)
+    step = chunk_size(prepared.data[0].shape[-1], num_new, max_chunk_bytes)
     flat = torch.arange(total, device=prepared.local.device)
     outputs = []
     for start in range(0, total, step):
@@ -107,7 +107,7 @@ def stacked_factor_signal(
         measurement, which = index % count_m, index // count_m
         part = tuple(x if x.shape[0] == 1 else x[measurement] for x in prepared.data)
         outputs.append(
-            _propagate(
+            propagate(
                 *part,
                 diffusivities[which][:, None],
                 prepared.durations,
