@@ -8,6 +8,9 @@ from mf_dmri.fem.eigen import (
     mesh_eigenbasis_with_diagnostics,
     solve_eigenbasis,
 )
+from mf_dmri.fem.permeable import PermeableMesh, permeable_mesh
+from mf_dmri.fem.permeable_basis import permeable_eigenbasis
+from mf_dmri.fem.permeable_parameters import PermeableParameters, permeable_operator
 from mf_dmri.fem.planar import (
     cross_section_eigenbasis,
     cross_section_result,
@@ -20,6 +23,8 @@ __all__ = [
     "FemEigenResult",
     "FemMatrices",
     "FemSystem",
+    "PermeableMesh",
+    "PermeableParameters",
     "assemble_mesh",
     "assemble_piece",
     "block_matrices",
@@ -28,6 +33,9 @@ __all__ = [
     "cutoff_eigenvalue",
     "mesh_eigenbasis",
     "mesh_eigenbasis_with_diagnostics",
+    "permeable_eigenbasis",
+    "permeable_mesh",
+    "permeable_operator",
     "polygon_eigenbasis",
     "solve_eigenbasis",
     "triangulate_polygon",

@@ -7,9 +7,11 @@ from typing import Any, Protocol
 import torch
 
 from mf_dmri._checks import CDTYPE
+from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import ProductDomain
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.compartment import Compartment, as_compartments
+from mf_dmri.signal.coupled import coupled_signal
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, factor_signal
 
 
@@ -62,7 +64,7 @@ def domain_signal(
 
 
 def signal(
-    compartments: Compartment | list[Compartment],
+    compartments: Compartment | list[Compartment] | CoupledBasis,
     acquisition: Any,
     *,
     time_step: float | None = None,
@@ -72,10 +74,15 @@ def signal(
     """Diffusion MRI signal at the echo by the matrix formalism, complex128 (M,).
 
     The compartments add with weights volume x spin density x exp(-TE/T2); TE is the end
-    of the acquisition's last gradient piece.
+    of the acquisition's last gradient piece.  A :class:`~mf_dmri.coupled.CoupledBasis`
+    (permeable and/or relaxing compartments of one mesh, from
+    :func:`mf_dmri.fem.permeable_eigenbasis`) is one coupled system instead: its rates
+    already contain T2 and surface relaxation, and it is normalised by ``r^T M m0``
+    (see :func:`mf_dmri.signal.coupled.coupled_signal`); it cannot be mixed with
+    ``Compartment`` objects in one call.
 
     Args:
-        compartments: one ``Compartment`` or a list of them.
+        compartments: one ``Compartment``, a list of them, or one ``CoupledBasis``.
         acquisition: an ``Acquisition`` (anything with ``pieces(time_step)``) or
             ``GradientPieces``.
         time_step: longest piece used to discretise smooth waveforms such as OGSE [s];
@@ -90,8 +97,12 @@ def signal(
         measured attenuation; the phase is non-zero only for non-refocused or asymmetric
         waveforms.
     """
-    compartments = as_compartments(compartments)
     pieces = as_pieces(acquisition, time_step)
+    if isinstance(compartments, CoupledBasis):
+        return coupled_signal(
+            compartments, pieces, normalize=normalize, max_chunk_bytes=max_chunk_bytes
+        )
+    compartments = as_compartments(compartments)
     device = compartments[0].domain.free_axes.device
     echo_time = pieces.echo_time.to(device)
     total = torch.zeros(pieces.num_measurements, dtype=CDTYPE, device=device)

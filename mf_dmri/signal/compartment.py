@@ -72,6 +72,11 @@ def as_compartments(
             "a bare eigenbasis has no diffusivity: wrap it as Compartment(domain, diffusivity=...)"
         )
     result = tuple(compartments)
+    if any(type(c).__name__ == "CoupledBasis" for c in result):
+        raise TypeError(
+            "a CoupledBasis is one whole coupled system: pass it alone to signal(), not in a "
+            "list with other compartments"
+        )
     if not result or not all(isinstance(c, Compartment) for c in result):
         raise TypeError("compartments must be a Compartment or a non-empty list of them")
     return result
