@@ -41,9 +41,8 @@ def series_signal(ratio: float, times: np.ndarray, count: int = 40) -> np.ndarra
     roots = robin_roots(ratio, count) / RADIUS
     weights = []
     for alpha in roots:
-        j0 = lambda r, a=alpha: math.sin(a * r) / (a * r)  # noqa: E731
-        first = quad(lambda r: j0(r) * r * r, 0, RADIUS, limit=200)[0]
-        norm = quad(lambda r: j0(r) ** 2 * r * r, 0, RADIUS, limit=200)[0]
+        first = quad(lambda r, a=alpha: math.sin(a * r) * r / a, 0, RADIUS, limit=200)[0]
+        norm = quad(lambda r, a=alpha: (math.sin(a * r) / a) ** 2, 0, RADIUS, limit=200)[0]
         weights.append(3 * first**2 / (RADIUS**3 * norm))
     weights = np.array(weights)
     return (weights[None] * np.exp(-D * roots[None] ** 2 * times[:, None])).sum(axis=1)
