@@ -7,10 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import pgse_pieces
 from permeable_helpers import split_rectangle, square_in_square
 
+from mf_dmri.analytic import sphere
 from mf_dmri.fem import PermeableParameters, permeable_eigenbasis, permeable_mesh
 from mf_dmri.fem.permeable_parameters import exact_null_modes, permeable_operator, resolve
+from mf_dmri.signal import Compartment, signal
 
 UM = 1e-6
 
@@ -114,3 +117,19 @@ def test_mapping_permeability_and_tensor_parameters(rectangle):
     resolved = resolve(mesh, PermeableParameters(1e-9, permeability={(1, 0): kappa}))
     assert resolved.permeability.requires_grad
     assert float(resolved.permeability[0].detach()) == pytest.approx(2e-5)
+
+
+def test_cutoff_keeps_whole_clusters_and_signal_rejects_mixing():
+    """A max_rate between the two members of an exactly degenerate pair keeps both; a
+    CoupledBasis cannot be mixed with Compartment objects in one signal() call."""
+    nodes, elements, labels = square_in_square(6 * UM, 2 * UM, 6)
+    mesh = permeable_mesh(nodes, elements, element_labels=labels)
+    params = PermeableParameters((2e-9, 1e-9), permeability=3e-5, t2=(0.06, 0.03))
+    full = permeable_eigenbasis(mesh, params, num_modes=20).rates.numpy()
+    pair = int(np.flatnonzero(np.diff(full) < 1e-10 * full[-1])[0])  # full[pair] == full[pair+1]
+    cut = permeable_eigenbasis(mesh, params, max_rate=float(full[pair]) * (1 + 1e-12))
+    assert cut.num_modes == pair + 2
+    assert np.allclose(cut.rates.numpy(), full[: pair + 2], rtol=1e-10)
+    pieces = pgse_pieces(0.01, 0.03, [0.05])
+    with pytest.raises(TypeError, match="pass it alone"):
+        signal([cut, Compartment(sphere(5 * UM), 2e-9)], pieces)

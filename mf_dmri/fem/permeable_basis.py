@@ -60,7 +60,7 @@ def permeable_eigenbasis(
     cutoff = _cutoff(resolved, max_rate, length_scale, num_modes)
     theta, matrices = decay_terms(mesh, resolved)
     indicators = np.stack([mesh.indicator(c) for c in range(mesh.num_compartments)], axis=1)
-    diffusivity = resolved.diffusivity.detach().numpy()
+    diffusivity = resolved.diffusivity.detach().cpu().numpy()
     dim = mesh.dimension
     spec = CoupledSpec(
         matrices=tuple(matrices),
@@ -74,7 +74,7 @@ def permeable_eigenbasis(
         cluster_rtol=cluster_rtol,
     )
     rates, coupling, moments, integrals = CoupledEigenFunction.apply(theta, spec)
-    volumes = torch.tensor(mesh.volumes, dtype=DTYPE)
+    volumes = torch.tensor(mesh.volumes, dtype=DTYPE, device=integrals.device)
     frame = np.eye(dim, 3) if axes is None else np.asarray(axes, dtype=float)
     return CoupledBasis(
         rates=rates,
@@ -82,7 +82,7 @@ def permeable_eigenbasis(
         initial=resolved.spin_density @ integrals,
         readout=integrals.sum(0),
         reference=(resolved.spin_density * volumes).sum(),
-        axes=torch.as_tensor(frame, dtype=DTYPE),
+        axes=torch.as_tensor(frame, dtype=DTYPE, device=integrals.device),
         coupling=coupling,
         label=label,
     )

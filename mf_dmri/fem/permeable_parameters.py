@@ -51,6 +51,26 @@ class PermeableParameters:
     spin_density: Scalar | tuple[Scalar, ...] = 1.0
     surface_relaxivity: Scalar | tuple[Scalar, ...] = 0.0
 
+    def __post_init__(self) -> None:
+        kappa = self.permeability
+        kappas = list(kappa.values()) if isinstance(kappa, Mapping) else [kappa]
+        for name, values, unit, strict in (
+            ("diffusivity", _values(self.diffusivity), "m^2/s", True),
+            ("permeability", kappas, "m/s", False),
+            ("t2", _values(self.t2), "s", True),
+            ("spin_density", _values(self.spin_density), "-", False),
+            ("surface_relaxivity", _values(self.surface_relaxivity), "m/s", False),
+        ):
+            for value in values:
+                number = float(_as_tensor(value, name, unit).detach())
+                if number < 0 or (strict and number == 0):
+                    relation = "positive" if strict else "non-negative"
+                    raise ValueError(f"{name} must be {relation} [{unit}], got {number:g}")
+
+
+def _values(value) -> list:
+    return list(value) if isinstance(value, (tuple, list)) else [value]
+
 
 @dataclass(frozen=True)
 class ResolvedParameters:
@@ -155,14 +175,14 @@ def exact_null_modes(mesh: PermeableMesh, resolved: ResolvedParameters) -> np.nd
     through elements and interfaces with kappa > 0 on which nothing relaxes (no T2, no
     surface relaxivity on its outer boundary); (N, 0) when everything relaxes."""
     graph = mesh.mass.copy()
-    kappa = resolved.permeability.detach().numpy()
+    kappa = resolved.permeability.detach().cpu().numpy()
     for value, matrix in zip(kappa, mesh.interface_matrices, strict=True):
         if value > 0:
             graph = graph + abs(matrix)
     count, piece = connected_components(graph, directed=False)
     owner = mesh.compartment_of_dofs
-    rate = resolved.relaxation_rate.detach().numpy()
-    rho = resolved.surface_relaxivity.detach().numpy()
+    rate = resolved.relaxation_rate.detach().cpu().numpy()
+    rho = resolved.surface_relaxivity.detach().cpu().numpy()
     relaxing = (rate > 0) | ((rho > 0) & np.array([b is not None for b in mesh.boundary_matrices]))
     mass = mesh.mass
     columns = []
@@ -190,10 +210,10 @@ def permeable_operator(
     """
     resolved = resolve(mesh, parameters)
     theta, matrices = decay_terms(mesh, resolved)
-    density = resolved.spin_density.detach().numpy()
+    density = resolved.spin_density.detach().cpu().numpy()
     return BlochTorreyOperator(
         mass=mesh.mass,
-        decay=combine(theta.detach().numpy(), matrices),
+        decay=combine(theta.detach().cpu().numpy(), matrices),
         moments=mesh.moments,
         initial=density[mesh.compartment_of_dofs],
         readout=np.ones(mesh.num_dofs),
