@@ -133,3 +133,19 @@ def test_cutoff_keeps_whole_clusters_and_signal_rejects_mixing():
     pieces = pgse_pieces(0.01, 0.03, [0.05])
     with pytest.raises(TypeError, match="pass it alone"):
         signal([cut, Compartment(sphere(5 * UM), 2e-9)], pieces)
+
+
+def test_hanging_nodes_are_rejected():
+    """Two layers meshed separately (4 and 8 cells along the common edge): no shared nodes,
+    hanging nodes on the interface -> a non-conforming error, not a silent outer boundary."""
+    from permeable_helpers import grid_triangles
+
+    low_nodes, low_elements, _ = grid_triangles(np.linspace(0, 4 * UM, 5), np.linspace(0, UM, 2))
+    high_nodes, high_elements, _ = grid_triangles(
+        np.linspace(0, 4 * UM, 9), np.linspace(UM, 2 * UM, 3)
+    )
+    nodes = np.vstack([low_nodes, high_nodes])
+    elements = np.vstack([low_elements, high_elements + low_nodes.shape[0]])
+    labels = np.repeat([0, 1], [low_elements.shape[0], high_elements.shape[0]])
+    with pytest.raises(ValueError, match="non-conforming"):
+        permeable_mesh(nodes, elements, element_labels=labels)

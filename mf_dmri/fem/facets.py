@@ -96,20 +96,19 @@ def check_conforming(points: np.ndarray, facets: FacetSets, mesh_size: float) ->
     if np.unique(label).size < 2:
         return
     centroids = points[boundary].mean(axis=1)
-    tree = cKDTree(centroids)
-    neighbours = min(8, boundary.shape[0])
-    _, index = tree.query(centroids, k=neighbours, distance_upper_bound=mesh_size)
-    for column in range(neighbours):
-        found = index[:, column] < boundary.shape[0]
-        other = np.where(found, index[:, column], 0)
-        candidate = found & (label[other] != label)
-        if not candidate.any():
-            continue
-        rows = np.flatnonzero(candidate)
-        hits = _on_facets(centroids[rows], points[boundary[other[rows]]], mesh_size)
-        if hits.any():
-            row = rows[np.argmax(hits)]
-            raise ValueError(_NON_CONFORMING.format(a=label[row], b=label[other[row]]))
+    for own in np.unique(label):
+        others = np.flatnonzero(label != own)
+        rows = np.flatnonzero(label == own)
+        neighbours = min(4, others.size)
+        _, index = cKDTree(centroids[others]).query(
+            centroids[rows], k=[*range(1, neighbours + 1)], distance_upper_bound=mesh_size
+        )
+        for column in range(neighbours):
+            found = index[:, column] < others.size
+            facet = others[np.where(found, index[:, column], 0)]
+            hits = found & _on_facets(centroids[rows], points[boundary[facet]], mesh_size)
+            if hits.any():
+                raise ValueError(_NON_CONFORMING.format(a=own, b=label[facet[np.argmax(hits)]]))
 
 
 def _on_facets(targets: np.ndarray, corners: np.ndarray, h: float) -> np.ndarray:

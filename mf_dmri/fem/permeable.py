@@ -20,6 +20,7 @@ Only P1 elements; the mesh must be conforming across interfaces (checked).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,12 +100,12 @@ class PermeableMesh:
         ]
         return self.embedded(blocks)
 
-    @property
+    @cached_property
     def mass(self) -> sp.csr_matrix:
         """Global mass matrix M [m^d]."""
         return self.embedded([p.mass for p in self.compartments])
 
-    @property
+    @cached_property
     def moments(self) -> tuple[sp.csr_matrix, ...]:
         """Global first-moment matrices J_k [m^(d+1)]."""
         return tuple(
