@@ -74,3 +74,10 @@ def test_matrix_formalism_converges_to_the_dense_fem_solution(rectangle):
     assert all(b < a for a, b in zip(errors, errors[1:], strict=False)), errors
     assert errors[-1] < 1e-7, errors
     assert abs(reference[-1]) < 0.8 * abs(reference[0])  # diffusion weighting is visible
+
+
+def test_two_dimensional_basis_rejects_gradients_off_its_plane(rectangle):
+    basis = permeable_eigenbasis(rectangle, PermeableParameters(1e-9), num_modes=10)
+    pieces = pgse_pieces(4 * MS, 15 * MS, [0.05], direction=(1.0, 0.0, 0.2))
+    with pytest.raises(ValueError, match="no diffusion along its normal"):
+        signal(basis, pieces)

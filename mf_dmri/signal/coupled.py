@@ -6,7 +6,9 @@ With the eigen-data of :class:`~mf_dmri.coupled.CoupledBasis` the echo signal is
     G_p = diag(rates) + coupling + i gamma g_p . S,
 
 where the rates already contain diffusion, exchange and (bulk and surface) relaxation, so
-T2 decay is inside E and is not applied again as exp(-TE/T2).
+T2 decay is inside E and is not applied again as exp(-TE/T2).  A 2-D basis (a mesh of a
+cross-section) describes a planar domain: it has no diffusion along its normal, so gradients
+must lie in its plane (checked).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def coupled_signal(
     """
     device = basis.device
     durations = pieces.durations.to(device)
-    local = pieces.gradients.to(device) @ basis.axes.T  # (M, P, d)
+    gradients = pieces.gradients.to(device)
+    local = gradients @ basis.axes.T  # (M, P, d)
+    _check_in_plane(gradients.detach(), local.detach(), basis.axes.detach())
     plans = plan_pieces(durations, local)
     num_new = sum(p.kind == "new" for p in plans)
     chunk = chunk_size(basis.num_modes, num_new, max_chunk_bytes)
@@ -61,3 +65,17 @@ def coupled_signal(
     ]
     result = torch.cat(outputs, dim=0)
     return result / basis.reference if normalize else result
+
+
+def _check_in_plane(gradients: torch.Tensor, local: torch.Tensor, axes: torch.Tensor) -> None:
+    """Gradients of a 2-D basis must have no component along the plane's normal."""
+    if axes.shape[0] == 3:
+        return
+    outside = gradients - local @ axes
+    scale = float(gradients.abs().max()) if gradients.numel() else 0.0
+    if scale > 0 and float(outside.abs().max()) > 1e-12 * scale:
+        raise ValueError(
+            "a 2-D coupled basis has no diffusion along its normal, but some gradients have a "
+            "component along it: use gradient directions in the basis' plane (its axes), or "
+            "a 3-D mesh"
+        )
