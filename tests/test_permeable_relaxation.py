@@ -81,3 +81,32 @@ def test_two_dimensional_basis_rejects_gradients_off_its_plane(rectangle):
     pieces = pgse_pieces(4 * MS, 15 * MS, [0.05], direction=(1.0, 0.0, 0.2))
     with pytest.raises(ValueError, match="no diffusion along its normal"):
         signal(basis, pieces)
+
+
+def test_b0_signal_is_conserved_without_relaxation(rectangle):
+    """No T2, no relaxivity: A 1 = 0, so 1^T M m(t) is conserved even when unequal spin
+    densities redistribute by exchange (the magnetisation-density convention)."""
+    params = PermeableParameters((1e-9, 2e-9), permeability=3e-5, spin_density=(1.0, 0.3))
+    basis = permeable_eigenbasis(rectangle, params, num_modes=60)
+    pieces = pgse_pieces(4 * MS, 15 * MS, [0.0])
+    assert abs(complex(signal(basis, pieces)[0]) - 1.0) < 1e-12
+    assert abs(float(basis.reference) - (2 * UM * 6 * UM + 0.3 * 3 * UM * 6 * UM)) < 1e-24
+
+
+def test_rotated_basis_with_rotated_gradients_gives_the_same_signal(rectangle):
+    params = PermeableParameters((1e-9, 2e-9), permeability=3e-5, t2=(0.04, 0.07))
+    basis = permeable_eigenbasis(rectangle, params, num_modes=40)
+    angle = 0.7
+    rotation = torch.tensor(
+        [
+            [math.cos(angle), -math.sin(angle), 0.0],
+            [math.sin(angle), math.cos(angle), 0.0],
+            [0.0, 0.0, 1.0],
+        ],
+        dtype=torch.float64,
+    )
+    direction = torch.tensor([1.0, 0.7, 0.0], dtype=torch.float64)
+    amplitudes = pgse_amplitude([1e9, 4e9], 4 * MS, 15 * MS)
+    plain = signal(basis, pgse_pieces(4 * MS, 15 * MS, amplitudes, direction=direction))
+    turned = pgse_pieces(4 * MS, 15 * MS, amplitudes, direction=(rotation @ direction).numpy())
+    assert torch.allclose(signal(basis.rotated(rotation), turned), plain, rtol=0, atol=1e-12)
