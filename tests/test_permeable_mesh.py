@@ -149,3 +149,23 @@ def test_hanging_nodes_are_rejected():
     labels = np.repeat([0, 1], [low_elements.shape[0], high_elements.shape[0]])
     with pytest.raises(ValueError, match="non-conforming"):
         permeable_mesh(nodes, elements, element_labels=labels)
+
+
+def test_zero_permeability_operator_equals_the_impermeable_builder(rectangle):
+    """kappa = 0: the same operator as bloch_torrey.impermeable_operator on the pieces of
+    assemble_mesh (same node order for connected compartments)."""
+    from mf_dmri.fem import assemble_mesh
+    from mf_dmri.fem.bloch_torrey import impermeable_operator
+
+    nodes, elements, labels, mesh = rectangle
+    system = assemble_mesh(nodes, elements, element_labels=labels)
+    reference = impermeable_operator(
+        list(system.pieces), [1e-9, 2e-9], t2=[0.05, math.inf], spin_density=[1.0, 0.5]
+    )
+    params = PermeableParameters((1e-9, 2e-9), t2=(0.05, math.inf), spin_density=(1.0, 0.5))
+    operator = permeable_operator(mesh, params)
+    for name in ("mass", "decay"):
+        difference = abs(getattr(operator, name) - getattr(reference, name)).max()
+        assert difference <= 1e-14 * abs(getattr(reference, name)).max()
+    assert np.array_equal(operator.initial, reference.initial)
+    assert all(abs(a - b).max() == 0 for a, b in zip(operator.moments, reference.moments))
