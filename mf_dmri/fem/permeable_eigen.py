@@ -21,6 +21,7 @@ enters the solves too.  Parameters are few, so the cost is the L solves.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ class CoupledSpec:
     mass: sp.csr_matrix
     moments: tuple[sp.csr_matrix, ...]
     indicators: np.ndarray
-    null_modes: object
+    null_modes: Callable[[np.ndarray], np.ndarray]
     num_modes: int | None
     max_rate: float | None
     weyl_scale: float
