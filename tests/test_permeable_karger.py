@@ -105,8 +105,9 @@ def test_karger_error_grows_outside_its_regime(exchange_effects):
 
 
 def test_short_pgse_pulses_approach_the_narrow_pulse_limit():
-    """signal() with PGSE pulses of fixed area q / gamma converges to the narrow-pulse MF used
-    above as delta -> 0 (linearly: the error halves with delta; measured 9.7e-3, 4.9e-3 at 1, 0.5 ms)."""
+    """signal() with PGSE pulses of fixed area q / gamma converges to the narrow-pulse MF
+    used above as delta -> 0 (linearly: the error halves with delta; measured 9.7e-3 and
+    4.9e-3 at delta = 1 and 0.5 ms)."""
     from helpers import pgse_pieces
 
     from mf_dmri.signal import signal
