@@ -95,3 +95,27 @@ def test_signal_and_rates_are_monotone_in_permeability():
     assert (np.diff(rates, axis=0) >= -1e-9 * rates.max()).all()
     assert signals[0, 1] - signals[-1, 1] > 0.02  # a visible effect
     assert math.isclose(rates[0, 1], 0.0, abs_tol=1e-9) and rates[1, 1] > 0
+
+
+def test_slow_exchange_rate_is_the_two_pool_rate(rectangle):
+    """Small kappa: the first non-zero rate is k12 + k21 = kappa S (1/V1 + 1/V2) (the
+    two-pool exchange rate of Karger et al. 1988) up to O(kappa w / D).  At kappa = 0 the
+    two constant modes are degenerate and first-order perturbation theory on that cluster
+    gives exactly d(lambda_1)/d(kappa) = S (1/V1 + 1/V2): the adjoint must reproduce it."""
+    *_, mesh = rectangle
+    area, (v1, v2) = mesh.interface_areas[0], mesh.volumes
+    two_pool = area * (1 / v1 + 1 / v2)
+    small = permeable_eigenbasis(mesh, PermeableParameters(2e-9, permeability=1e-8), num_modes=5)
+    assert float(small.rates[1]) / (1e-8 * two_pool) - 1 == pytest.approx(0, abs=1e-4)
+    kappa = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    basis = permeable_eigenbasis(mesh, PermeableParameters(2e-9, permeability=kappa), num_modes=5)
+    # rates[0] = rates[1] = 0 form one cluster, spanned by the normalised indicators of the
+    # two compartments; the reduced block diag(rates) + coupling has derivative Z^T Q Z.
+    block = torch.diag(basis.rates[:2]) + basis.coupling[:2, :2]
+    slope = torch.stack(
+        [torch.autograd.grad(entry, kappa, retain_graph=True)[0] for entry in block.reshape(-1)]
+    ).reshape(2, 2)
+    cross = -area / math.sqrt(v1 * v2)
+    expected = torch.tensor([[area / v1, cross], [cross, area / v2]], dtype=torch.float64)
+    assert torch.allclose(slope, expected, rtol=1e-10, atol=0)
+    assert float(torch.linalg.eigvalsh(slope)[1]) == pytest.approx(two_pool, rel=1e-10)
