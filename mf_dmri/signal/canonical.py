@@ -84,3 +84,16 @@ def distinct_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None
     positions = torch.arange(values.shape[0], device=values.device)
     representatives = first.scatter_reduce(0, inverse, positions, reduce="amin")
     return representatives, inverse
+
+
+def distinct_waveforms(
+    local: torch.Tensor, canonical: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The distinct waveforms of ``local`` (M, P, d) [T/m] to round-off, and the one each
+    measurement uses (``distinct_rows``); all of them when gradients are needed with
+    respect to the gradients.  ``canonical``: compare the first axis only."""
+    if local.requires_grad:
+        return local, None
+    rows = local[..., 0] if canonical else local.reshape(local.shape[0], -1)
+    representatives, inverse = distinct_rows(rows)
+    return (local, None) if inverse is None else (local[representatives], inverse)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mf_dmri.signal.canonical import waveform_directions
+
 #: Entries of a moment matrix below this fraction of its largest entry count as zero.
 PARITY_RTOL = 1e-14
 
@@ -90,3 +92,23 @@ def similarity(parity: torch.Tensor) -> torch.Tensor:
     return torch.complex(
         torch.where(parity > 0, one, 0 * one), torch.where(parity > 0, 0 * one, one)
     )
+
+
+def plan_parity(
+    local: torch.Tensor, data: tuple, coupling: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Parity (W or 1, L) of each waveform of a factor plan (``local`` (W, P, d) [T/m],
+    eigen-data ``data``), or None: with a coupling, when the eigen-data need gradients (the
+    entries the symmetry zeroes would lose theirs), or without the symmetry."""
+    if coupling is not None or data[1].requires_grad or data[2].requires_grad:
+        return None
+    directions = waveform_directions(local)
+    if directions is None:
+        return None
+    if directions.shape[0] > 1 and data[1].shape[0] == 1:
+        unique, inverse = torch.unique(directions, dim=0, return_inverse=True)
+        parity = row_parities(data[1], data[2], unique)
+        if parity is None or parity.shape[0] == 1:
+            return parity
+        return parity[inverse]
+    return row_parities(data[1], data[2], directions)

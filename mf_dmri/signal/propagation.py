@@ -22,8 +22,8 @@ import torch
 from mf_dmri._checks import CDTYPE
 from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
-from mf_dmri.signal.canonical import canonical_gradients, distinct_rows, waveform_directions
-from mf_dmri.signal.parity import real_moments, row_parities, similarity
+from mf_dmri.signal.canonical import canonical_gradients, distinct_waveforms
+from mf_dmri.signal.parity import plan_parity, real_moments, similarity
 from mf_dmri.signal.reduction import reduced_data
 
 #: Default memory budget for one batch of complex L x L matrices [bytes].
@@ -95,12 +95,14 @@ def prepare_factor(
 ) -> FactorPlan:
     """Plan the propagation of one restricted factor (see :class:`FactorPlan`).
 
-    An isotropic basis (analytic disk, ball) whose waveforms each use one direction needs
-    one reduced basis for all measurements, and measurements with the same canonical
-    waveform are propagated once (unless gradients are needed with respect to the
-    gradients); otherwise each measurement gets the exact reduction of the basis to the
-    subspace it reaches (``mf_dmri.signal.reduction``), or the full basis when it has a
-    stiffness coupling or nothing is gained.
+    Measurements with the same waveform (to round-off, ``canonical.distinct_rows``) are
+    propagated once, unless gradients are needed with respect to the gradients.  An
+    isotropic basis (analytic disk, ball) whose waveforms each use one direction needs one
+    reduced basis for all measurements, and the waveforms are compared in canonical form
+    (a shell is one waveform); otherwise each waveform gets the exact reduction of the basis
+    to the subspace it reaches (``mf_dmri.signal.reduction``), or the full basis when it
+    has a stiffness coupling or nothing is gained.  Reflection-symmetric factors are
+    propagated in real arithmetic (``mf_dmri.signal.parity``).
 
     Args:
         basis: eigen-data of the factor.
@@ -114,14 +116,12 @@ def prepare_factor(
     local = pieces.gradients.to(device) @ basis.axes.T  # (M, P, d)
     coupling = basis.stiffness_coupling
     full = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
-    inverse, data = None, None
+    data = None
     canonical = canonical_gradients(local) if reduce and basis.isotropic else None
-    if canonical is not None and coupling is None:
-        if not canonical.requires_grad:
-            representatives, inverse = distinct_rows(canonical[..., 0])
-            if inverse is not None:
-                canonical = canonical[representatives]
-        local = canonical
+    isotropic = canonical is not None and coupling is None
+    local = canonical if isotropic else local
+    local, inverse = distinct_waveforms(local, isotropic)
+    if isotropic:
         first_axis = torch.zeros(1, 1, basis.dimension, dtype=local.dtype, device=device)
         first_axis[..., 0] = 1.0
         data = reduced_data(basis, first_axis, subspaces)
@@ -129,27 +129,9 @@ def prepare_factor(
         data = reduced_data(basis, local, subspaces)
     data = data or full
     plans = tuple(plan_pieces(durations, local))
-    parity = _parity(local, data, coupling)
+    parity = plan_parity(local, data, coupling)
     gamma = pieces.gyromagnetic_ratio
     return FactorPlan(basis, durations, local, plans, data, gamma, inverse, coupling, parity)
-
-
-def _parity(local, data, coupling) -> torch.Tensor | None:
-    """Parity of each row for real-arithmetic propagation (``mf_dmri.signal.parity``), or
-    None: with a coupling, when the eigen-data need gradients (the entries the symmetry
-    zeroes would lose theirs), or without the symmetry."""
-    if coupling is not None or data[1].requires_grad or data[2].requires_grad:
-        return None
-    directions = waveform_directions(local)
-    if directions is None:
-        return None
-    if directions.shape[0] > 1 and data[1].shape[0] == 1:
-        unique, inverse = torch.unique(directions, dim=0, return_inverse=True)
-        parity = row_parities(data[1], data[2], unique)
-        if parity is None or parity.shape[0] == 1:
-            return parity
-        return parity[inverse]
-    return row_parities(data[1], data[2], directions)
 
 
 def evaluate_factor(
