@@ -21,6 +21,7 @@ from mf_dmri.analytic import cylinder, sphere
 from mf_dmri.eigenbasis import ProductDomain
 from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
 from mf_dmri.geometry import generators, tetrahedralize
+from mf_dmri.geometry import neuron as generators_neuron
 from mf_dmri.signal import Compartment, signal
 
 D = 2e-9
@@ -139,3 +140,18 @@ def test_neuron_like_mesh_vertex_gradient():
         finite = _central_difference(tensor, elements, 20, direction, step)
         exact = float((grad * direction).sum())
         assert exact == pytest.approx(finite, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_smooth_neuron_vertex_gradient():
+    """A neuron-like cell without slivers: the bipolar neuron (soma and two tapered, bent
+    neurites as one smooth tube) meshed by netgen.  Its shortest edge is ~0.1 um, so the
+    default step (1e-6 of the extent) is far inside the linear range.  Measured: 5.3e-7 and
+    6.5e-7 (with seed 0; docs/eigen_derivatives.md, section 8)."""
+    surface = generators_neuron.bipolar_neuron(
+        3 * units.um, 0.8 * units.um, 0.4 * units.um, 24 * units.um, bend_radius=15 * units.um
+    )
+    volume = tetrahedralize(surface, length_scale=0.6 * units.um)
+    nodes, elements = np.asarray(volume.nodes), np.asarray(volume.elements)
+    assert _shortest_edges(nodes, elements).min() > 0.05 * units.um
+    _fd_check(torch.tensor(nodes), elements, 20, 0, 1e-5)

@@ -63,6 +63,8 @@ def plan_pieces(durations: torch.Tensor, local_gradients: torch.Tensor) -> list[
 
 
 def chunk_size(num_modes: int, num_new: int, max_bytes: int) -> int:
+    """Waveforms per batch so that their ``num_new`` complex (num_modes x num_modes)
+    exponentials, with two work copies, fit in ``max_bytes`` [bytes]; at least 1."""
     per_measurement = 16 * num_modes * num_modes * max(num_new, 1) * 3
     return max(1, max_bytes // per_measurement)
 
@@ -70,10 +72,15 @@ def chunk_size(num_modes: int, num_new: int, max_bytes: int) -> int:
 @dataclass(frozen=True)
 class FactorPlan:
     """Everything about one restricted factor under one acquisition that does not depend on
-    the diffusivity: the waveforms propagated (``local``, (W, P, d)), their piece plans and
-    eigen-data (each of leading size 1, shared, or W), and ``inverse`` (M,), the row of
-    ``local`` that each measurement uses (None: row m is measurement m).  Built by
-    :func:`prepare_factor`, evaluated for any diffusivities by :func:`evaluate_factor`."""
+    the diffusivity.  Built by :func:`prepare_factor`, evaluated for any diffusivities by
+    :func:`evaluate_factor`.
+
+    Fields: ``basis``; piece ``durations`` (P,) [s]; the distinct waveforms propagated,
+    ``local`` (W, P, d) [T/m] in the basis frame; their piece ``plans``; eigen-data
+    ``data`` = (eigenvalues [1/m^2], moments [m], integrals), each of leading size 1
+    (shared) or W; ``gamma`` [rad/(s T)]; ``inverse`` (M,), the row of ``local`` that each
+    measurement uses (None: row m is measurement m); the basis' stiffness ``coupling``;
+    ``parity`` (W or 1, L) for real-arithmetic propagation, or None."""
 
     basis: Eigenbasis
     durations: torch.Tensor
@@ -155,12 +162,11 @@ def evaluate_factor(
     for start in range(0, count_b * count_w, step):
         stop = min(start + step, count_b * count_w)
         if count_b == 1:
-            rows, which = slice(start, stop), values[:1]
+            rows, rate = slice(start, stop), (rates if rates.ndim == 0 else values[0])
         else:
             flat = torch.arange(start, stop, device=plan.local.device)
-            rows, which = flat % count_w, values[flat // count_w]
+            rows, rate = flat % count_w, values[flat // count_w][:, None]
         part = tuple(x if x.shape[0] == 1 else x[rows] for x in plan.data)
-        rate = which[:, None] if count_b > 1 else (rates if rates.ndim == 0 else values[0])
         outputs.append(
             propagate(
                 *part,
