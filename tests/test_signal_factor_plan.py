@@ -29,9 +29,10 @@ DIRECTIONS = np.array([[1.0, 0.0, 0.0], [0.3, 0.8, 0.5], [0.0, 0.6, 0.8]])
 
 
 def _pieces(refocused=True):
-    """Three directions x two amplitudes: PGSE, or an unbalanced waveform (g, 0, g/2)."""
-    amplitudes = np.repeat([0.03, 0.07], 3)
-    directions = np.tile(DIRECTIONS, (2, 1))
+    """Three directions x three amplitudes (the first 0: a zero waveform comes first, along
+    the first axis): PGSE, or an unbalanced waveform (g, 0, g/2)."""
+    amplitudes = np.repeat([0.0, 0.03, 0.07], 3)
+    directions = np.tile(DIRECTIONS, (3, 1))
     pieces = pgse_pieces(6e-3, 18e-3, amplitudes, directions)
     if refocused:
         return pieces

@@ -105,10 +105,19 @@ def plan_parity(
     directions = waveform_directions(local)
     if directions is None:
         return None
-    if directions.shape[0] > 1 and data[1].shape[0] == 1:
-        unique, inverse = torch.unique(directions, dim=0, return_inverse=True)
-        parity = row_parities(data[1], data[2], unique)
-        if parity is None or parity.shape[0] == 1:
-            return parity
-        return parity[inverse]
-    return row_parities(data[1], data[2], directions)
+    # waveforms along one direction share their reduced eigen-data (the reduction depends
+    # on the span of the gradients only): check each direction once.  A zero waveform only
+    # decays (diagonal propagators commute with S), so any parity is exact for it.
+    active = torch.nonzero(local.detach().abs().amax(dim=(1, 2)) > 0).flatten()
+    if active.numel() == 0:
+        return None
+    unique, inverse = torch.unique(directions[active], dim=0, return_inverse=True)
+    first = torch.full((unique.shape[0],), local.shape[0], device=local.device)
+    first = first.scatter_reduce(0, inverse, active, reduce="amin")
+    moments, integrals = (x if x.shape[0] == 1 else x[first] for x in data[1:])
+    parity = row_parities(moments, integrals, unique)
+    if parity is None or parity.shape[0] == 1:
+        return parity
+    rows = parity[:1].expand(local.shape[0], -1).clone()
+    rows[active] = parity[inverse]
+    return rows
