@@ -142,7 +142,6 @@ def test_neuron_like_mesh_vertex_gradient():
         assert exact == pytest.approx(finite, rel=1e-5)
 
 
-@pytest.mark.slow
 def test_smooth_neuron_vertex_gradient():
     """A neuron-like cell without slivers: the bipolar neuron (soma and two tapered, bent
     neurites as one smooth tube) meshed by netgen.  Its shortest edge is ~0.1 um, so the
