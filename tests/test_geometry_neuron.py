@@ -1,5 +1,7 @@
 """The generated neuron: shipped file, closed-surface checks, volume against an independent
-Monte Carlo estimate of the exact union volume, and a real neuron from navis (slow)."""
+Monte Carlo estimate of the exact union volume, and a real neuron from navis (slow); the
+smooth bipolar neuron: closed, volume converging at second order to the tube formula
+(meshed without slivers: tests/test_grad_signal_meshes.py)."""
 
 import importlib.util
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 from mf_dmri import units
 from mf_dmri.geometry import (
     SurfaceMesh,
+    bipolar_neuron,
     check_surface,
     neuron_skeleton,
     neuron_surface,
@@ -110,3 +113,45 @@ def test_real_neuron_from_navis():
     # reference: the signed (winding-number) volume of the repaired surface
     assert volume_mesh.quality.volume_error < 0.02
     assert volume_mesh.quality.min_dihedral > 1
+
+
+BIPOLAR = dict(soma_radius=3e-6, neurite_radius=0.8e-6, tip_radius=0.4e-6, length=24e-6)
+
+
+def _tube_formula_volume(soma_radius, neurite_radius, tip_radius, length):
+    """integral of pi r(s)^2 ds over the centreline (Pappus/tube formula: the curvature term
+    of the volume element integrates to zero around each ring), by adaptive quadrature."""
+    from scipy.integrate import quad
+
+    width = 4 / 3 * soma_radius
+
+    def area(s):
+        taper = neurite_radius - (neurite_radius - tip_radius) * abs(s) / (length / 2)
+        bulge = np.cos(np.pi * min(abs(s) / width, 1.0) / 2) ** 2
+        return np.pi * (taper + (soma_radius - taper) * bulge) ** 2
+
+    half, _ = quad(area, 0, length / 2, points=[width], epsabs=0, epsrel=1e-13)
+    return 2 * half
+
+
+@pytest.mark.parametrize("bend_radius", [None, 15e-6])
+def test_bipolar_neuron_volume_converges_to_tube_formula(bend_radius):
+    exact = _tube_formula_volume(**BIPOLAR)
+    sizes, errors = [], []
+    for segments in (12, 24, 48):
+        surface = bipolar_neuron(**BIPOLAR, bend_radius=bend_radius, segments=segments)
+        report = check_surface(surface)
+        assert report.ok, report.messages
+        sizes.append(1 / segments)
+        errors.append(abs(report.volume - exact) / exact)
+    rate = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
+    assert errors[-1] < 5e-3 and rate > 1.8, (errors, rate)
+
+
+def test_bipolar_neuron_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="soma_radius > neurite_radius"):
+        bipolar_neuron(1e-6, 2e-6, 1e-6, 20e-6)
+    with pytest.raises(ValueError, match="bend_radius"):
+        bipolar_neuron(3e-6, 1e-6, 0.5e-6, 20e-6, bend_radius=2e-6)
+    with pytest.raises(ValueError, match="soma_width"):
+        bipolar_neuron(3e-6, 1e-6, 0.5e-6, 20e-6, soma_width=15e-6)

@@ -30,7 +30,12 @@ from mf_dmri.geometry.generators import (
     undulating_axon,
 )
 from mf_dmri.geometry.intersections import self_intersections
-from mf_dmri.geometry.neuron import NeuronSkeleton, neuron_skeleton, neuron_surface
+from mf_dmri.geometry.neuron import (
+    NeuronSkeleton,
+    bipolar_neuron,
+    neuron_skeleton,
+    neuron_surface,
+)
 from mf_dmri.geometry.repair import RepairReport, repair_surface
 from mf_dmri.geometry.surface import SurfaceMesh, concatenate
 from mf_dmri.geometry.tetra import TetQuality, VolumeMesh, mesh_quality, tetrahedralize
@@ -59,6 +64,7 @@ __all__ = [
     "VolumeFidelityError",
     "VolumeMesh",
     "beaded_axon",
+    "bipolar_neuron",
     "box",
     "build_compartments",
     "capsule",

@@ -1,6 +1,12 @@
-"""A neuron-like cell: a spherical soma with branching cylindrical neurites, built as the
-boolean union (manifold3d, Apache-2.0) of a sphere and capsules with near-equilateral
-triangles.  Deterministic for a given seed."""
+"""Neuron-like cells.
+
+* ``neuron_surface(neuron_skeleton(seed=...))``: a spherical soma with branching
+  cylindrical neurites, built as the boolean union (manifold3d, Apache-2.0) of a sphere and
+  capsules with near-equilateral triangles.  Deterministic for a given seed.  The union
+  leaves sliver triangles where the parts meet.
+* ``bipolar_neuron``: a soma with two tapered neurites as one smooth tube (C^1 junctions,
+  no boolean union), so mesh generators make no slivers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mf_dmri.geometry.generators import _capsule_between
+from mf_dmri.geometry.generators import _Y, _capsule_between, _tube
 from mf_dmri.geometry.surface import SurfaceMesh
 
 
@@ -98,3 +104,58 @@ def neuron_surface(skeleton: NeuronSkeleton, *, segments: int = 10) -> SurfaceMe
     mesh = union.to_mesh64() if hasattr(union, "to_mesh64") else union.to_mesh()
     vertices = np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3] * unit
     return SurfaceMesh(vertices, np.asarray(mesh.tri_verts, dtype=np.int64))
+
+
+def bipolar_neuron(
+    soma_radius: float,
+    neurite_radius: float,
+    tip_radius: float,
+    length: float,
+    *,
+    bend_radius: float | None = None,
+    soma_width: float | None = None,
+    segments: int = 20,
+) -> SurfaceMesh:
+    """A bipolar cell as one smooth closed tube along a centreline of ``length`` [m] (a
+    circular arc of radius ``bend_radius`` [m] in the x-z plane, straight along z if None),
+    centred at the origin, with flat end caps.  Each neurite tapers linearly from
+    ``neurite_radius`` [m] at the centre to ``tip_radius`` [m] at its end, n(s); the soma
+    bulge reaches ``soma_radius`` [m]:
+
+        r(s) = n(s) + (soma_radius - n(s)) cos^2(pi u / 2),  u = clip(s' / soma_width, -1, 1),
+
+    with s' the arc length from the centre and ``soma_width`` [m] (default 4/3 soma_radius)
+    the half-length of the bulge.  ``segments`` vertices around each ring.  Volume: the
+    integral of pi r(s)^2 ds (tube formula, exact while the radius times the curvature
+    stays below 1, which is checked).
+    """
+    values = (soma_radius, neurite_radius, tip_radius, length)
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError("soma_radius, neurite_radius, tip_radius and length must be positive [m]")
+    if not soma_radius > neurite_radius >= tip_radius:
+        raise ValueError("need soma_radius > neurite_radius >= tip_radius [m]")
+    width = 4 / 3 * soma_radius if soma_width is None else float(soma_width)
+    if not 0 < width <= length / 2:
+        raise ValueError(f"soma_width must be in (0, length / 2] [m], got {width!r}")
+    if bend_radius is not None and not soma_radius < bend_radius:
+        raise ValueError("bend_radius must exceed soma_radius [m] (the tube would fold)")
+    if segments < 6:
+        raise ValueError(f"segments must be >= 6, got {segments}")
+    edge = 2 * np.pi * neurite_radius / segments  # ring spacing along the centreline
+    arc = np.linspace(-length / 2, length / 2, max(2, int(np.ceil(length / edge))) + 1)
+    return _tube(*_centreline(arc, bend_radius), _radius(arc, values, width), _Y, segments)
+
+
+def _centreline(arc: np.ndarray, bend_radius: float | None) -> tuple[np.ndarray, np.ndarray]:
+    if bend_radius is None:
+        return arc[:, None] * np.array([0.0, 0.0, 1.0]), np.tile([0.0, 0.0, 1.0], (len(arc), 1))
+    angle = arc / bend_radius
+    centres = np.stack([bend_radius * (1 - np.cos(angle)), 0 * arc, bend_radius * np.sin(angle)])
+    return centres.T, np.stack([np.sin(angle), 0 * arc, np.cos(angle)]).T
+
+
+def _radius(arc: np.ndarray, values: tuple, width: float) -> np.ndarray:
+    soma, neurite, tip, length = values
+    taper = neurite - (neurite - tip) * np.abs(arc) / (length / 2)
+    bulge = np.cos(np.pi * np.clip(arc / width, -1, 1) / 2) ** 2
+    return taper + (soma - taper) * bulge

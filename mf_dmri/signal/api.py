@@ -33,18 +33,21 @@ def as_pieces(
 def free_signal(
     diffusivity: torch.Tensor, free_axes: torch.Tensor, pieces: GradientPieces
 ) -> torch.Tensor:
-    """Gaussian attenuation exp(-D sum_k a_k^T B a_k) along the free axes ``a_k``, (M,).
+    """Gaussian attenuation exp(-D sum_k a_k^T B a_k) along the free axes ``a_k``, (M,);
+    (B, M) for a vector of diffusivities (B,).
 
     Args:
-        diffusivity: diffusion coefficient [m^2/s].
+        diffusivity: diffusion coefficient [m^2/s], scalar or (B,).
         free_axes: (k, 3) unit vectors of the unrestricted directions [-].
         pieces: the acquisition's gradients (their exact b-tensors B [s/m^2] are used).
     """
+    rates = torch.as_tensor(diffusivity, dtype=free_axes.dtype, device=free_axes.device)
     if free_axes.shape[0] == 0:
-        return torch.ones(pieces.num_measurements, dtype=CDTYPE, device=free_axes.device)
+        shape = rates.shape + (pieces.num_measurements,)
+        return torch.ones(shape, dtype=CDTYPE, device=free_axes.device)
     btensors = pieces.btensors().to(free_axes.device)
     projected = torch.einsum("ka,mab,kb->m", free_axes, btensors, free_axes)
-    return torch.exp(-diffusivity * projected).to(CDTYPE)
+    return torch.exp(-rates[..., None] * projected).to(CDTYPE)
 
 
 def domain_signal(

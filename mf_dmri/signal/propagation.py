@@ -22,6 +22,8 @@ import torch
 from mf_dmri._checks import CDTYPE
 from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
+from mf_dmri.signal.canonical import canonical_gradients, distinct_waveforms
+from mf_dmri.signal.parity import plan_parity, real_moments, similarity
 from mf_dmri.signal.reduction import reduced_data
 
 #: Default memory budget for one batch of complex L x L matrices [bytes].
@@ -61,8 +63,128 @@ def plan_pieces(durations: torch.Tensor, local_gradients: torch.Tensor) -> list[
 
 
 def chunk_size(num_modes: int, num_new: int, max_bytes: int) -> int:
+    """Waveforms per batch so that their ``num_new`` complex (num_modes x num_modes)
+    exponentials, with two work copies, fit in ``max_bytes`` [bytes]; at least 1."""
     per_measurement = 16 * num_modes * num_modes * max(num_new, 1) * 3
     return max(1, max_bytes // per_measurement)
+
+
+@dataclass(frozen=True)
+class FactorPlan:
+    """Everything about one restricted factor under one acquisition that does not depend on
+    the diffusivity.  Built by :func:`prepare_factor`, evaluated for any diffusivities by
+    :func:`evaluate_factor`.
+
+    Fields: ``basis``; piece ``durations`` (P,) [s]; the distinct waveforms propagated,
+    ``local`` (W, P, d) [T/m] in the basis frame; their piece ``plans``; eigen-data
+    ``data`` = (eigenvalues [1/m^2], moments [m], integrals), each of leading size 1
+    (shared) or W; ``gamma`` [rad/(s T)]; ``inverse`` (M,), the row of ``local`` that each
+    measurement uses (None: row m is measurement m); the basis' stiffness ``coupling``;
+    ``parity`` (W or 1, L) for real-arithmetic propagation, or None."""
+
+    basis: Eigenbasis
+    durations: torch.Tensor
+    local: torch.Tensor
+    plans: tuple[_PiecePlan, ...]
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    gamma: float
+    inverse: torch.Tensor | None
+    coupling: torch.Tensor | None
+    parity: torch.Tensor | None = None
+
+
+def prepare_factor(
+    basis: Eigenbasis,
+    pieces: GradientPieces,
+    *,
+    reduce: bool = True,
+    subspaces: dict | None = None,
+) -> FactorPlan:
+    """Plan the propagation of one restricted factor (see :class:`FactorPlan`).
+
+    Measurements with the same waveform (to round-off, ``canonical.distinct_rows``) are
+    propagated once, unless gradients are needed with respect to the gradients.  An
+    isotropic basis (analytic disk, ball) whose waveforms each use one direction needs one
+    reduced basis for all measurements, and the waveforms are compared in canonical form
+    (a shell is one waveform); otherwise each waveform gets the exact reduction of the basis
+    to the subspace it reaches (``mf_dmri.signal.reduction``), or the full basis when it
+    has a stiffness coupling or nothing is gained.  Reflection-symmetric factors are
+    propagated in real arithmetic (``mf_dmri.signal.parity``).
+
+    Args:
+        basis: eigen-data of the factor.
+        pieces: the acquisition's piecewise-constant gradients.
+        reduce: use the exact reductions (the result is the same).
+        subspaces: optional caller-owned memo of reachable subspaces of this ``basis``
+            (``reduction.reduced_data``), to share them between acquisitions.
+    """
+    device = basis.device
+    durations = pieces.durations.to(device)
+    local = pieces.gradients.to(device) @ basis.axes.T  # (M, P, d)
+    coupling = basis.stiffness_coupling
+    full = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
+    data = None
+    canonical = canonical_gradients(local) if reduce and basis.isotropic else None
+    isotropic = canonical is not None and coupling is None
+    local = canonical if isotropic else local
+    local, inverse = distinct_waveforms(local, isotropic)
+    if isotropic:
+        first_axis = torch.zeros(1, 1, basis.dimension, dtype=local.dtype, device=device)
+        first_axis[..., 0] = 1.0
+        data = reduced_data(basis, first_axis, subspaces)
+    elif reduce and coupling is None:
+        data = reduced_data(basis, local, subspaces)
+    data = data or full
+    plans = tuple(plan_pieces(durations, local))
+    parity = plan_parity(local, data, coupling)
+    gamma = pieces.gyromagnetic_ratio
+    return FactorPlan(basis, durations, local, plans, data, gamma, inverse, coupling, parity)
+
+
+def evaluate_factor(
+    plan: FactorPlan,
+    diffusivity: torch.Tensor,
+    *,
+    time_course: bool = False,
+    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> torch.Tensor:
+    """Normalised signal of a planned factor for one diffusivity [m^2/s] (scalar): complex
+    (M,), or (M, P) after every piece if ``time_course``; for a vector of diffusivities
+    (B,): (B, M) or (B, M, P).  All diffusivities x waveforms go through one batched
+    propagation, split to respect ``max_chunk_bytes`` [bytes]."""
+    rates = torch.as_tensor(diffusivity, dtype=plan.durations.dtype, device=plan.local.device)
+    values = rates.reshape(-1)
+    count_b, count_w = values.numel(), plan.local.shape[0]
+    num_new = sum(p.kind == "new" for p in plan.plans)
+    step = chunk_size(plan.data[0].shape[-1], num_new, max_chunk_bytes)
+    parity = plan.parity
+    outputs = []
+    for start in range(0, count_b * count_w, step):
+        stop = min(start + step, count_b * count_w)
+        if count_b == 1:
+            rows, rate = slice(start, stop), (rates if rates.ndim == 0 else values[0])
+        else:
+            flat = torch.arange(start, stop, device=plan.local.device)
+            rows, rate = flat % count_w, values[flat // count_w][:, None]
+        part = tuple(x if x.shape[0] == 1 else x[rows] for x in plan.data)
+        outputs.append(
+            propagate(
+                *part,
+                rate,
+                plan.durations,
+                plan.local[rows],
+                list(plan.plans),
+                plan.gamma,
+                time_course,
+                plan.coupling,
+                parity=parity if parity is None or parity.shape[0] == 1 else parity[rows],
+            )
+        )
+    result = torch.cat(outputs, dim=0) / plan.basis.volume
+    result = result.reshape((count_b, count_w) + result.shape[1:])
+    if plan.inverse is not None:
+        result = result[:, plan.inverse]
+    return result if rates.ndim else result[0]
 
 
 def factor_signal(
@@ -75,125 +197,22 @@ def factor_signal(
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> torch.Tensor:
     """Normalised signal of one restricted factor, complex (M,) at the echo, or (M, P) at
-    the end of every piece if ``time_course``.
+    the end of every piece if ``time_course``; with a vector of diffusivities (B,), one
+    row per diffusivity: (B, M) or (B, M, P).
 
     Args:
         basis: eigen-data of the factor.
-        diffusivity: diffusion coefficient [m^2/s].
+        diffusivity: diffusion coefficient [m^2/s], scalar or (B,).
         pieces: the acquisition's piecewise-constant gradients.
         time_course: return the signal after every piece instead of at the echo only.
         reduce: restrict each measurement to the exactly reachable subspace of the basis
             when that saves work (see ``mf_dmri.signal.reduction``); the result is the same.
         max_chunk_bytes: memory budget of one batch of matrix exponentials [bytes].
     """
-    device = basis.device
-    durations = pieces.durations.to(device)
-    local = pieces.gradients.to(device) @ basis.axes.T  # (M, P, d)
-    if reduce and basis.isotropic:
-        canonical = canonical_gradients(local)
-        if canonical is not None:
-            return _isotropic_signal(
-                basis, diffusivity, durations, canonical, pieces, time_course, max_chunk_bytes
-            )
-    plans = plan_pieces(durations, local)
-    coupling = basis.stiffness_coupling
-    data = reduced_data(basis, local) if reduce and coupling is None else None
-    if data is None:
-        data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
-    num_new = sum(p.kind == "new" for p in plans)
-    chunk = chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
-    outputs = []
-    for start in range(0, local.shape[0], chunk):
-        stop = start + chunk
-        part = tuple(x if x.shape[0] == 1 else x[start:stop] for x in data)
-        outputs.append(
-            propagate(
-                *part,
-                diffusivity,
-                durations,
-                local[start:stop],
-                plans,
-                pieces.gyromagnetic_ratio,
-                time_course,
-                coupling,
-            )
-        )
-    return torch.cat(outputs, dim=0) / basis.volume
-
-
-def canonical_gradients(local: torch.Tensor) -> torch.Tensor | None:
-    """For waveforms whose pieces are all parallel (rank <= 1 per measurement), the local
-    gradients rotated onto the first local axis, (M, P, d); None otherwise.
-
-    The component along the measurement's direction n is g . n (no square root, so no NaN
-    derivative at g = 0); for an isotropic basis the signal depends on nothing else, and
-    its derivative with respect to the components perpendicular to n is zero."""
-    values = local.detach()
-    directions = torch.zeros(
-        values.shape[0], values.shape[2], dtype=values.dtype, device=values.device
+    plan = prepare_factor(basis, pieces, reduce=reduce)
+    return evaluate_factor(
+        plan, diffusivity, time_course=time_course, max_chunk_bytes=max_chunk_bytes
     )
-    directions[:, 0] = 1.0
-    for m in range(values.shape[0]):
-        rows = values[m][values[m].abs().sum(-1) > 0]
-        if rows.shape[0] == 0:
-            continue
-        reference = rows[torch.argmax(torch.linalg.vector_norm(rows, dim=-1))]
-        unit = reference / torch.linalg.vector_norm(reference)
-        residual = rows - (rows @ unit)[:, None] * unit
-        if float(residual.abs().max()) > 1e-12 * float(rows.abs().max()):
-            return None
-        directions[m] = unit
-    along = torch.einsum("mpd,md->mp", local, directions)
-    canonical = torch.zeros_like(local)
-    canonical[..., 0] = along
-    return canonical
-
-
-def _isotropic_signal(
-    basis: Eigenbasis,
-    diffusivity: torch.Tensor,
-    durations: torch.Tensor,
-    canonical: torch.Tensor,
-    pieces: GradientPieces,
-    time_course: bool,
-    max_chunk_bytes: int,
-) -> torch.Tensor:
-    """Signal of an isotropic basis: one reduced basis for the first axis serves every
-    measurement; identical measurements are computed once unless gradients are needed
-    with respect to the gradient samples."""
-    unique_index, inverse = None, None
-    if not canonical.requires_grad:
-        rows = canonical[..., 0]
-        _, inverse, counts = torch.unique(rows, dim=0, return_inverse=True, return_counts=True)
-        if counts.numel() < rows.shape[0]:
-            first = torch.full(
-                (counts.numel(),), rows.shape[0], dtype=torch.long, device=rows.device
-            )
-            positions = torch.arange(rows.shape[0], device=rows.device)
-            unique_index = first.scatter_reduce(0, inverse, positions, reduce="amin")
-            canonical = canonical[unique_index]
-    plans = plan_pieces(durations, canonical)
-    first_axis = torch.zeros(1, 1, basis.dimension, dtype=canonical.dtype, device=canonical.device)
-    first_axis[..., 0] = 1.0
-    data = reduced_data(basis, first_axis)
-    if data is None:
-        data = (basis.eigenvalues[None], basis.moments[None], basis.mode_integrals[None])
-    num_new = sum(p.kind == "new" for p in plans)
-    chunk = chunk_size(data[0].shape[-1], num_new, max_chunk_bytes)
-    outputs = [
-        propagate(
-            *data,
-            diffusivity,
-            durations,
-            canonical[start : start + chunk],
-            plans,
-            pieces.gyromagnetic_ratio,
-            time_course,
-        )
-        for start in range(0, canonical.shape[0], chunk)
-    ]
-    result = torch.cat(outputs, dim=0) / basis.volume
-    return result if unique_index is None else result[inverse]
 
 
 def propagate(
@@ -208,6 +227,7 @@ def propagate(
     time_course: bool,
     coupling: torch.Tensor | None = None,
     readout: torch.Tensor | None = None,
+    parity: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Propagate a batch; eigen-data either shared (leading size 1) or per measurement.
 
@@ -219,10 +239,22 @@ def propagate(
 
     ``coupling`` (L, L), zero in value, is added to diag(eigenvalues) in every generator;
     on zero-gradient pieces its first-order effect -tau D exp(-tau D lambda) W (exact for a
-    W supported on exactly degenerate clusters) is added so that its gradient flows."""
+    W supported on exactly degenerate clusters) is added so that its gradient flows.
+
+    ``parity`` (M or 1, L) of +1/-1 (``mf_dmri.signal.parity``; only without coupling)
+    states that the moments of the pieces couple only modes of opposite parity: the
+    propagators are then real matrix exponentials of the similar system (same result)."""
+    if parity is not None and coupling is not None:
+        raise ValueError("parity needs coupling=None: the coupling may mix parities")
     relaxation = diffusivity * eigenvalues  # (B, L) [1/s]
-    state = integrals.to(CDTYPE).expand(local.shape[0], -1)  # (M, L)
+    start = integrals.to(CDTYPE)
     u = (integrals if readout is None else readout).to(CDTYPE)
+    if parity is not None:
+        diagonal = similarity(parity)  # c = S x: x starts at S^-1 c(0), read out by S^T
+        start, u = start / diagonal, u * diagonal
+        moments = real_moments(moments, parity)
+        flip = parity[..., :, None] * parity[..., None, :]
+    state = start.expand(local.shape[0], -1)  # (M, L)
     exponentials: dict[int, torch.Tensor] = {}
     history = []
     for index, plan in enumerate(plans):
@@ -239,16 +271,26 @@ def propagate(
                 phase = torch.einsum(
                     "mk,mkij->mij", local[:, index], moments.expand(local.shape[0], -1, -1, -1)
                 )
-                generator = torch.diag_embed(relaxation).to(CDTYPE) + 1j * gamma * phase
-                if coupling is not None:
-                    generator = generator + (diffusivity * coupling).to(CDTYPE)
+                generator = _generator(relaxation, phase, gamma, diffusivity, coupling, parity)
                 exponentials[index] = torch.linalg.matrix_exp(-tau * generator)
             propagator = exponentials[plan.source]
             if plan.kind == "conj":
-                propagator = propagator.conj()
-            state = torch.einsum("mij,mj->mi", propagator, state)
+                propagator = propagator.conj() if parity is None else propagator * flip
+            state = torch.einsum("mij,mj->mi", propagator.to(CDTYPE), state)
         if time_course:
             history.append((state * u).sum(-1))
     if time_course:
         return torch.stack(history, dim=1)
     return (state * u).sum(-1)
+
+
+def _generator(relaxation, phase, gamma, diffusivity, coupling, parity) -> torch.Tensor:
+    """D Lambda + i gamma g.Q (+ D W), or the real D Lambda + gamma g.J under ``parity``."""
+    if parity is not None:
+        return torch.diag_embed(relaxation).to(phase.dtype) + gamma * phase
+    generator = torch.diag_embed(relaxation).to(CDTYPE) + 1j * gamma * phase
+    if coupling is not None:
+        rate = torch.as_tensor(diffusivity, dtype=coupling.dtype)
+        rate = rate.reshape(rate.shape[:1] + (1, 1)) if rate.ndim else rate
+        generator = generator + (rate * coupling).to(CDTYPE)
+    return generator

@@ -88,11 +88,13 @@ def _span_key(vectors: torch.Tensor) -> tuple[tuple[float, ...], torch.Tensor]:
 REDUCTION_GAIN = 0.75
 
 
-def reduced_data(basis, local: torch.Tensor):
+def reduced_data(basis, local: torch.Tensor, subspaces: dict | None = None):
     """Per-measurement reduced (eigenvalues (M, r), moments (M, d, r, r), integrals (M, r)),
     zero-padded to a common size r, or None when reduction would not save work.
 
-    ``local`` (M, P, d) holds the local-frame gradients of every measurement and piece."""
+    ``local`` (M, P, d) holds the local-frame gradients of every measurement and piece.
+    ``subspaces``, if given, memoises the reachable subspace of each span of gradient
+    directions: pass the same dict for every call on the same ``basis``."""
     values = local.detach().cpu()
     groups: dict[tuple[float, ...], list[int]] = {}
     spans: dict[tuple[float, ...], torch.Tensor] = {}
@@ -106,11 +108,14 @@ def reduced_data(basis, local: torch.Tensor):
         groups.setdefault(key, []).append(m)
         spans[key] = span
     moments = basis.moments.detach().cpu()
-    subspaces = {}
+    subspaces = {} if subspaces is None else subspaces
     for key, span in spans.items():
-        directional = [torch.einsum("k,kij->ij", s, moments) for s in span]
-        subspaces[key] = reachable_subspace(basis.eigenvalues, directional, basis.mode_integrals)
-    size = max(v.shape[1] for v in subspaces.values())
+        if key not in subspaces:
+            directional = [torch.einsum("k,kij->ij", s, moments) for s in span]
+            subspaces[key] = reachable_subspace(
+                basis.eigenvalues, directional, basis.mode_integrals
+            )
+    size = max(subspaces[key].shape[1] for key in spans)
     if size > REDUCTION_GAIN * basis.num_modes:
         return None
     return _stack_reduced(basis, groups, subspaces, size, values.shape[0])
