@@ -91,9 +91,7 @@ SCHEMES: dict[str, RationalScheme] = {
         _from_polynomials("backward-euler", 1, [1.0], [1.0, -1.0]),
         _from_polynomials("crank-nicolson", 2, [1.0, 0.5], [1.0, -0.5]),
         _from_polynomials("radau-iia", 3, [1.0, 1.0 / 3.0], [1.0, -2.0 / 3.0, 1.0 / 6.0]),
-        _from_polynomials(
-            "gauss-legendre", 4, [1.0, 0.5, 1.0 / 12.0], [1.0, -0.5, 1.0 / 12.0]
-        ),
+        _from_polynomials("gauss-legendre", 4, [1.0, 0.5, 1.0 / 12.0], [1.0, -0.5, 1.0 / 12.0]),
     )
 }
 
