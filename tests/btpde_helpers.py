@@ -112,17 +112,11 @@ def mesh_operator(name: str) -> BlochTorreyOperator:
 
 @functools.cache
 def full_basis(name: str):
-    """Every eigenmode of the mesh below min(largest, 1e15 1/m^2) (dense solve): the MF
-    without truncation on the sphere and cylinder; on the neuron, whose sliver elements
-    have eigenvalues far above 1e15, every mode of wavelength >= 0.2 um."""
+    """Every eigenmode of the mesh below 1e15 1/m^2 (dense solve): all of them on the
+    sphere and cylinder (the MF without truncation); on the neuron, whose sliver elements
+    have larger eigenvalues, every mode of wavelength >= 0.2 um."""
     nodes, elements = volume_mesh(name)
-    system = assemble_mesh(nodes, elements)
-    largest = sla.eigh(
-        system.pieces[0].stiffness.toarray(), system.pieces[0].mass.toarray(), eigvals_only=True
-    )[-1]
-    return mesh_eigenbasis(
-        nodes, elements, max_eigenvalue=min(1.01 * largest, 1e15), solver="dense"
-    )
+    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1e15, solver="dense")
 
 
 def mf_signal(name: str, pieces, max_eigenvalue: float) -> np.ndarray:
@@ -143,3 +137,35 @@ def protocol(kind: str, bvalues, directions):
     directions = directions / torch.linalg.vector_norm(directions, dim=-1, keepdim=True)
     acquisition = Acquisition.from_bvalues(waveform, torch.as_tensor(bvalues), directions)
     return acquisition.pieces(step)
+
+
+#: b-values [s/mm^2] and directions of the MF-vs-BTPDE protocols: for the cylinder (axis z)
+#: (1, 0, 0) is perpendicular and (1, 0, 1) oblique.
+PROTOCOLS = {
+    "pgse": ([1000, 3000, 10000, 3000, 10000], [(1, 0, 0)] * 3 + [(1, 0, 1), (0.3, 1, 0.2)]),
+    "ogse": ([1000, 3000, 3000], [(1, 0, 0), (1, 0, 0), (1, 0, 1)]),
+}
+#: Gauss-Legendre steps [s] of the BTPDE reference (time error < 1e-6, see the tests).
+REFERENCE_STEPS = {"pgse": 2.5e-4, "ogse": 5e-5}
+
+
+def acceptance_pieces(kind: str):
+    bvalues, directions = PROTOCOLS[kind]
+    return protocol(kind, np.array(bvalues) * units.s_per_mm2, directions)
+
+
+@functools.cache
+def btpde_reference(name: str, kind: str) -> np.ndarray:
+    """BTPDE (Gauss-Legendre, order 4) signal of mesh ``name`` under protocol ``kind``."""
+    from mf_dmri.signal.btpde import btpde_signal
+
+    step = REFERENCE_STEPS[kind]
+    pieces = acceptance_pieces(kind)
+    return btpde_signal(
+        mesh_operator(name), pieces, time_step=step, scheme="gauss-legendre"
+    ).numpy()
+
+
+def cutoff(length_scale: float) -> float:
+    """lambda_c = (2 pi / length_scale)^2 [1/m^2] for a length scale [m]."""
+    return (2 * np.pi / length_scale) ** 2
