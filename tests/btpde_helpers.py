@@ -82,14 +82,15 @@ def coupled_operator() -> BlochTorreyOperator:
 
 
 @functools.cache
-def volume_mesh(name: str) -> tuple[np.ndarray, np.ndarray]:
+def volume_mesh(name: str, fine: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Small tetrahedral meshes (nodes [m], elements): 'sphere' (R = 5 um, 180 nodes),
     'cylinder' (R = 3 um, length 15 um along z, ~150 nodes) and 'neuron' (soma R = 4 um
-    with two neurites of radius 1 um, ~880 nodes), all by netgen."""
+    with two neurites of radius 1 um, ~880 nodes), all by netgen; ``fine``: finer surfaces
+    (about 1000, 400 and 1250 nodes)."""
     if name == "sphere":
-        surface = generators.sphere(5 * um, subdivisions=2)
+        surface = generators.sphere(5 * um, subdivisions=3 if fine else 2)
     elif name == "cylinder":
-        surface = generators.cylinder(3 * um, 15 * um, segments=12)
+        surface = generators.cylinder(3 * um, 15 * um, segments=16 if fine else 12)
     elif name == "neuron":
         skeleton = NeuronSkeleton(
             4 * um,
@@ -97,7 +98,7 @@ def volume_mesh(name: str) -> tuple[np.ndarray, np.ndarray]:
             ends=[[16 * um, 0.5 * um, 0.3 * um], [-8 * um, 12 * um, 1 * um]],
             radii=[1 * um, 1 * um],
         )
-        surface = neuron_surface(skeleton, segments=8)
+        surface = neuron_surface(skeleton, segments=10 if fine else 8)
     else:
         raise ValueError(name)
     mesh = tetrahedralize(surface, thin_part_cells=None)
@@ -105,8 +106,8 @@ def volume_mesh(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.cache
-def mesh_operator(name: str) -> BlochTorreyOperator:
-    nodes, elements = volume_mesh(name)
+def mesh_operator(name: str, fine: bool = False) -> BlochTorreyOperator:
+    nodes, elements = volume_mesh(name, fine)
     return impermeable_operator(list(assemble_mesh(nodes, elements).pieces), D)
 
 

@@ -69,7 +69,7 @@ def mf_vs_btpde(lines: list[str], quick: bool) -> None:
         "",
         "Cutoff lambda_c = (2 pi / ell)^2.  `MF err` = max over the measurements of "
         "|MF - BTPDE|; `est x2`/`est x4`: max of the estimate |E(lambda_c) - E(k lambda_c)| "
-        "(as mf_dmri.signal.error_estimate.signal_with_error_estimate) with k = 2 and 4.  The BTPDE reference is "
+        "(as in mf_dmri.signal.error_estimate) with k = 2 and 4.  The BTPDE reference is "
         "Gauss-Legendre (order 4); its time error (Richardson, steps h and 2h) is given "
         "per case.  D = 2 um^2/ms, no T2.",
         "",
@@ -101,25 +101,7 @@ def mf_vs_btpde(lines: list[str], quick: bool) -> None:
                 "| ell [um] | modes | MF err | est x2 | est x4 | <= 1e-4 |",
                 "|---|---|---|---|---|---|",
             ]
-            cache: dict[int, np.ndarray] = {}
-
-            def mf_at(lam: float) -> tuple[np.ndarray, int]:
-                truncated = basis.truncated(lam)  # one MF run per distinct mode count
-                if truncated.num_modes not in cache:
-                    cache[truncated.num_modes] = signal(Compartment(truncated, D), pieces).numpy()
-                return cache[truncated.num_modes], truncated.num_modes
-
-            for ell in LENGTH_SCALES:
-                lam = (2 * np.pi / (ell * um)) ** 2
-                value, modes = mf_at(lam)
-                if modes == basis.num_modes:
-                    break
-                estimates = [np.abs(value - mf_at(k * lam)[0]).max() for k in (2, 4)]
-                error = np.abs(value - reference).max()
-                lines.append(
-                    f"| {ell:g} | {modes} | {error:.2e} | {estimates[0]:.2e} | "
-                    f"{estimates[1]:.2e} | {'yes' if error <= 1e-4 else 'no'} |"
-                )
+            cutoff_table(lines, basis, pieces, ref.signal.numpy())
             full = signal(compartment, pieces).numpy()
             lines += [
                 f"| all {basis.num_modes} | {basis.num_modes} | "
@@ -127,6 +109,29 @@ def mf_vs_btpde(lines: list[str], quick: bool) -> None:
                 "",
             ]
             print(shape, protocol, "done", flush=True)
+
+
+def cutoff_table(lines: list[str], basis, pieces, reference: np.ndarray) -> None:
+    """Rows of MF error and estimates versus the cutoff (one MF run per mode count)."""
+    cache: dict[int, np.ndarray] = {}
+
+    def mf_at(lam: float) -> tuple[np.ndarray, int]:
+        truncated = basis.truncated(lam)
+        if truncated.num_modes not in cache:
+            cache[truncated.num_modes] = signal(Compartment(truncated, D), pieces).numpy()
+        return cache[truncated.num_modes], truncated.num_modes
+
+    for ell in LENGTH_SCALES:
+        lam = (2 * np.pi / (ell * um)) ** 2
+        value, modes = mf_at(lam)
+        if modes == basis.num_modes:
+            break
+        estimates = [np.abs(value - mf_at(k * lam)[0]).max() for k in (2, 4)]
+        error = np.abs(value - reference).max()
+        lines.append(
+            f"| {ell:g} | {modes} | {error:.2e} | {estimates[0]:.2e} | "
+            f"{estimates[1]:.2e} | {'yes' if error <= 1e-4 else 'no'} |"
+        )
 
 
 def step_convergence(lines: list[str]) -> None:
