@@ -28,7 +28,7 @@ from mf_dmri.geometry import generators, tetrahedralize
 from mf_dmri.geometry.neuron import NeuronSkeleton, neuron_surface
 from mf_dmri.sequences import OGSE, PGSE, Acquisition, fibonacci_sphere
 from mf_dmri.signal import Compartment, signal
-from mf_dmri.signal.btpde import btpde_solve
+from mf_dmri.signal.btpde import btpde_solve, steps_per_piece
 
 um, ms, D = units.um, units.ms, 2e-9
 LENGTH_SCALES = [5.0, 4.0, 3.0, 2.0, 1.5, 1.0]  # [um]
@@ -50,12 +50,12 @@ def meshes() -> dict:
 
 
 def protocols() -> dict:
-    directions = fibonacci_sphere(30, hemisphere=True)
-    shell = torch.full((30,), 3000.0) * units.s_per_mm2
+    directions = fibonacci_sphere(15, hemisphere=True)
+    shell = torch.full((15,), 3000.0) * units.s_per_mm2
     pgse, ogse = PGSE(10 * ms, 30 * ms), OGSE(10 * ms, 20 * ms, 2, "cos")
     return {
-        "PGSE b=3000, 30 dirs": Acquisition.from_bvalues(pgse, shell, directions).pieces(),
-        "OGSE b=3000, 30 dirs": Acquisition.from_bvalues(ogse, shell, directions).pieces(
+        "PGSE b=3000, 15 dirs": Acquisition.from_bvalues(pgse, shell, directions).pieces(),
+        "OGSE b=3000, 15 dirs": Acquisition.from_bvalues(ogse, shell, directions).pieces(
             5 * ms / 16
         ),
     }
@@ -76,8 +76,14 @@ def timed_mf(mesh, pieces, reference, target):
 
 
 def timed_btpde(operator, pieces, reference, target, scheme):
-    step = 4 * ms
-    while step > 1e-6:
+    step, previous = 4 * ms, None
+    durations = pieces.durations.numpy()
+    while step > 1e-5:
+        counts = steps_per_piece(durations, step)
+        if previous is not None and np.array_equal(counts, previous):
+            step /= 2  # same steps on every piece as the last try
+            continue
+        previous = counts
         result = btpde_solve(operator, pieces, time_step=step, scheme=scheme)
         error = np.abs(result.signal.numpy() - reference).max()
         if error <= target:

@@ -86,7 +86,7 @@ def volume_mesh(name: str, fine: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Small tetrahedral meshes (nodes [m], elements): 'sphere' (R = 5 um, 180 nodes),
     'cylinder' (R = 3 um, length 15 um along z, ~150 nodes) and 'neuron' (soma R = 4 um
     with two neurites of radius 1 um, ~880 nodes), all by netgen; ``fine``: finer surfaces
-    (about 1000, 400 and 1250 nodes)."""
+    (about 1000, 1400 and 1250 nodes)."""
     if name == "sphere":
         surface = generators.sphere(5 * um, subdivisions=3 if fine else 2)
     elif name == "cylinder":
@@ -101,7 +101,8 @@ def volume_mesh(name: str, fine: bool = False) -> tuple[np.ndarray, np.ndarray]:
         surface = neuron_surface(skeleton, segments=10 if fine else 8)
     else:
         raise ValueError(name)
-    mesh = tetrahedralize(surface, thin_part_cells=None)
+    edge = 1.0 * um if fine and name == "cylinder" else None  # its surface has few nodes
+    mesh = tetrahedralize(surface, length_scale=edge, thin_part_cells=None)
     return mesh.nodes, mesh.elements
 
 
