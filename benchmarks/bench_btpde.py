@@ -137,7 +137,9 @@ def main() -> None:
         "",
         f"Accuracy: max |E - E_ref| over the measurements <= {args.target:g}; E_ref is the "
         "BTPDE (Gauss-Legendre) at 0.25 ms (PGSE) or 0.05 ms (OGSE).  MF time includes its "
-        "eigen-solve (sparse shift-invert up to the cutoff).  D = 2 um^2/ms.",
+        "eigen-solve (sparse shift-invert up to the cutoff).  D = 2 um^2/ms.  A BTPDE step "
+        "is capped by the piece length (OGSE: 0.3125 ms pieces, so a step >= 0.3125 ms is "
+        "one step per piece); `LU` counts its sparse factorisations.",
         "",
         "| case | engine | error | wall time [s] |",
         "|---|---|---|---|",
