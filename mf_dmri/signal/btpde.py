@@ -17,11 +17,15 @@ scheme and distinct (step h, local gradient g_p); measurements that share a grad
 piece are stepped together as one block of right-hand sides, all zero-gradient pieces of
 one step share their factorisations, and a piece with gradient -g (the refocused lobe)
 reuses the factorisation of +g by complex conjugation (M, A, J are real).
+
+The solver runs in numpy/scipy on the CPU and is not differentiable (no autograd); it is a
+reference and a check for the matrix formalism, see docs/btpde.md.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -116,7 +120,7 @@ class _Factorisations:
 
 
 def _check_time_step(time_step: float) -> float:
-    if isinstance(time_step, bool) or not isinstance(time_step, int | float):
+    if isinstance(time_step, bool) or not isinstance(time_step, numbers.Real):
         raise TypeError(f"time_step must be a number of seconds, got {time_step!r}")
     if not (math.isfinite(time_step) and time_step > 0):
         raise ValueError(f"time_step must be a positive finite number [s], got {time_step!r}")
