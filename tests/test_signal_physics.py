@@ -128,3 +128,20 @@ def test_joint_rotation_invariance(domain):
             rot = torch.tensor(Rotation.random(random_state=seed).as_matrix())
             turned = signal(Compartment(dom.rotated(rot), D), _rotate_pieces(pieces, rot))
             torch.testing.assert_close(turned, base, rtol=0, atol=1e-11)
+
+
+def test_compartment_without_relaxation_survives_dataclass_replace():
+    """T2 = inf (no relaxation) is stored as an infinite tensor; replace() must accept it
+    again, while NaN and -inf stay errors."""
+    import dataclasses
+    import math
+
+    from mf_dmri.analytic import sphere
+    from mf_dmri.signal.compartment import Compartment
+
+    compartment = Compartment(sphere(5e-6), 2e-9)
+    changed = dataclasses.replace(compartment, diffusivity=1e-9)
+    assert bool(torch.isposinf(changed.t2)) and float(changed.diffusivity) == 1e-9
+    for bad in (float("nan"), -math.inf):
+        with pytest.raises(ValueError, match="t2"):
+            Compartment(sphere(5e-6), 2e-9, t2=bad)

@@ -36,8 +36,8 @@ class Compartment:
             raise ValueError("diffusivity must be a scalar [m^2/s]")
         check_positive(diffusivity, "diffusivity", "m^2/s")
         t2 = self.t2
-        if not isinstance(t2, torch.Tensor) and math.isinf(float(t2)) and float(t2) > 0:
-            t2 = torch.tensor(math.inf, dtype=DTYPE, device=device)
+        if _is_positive_infinity(t2):
+            t2 = torch.as_tensor(t2, dtype=DTYPE, device=device)
         else:
             t2 = as_real_tensor(t2, "t2", device=device)
             check_positive(t2, "t2", "s")
@@ -59,6 +59,16 @@ class Compartment:
     def weight(self, echo_time: torch.Tensor) -> torch.Tensor:
         """Signal weight volume x spin density x exp(-TE/T2) [m^3]; ``echo_time`` [s]."""
         return self.volume * self.spin_density * torch.exp(-echo_time / self.t2)
+
+
+def _is_positive_infinity(value) -> bool:
+    """True for ``math.inf`` or a scalar tensor holding +inf (no relaxation)."""
+    if isinstance(value, torch.Tensor):
+        return value.ndim == 0 and bool(torch.isposinf(value.detach()))
+    try:
+        return math.isinf(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 def as_compartments(

@@ -59,15 +59,7 @@ class SignalWithError:
 def _truncated(compartment: Compartment, cutoff: float) -> Compartment:
     domain: ProductDomain = compartment.domain
     factors = tuple(f.truncated(cutoff) for f in domain.factors)
-    t2 = compartment.t2
-    if not bool(torch.isfinite(t2)):  # Compartment takes math.inf, not an infinite tensor
-        t2 = math.inf
-    return Compartment(
-        replace(domain, factors=factors),
-        compartment.diffusivity,
-        t2=t2,
-        spin_density=compartment.spin_density,
-    )
+    return replace(compartment, domain=replace(domain, factors=factors))
 
 
 def _factors(compartments: tuple[Compartment, ...]) -> list[Eigenbasis]:
