@@ -63,7 +63,8 @@ def main(small: bool = False, snr: float | None = None, output: str | None = Non
         iterations=10 if small else 100,
         num_modes=30 if small else 40,
         smoothness=1e-3,
-        learning_rate=0.05,
+        learning_rate=1.0,
+        optimiser="lbfgs",
         step_scale=radius_steps(space, 0.3),
     )
     print(f"target mesh {nodes} nodes; reference {space.extension.reference_nodes.shape[0]} nodes")

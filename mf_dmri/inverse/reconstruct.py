@@ -167,6 +167,7 @@ def reconstruct_shape(
     learning_rate: float = 0.02,
     initial: torch.Tensor | None = None,
     step_scale: torch.Tensor | None = None,
+    optimiser: str = "adam",
 ) -> ReconstructionResult:
     """Recover a shape from its normalised signal ``data`` (M,) [-].
 
@@ -181,15 +182,21 @@ def reconstruct_shape(
         smoothness: weight of the roughness penalty [-].
         volume_weight: weight of the volume penalty [-] (needs ``reference_volume``).
         reference_volume: prior volume [m^3] for the volume penalty.
-        iterations: Adam iterations.
-        learning_rate: Adam step in the coefficients [-].
+        iterations: Adam iterations, or L-BFGS iterations (each up to 2 evaluations on
+            average, with a strong Wolfe line search).
+        learning_rate: Adam step in the coefficients [-] (L-BFGS: initial step factor).
         initial: starting coefficients (K,) [-]; zero (the reference shape) by default.
         step_scale: optional (K,) positive relative step per coefficient [-]: Adam runs on
             ``c / step_scale``, so coefficient k moves by about ``learning_rate *
             step_scale[k]`` per step (for coefficients of different natural sizes).
+        optimiser: ``"adam"`` or ``"lbfgs"``.  Adam moves every coefficient at about the
+            same rate whatever its gradient, so coefficients the data hardly constrain
+            drift; L-BFGS follows the gradient and curvature (preferred when some modes
+            enter the signal only at second order, docs/inverse.md).  With L-BFGS a trial
+            point whose mesh would fold gets a large loss, so the line search backs off.
 
-    The returned shape is the iterate with the lowest total loss (Adam need not decrease
-    the loss monotonically).
+    The returned shape is the evaluated point with the lowest total loss (Adam need not
+    decrease the loss monotonically).  Histories hold one entry per evaluation.
     """
     groups = as_piece_groups(protocol)
     data = torch.as_tensor(data, dtype=DTYPE)
@@ -232,26 +239,23 @@ def reconstruct_shape(
             total = total + volume_weight * (volume / reference_volume - 1) ** 2
         return total, misfit, predicted
 
-    optimiser = torch.optim.Adam([variables], lr=learning_rate)
-    losses, misfits, reductions = [], [], 0
-    best = (math.inf, start)
-    for _ in range(iterations):
-        previous = variables.detach().clone()
-        optimiser.zero_grad()
+    if optimiser not in ("adam", "lbfgs"):
+        raise ValueError(f"optimiser must be 'adam' or 'lbfgs', got {optimiser!r}")
+    losses, misfits, best = [], [], [math.inf, start]
+
+    def evaluate():
         total, misfit, _ = loss_terms(scale * variables)
         total.backward()
         losses.append(float(total.detach()))
         misfits.append(float(misfit.detach()))
         if losses[-1] < best[0]:
-            best = (losses[-1], (scale * previous).detach())
-        optimiser.step()
-        halvings = 0
-        while _folds(space, (scale * variables).detach()):
-            reductions, halvings = reductions + 1, halvings + 1
-            with torch.no_grad():
-                variables.copy_(previous + 0.5 * (variables - previous))
-            if halvings > 30:
-                raise FloatingPointError("the mesh folds at every step: lower the learning rate")
+            best[:] = [losses[-1], (scale * variables).detach().clone()]
+        return total
+
+    if optimiser == "lbfgs":
+        reductions = _run_lbfgs(space, variables, scale, evaluate, iterations, learning_rate)
+    else:
+        reductions = _run_adam(space, variables, scale, evaluate, iterations, learning_rate)
     final = best[1]
     with torch.no_grad():
         _, _, predicted = loss_terms(final)
@@ -263,6 +267,54 @@ def reconstruct_shape(
         misfit_history=tuple(misfits),
         step_reductions=reductions,
     )
+
+
+def _run_adam(space, variables, scale, evaluate, iterations, learning_rate) -> int:
+    """Adam with step halving against folds; returns the number of halvings."""
+    optimiser = torch.optim.Adam([variables], lr=learning_rate)
+    reductions = 0
+    for _ in range(iterations):
+        previous = variables.detach().clone()
+        optimiser.zero_grad()
+        evaluate()
+        optimiser.step()
+        halvings = 0
+        while _folds(space, (scale * variables).detach()):
+            reductions, halvings = reductions + 1, halvings + 1
+            with torch.no_grad():
+                variables.copy_(previous + 0.5 * (variables - previous))
+            if halvings > 30:
+                raise FloatingPointError("the mesh folds at every step: lower the learning rate")
+    return reductions
+
+
+def _run_lbfgs(space, variables, scale, evaluate, iterations, learning_rate) -> int:
+    """L-BFGS (strong Wolfe); folded trial points get a large loss.  Returns their count."""
+    optimiser = torch.optim.LBFGS(
+        [variables],
+        lr=learning_rate,
+        max_iter=iterations,
+        max_eval=2 * iterations,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+    state = {"folded": 0, "first": None}
+
+    def closure():
+        optimiser.zero_grad()
+        if _folds(space, (scale * variables).detach()):
+            state["folded"] += 1
+            variables.grad = torch.zeros_like(variables)
+            return torch.tensor(10 * state["first"] + 1e3, dtype=DTYPE)
+        total = evaluate()
+        if state["first"] is None:
+            state["first"] = abs(float(total.detach()))
+        return total
+
+    optimiser.step(closure)
+    return state["folded"]
 
 
 def _folds(space: SurfaceShapeSpace | TubeShapeSpace, coefficients: torch.Tensor) -> bool:
