@@ -11,6 +11,7 @@ tetrahedral mesh of the generator's surface.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -70,8 +71,8 @@ def tube_space(
     radius: float, length: float, small: bool, radius_modes: int, centreline_modes: int
 ) -> TubeShapeSpace:
     """Tube shape space on a straight capped cylinder (radius, length [m])."""
-    reference = cylinder(radius, length, segments=12 if small else 16)
-    mesh = tetrahedralize(reference, length_scale=(1.4 if small else 1.0) * um)
+    reference = cylinder(radius, length, segments=12 if small else 20)
+    mesh = tetrahedralize(reference, length_scale=(1.4 if small else 0.8) * um)
     return TubeShapeSpace.from_volume_mesh(
         mesh.nodes,
         mesh.elements,
@@ -127,19 +128,34 @@ def radius_steps(space: TubeShapeSpace, radius_step: float) -> torch.Tensor:
     return scale
 
 
-def run(name, space, target, best, protocol, data, sigma, snr, iterations, **options):
-    """Reconstruct from the reference shape (zero coefficients); distances to ``target``."""
+def run(name, space, target, best, protocol, data, sigma, snr, iterations, stages=(), **options):
+    """Reconstruct from the reference shape (zero coefficients); distances to ``target``.
+
+    ``stages``: coarse-to-fine (radius_modes, centreline_modes) counts fitted first, each
+    from the previous result, before the full ``space`` (``iterations`` each); the loss
+    histories are concatenated.  ``step_scale`` in options is a function of the space."""
     start_surface = space.surface(torch.zeros(space.num_modes))
+    step_scale = options.pop("step_scale")
     tic = time.perf_counter()
-    result = reconstruct_shape(
-        space,
-        protocol,
-        data,
-        diffusivity=DIFFUSIVITY,
-        sigma=sigma,
-        **options,
-        iterations=iterations,
-    )
+    spaces = [space.with_modes(*counts) for counts in stages] + [space]
+    coefficients, previous, losses, misfits = None, None, [], []
+    for current in spaces:
+        initial = None if previous is None else current.coefficients_from(previous, coefficients)
+        result = reconstruct_shape(
+            current,
+            protocol,
+            data,
+            diffusivity=DIFFUSIVITY,
+            sigma=sigma,
+            iterations=iterations,
+            initial=initial,
+            step_scale=step_scale(current),
+            **options,
+        )
+        coefficients, previous = result.coefficients, current
+        losses += result.loss_history
+        misfits += result.misfit_history
+    result = dataclasses.replace(result, loss_history=tuple(losses), misfit_history=tuple(misfits))
     seconds = time.perf_counter() - tic
     return Reconstruction(
         name=name,

@@ -1,7 +1,7 @@
 """Free-form reconstruction of a beaded axon segment from its PGSE signal, starting from a
 straight tube of the same volume and length, in the Legendre radius modes P_0..P_6 of a
 ``TubeShapeSpace`` (plus two centreline modes per transverse axis, which the target does
-not need).
+not need), coarse to fine (first P_0..P_4 alone).
 
 Target: ``beaded_axon`` with mean radius 2.5 um, length 12 um, relative bead amplitude 0.3,
 bead wavelength 8 um (r = 2.5 (1 + 0.3 sin(2 pi z / 8 um)): bulges near both ends and a
@@ -61,11 +61,12 @@ def main(small: bool = False, snr: float | None = None, output: str | None = Non
         sigma,
         snr,
         iterations=10 if small else 100,
+        stages=() if small else ((5, 0),),
         num_modes=30 if small else 40,
         smoothness=1e-3,
         learning_rate=1.0,
         optimiser="lbfgs",
-        step_scale=radius_steps(space, 0.3),
+        step_scale=lambda current: radius_steps(current, 0.3),
     )
     print(f"target mesh {nodes} nodes; reference {space.extension.reference_nodes.shape[0]} nodes")
     print("\n".join(summary.lines()))

@@ -1,6 +1,7 @@
 """Free-form reconstruction of an undulating axon segment from its PGSE signal, starting
 from a straight tube, in a ``TubeShapeSpace``: Legendre centreline modes P_1..P_5 in x and
-in y, and radius modes P_0..P_2.
+in y, and radius modes P_0..P_2, coarse to fine (first P_1..P_3 and the mean radius only:
+with every mode at once L-BFGS stopped in a local minimum, Chamfer reduction 66 %).
 
 Target: ``undulating_axon`` with radius 2 um, length 16 um along z, centreline
 x = 2 um sin(2 pi z / 16 um) (one period: a point-symmetric S-bend).  Protocol and noise:
@@ -56,11 +57,12 @@ def main(small: bool = False, snr: float | None = None, output: str | None = Non
         sigma,
         snr,
         iterations=15 if small else 100,
+        stages=() if small else ((1, 3),),
         num_modes=30 if small else 40,
         smoothness=1e-3,
         learning_rate=1.0,
         optimiser="lbfgs",
-        step_scale=radius_steps(space, 0.2),
+        step_scale=lambda current: radius_steps(current, 0.2),
     )
     print(f"target mesh {nodes} nodes; reference {space.extension.reference_nodes.shape[0]} nodes")
     print("\n".join(summary.lines()))

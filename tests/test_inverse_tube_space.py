@@ -132,3 +132,15 @@ def test_tube_space_errors_are_clear(mesh):
         )
     with pytest.raises(ValueError, match="shape"):
         space_of(mesh).vertices(torch.zeros(3))
+
+
+def test_coarse_coefficients_carry_over_to_a_finer_space_exactly(mesh):
+    coarse = space_of(mesh, radius_modes=2, centreline_modes=1)
+    fine = coarse.with_modes(4, 3)
+    assert fine.extension is coarse.extension
+    c = torch.tensor([0.1, -0.05, 0.4, -0.3], dtype=torch.float64)
+    moved = fine.coefficients_from(coarse, c)
+    assert moved.shape == (fine.num_modes,)
+    np.testing.assert_allclose(fine.vertices(moved).numpy(), coarse.vertices(c).numpy())
+    back = coarse.coefficients_from(fine, moved)
+    np.testing.assert_array_equal(back.numpy(), c.numpy())

@@ -22,6 +22,7 @@ follow the surface by harmonic extension, so the eigen-data are differentiable.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -160,6 +161,29 @@ class TubeShapeSpace:
         """sum_k k (k + 1) (2 / L)^2 R0^2 c_k^2 [-]: weighted axial Dirichlet energy."""
         c = torch.as_tensor(coefficients, dtype=DTYPE)
         return (self.frequencies * self.radius**2 * c**2).sum()
+
+    def with_modes(self, radius_modes: int, centreline_modes: int) -> TubeShapeSpace:
+        """The same reference mesh (and harmonic extension) with other mode counts (for
+        coarse-to-fine reconstruction)."""
+        if not (isinstance(radius_modes, int) and radius_modes >= 1):
+            raise ValueError("radius_modes must be an integer >= 1 (the k = 0 mode is the radius)")
+        if not (isinstance(centreline_modes, int) and centreline_modes >= 0):
+            raise ValueError("centreline_modes must be an integer >= 0")
+        return dataclasses.replace(
+            self, radius_modes=radius_modes, centreline_modes=centreline_modes
+        )
+
+    def coefficients_from(self, other: TubeShapeSpace, coefficients: torch.Tensor):
+        """``other``'s coefficients (K',) [-] in this space's layout: modes this space lacks
+        are dropped, modes ``other`` lacks are zero (exact when this space has at least
+        ``other``'s modes)."""
+        a, bx, by = other.split(coefficients)
+        kr, kc = self.radius_modes, self.centreline_modes
+        out = torch.zeros(self.num_modes, dtype=DTYPE)
+        out[: min(kr, len(a))] = a[:kr]
+        out[kr : kr + min(kc, len(bx))] = bx[:kc]
+        out[kr + kc : kr + kc + min(kc, len(by))] = by[:kc]
+        return out
 
     def project(self, radius_profile, centreline_x, centreline_y) -> torch.Tensor:
         """Least-squares coefficients (K,) [-] of given profiles: callables of z - z_min [m]
