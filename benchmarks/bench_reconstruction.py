@@ -6,7 +6,7 @@ PNG of truth / start / result) in benchmarks/results/reconstruction/, copies the
 docs/img/, and writes the table benchmarks/results/reconstruction.md from every history
 file found there (so runs may be done one at a time: ``--only beaded --snr 50``).
 
-Usage: python benchmarks/bench_reconstruction.py [--only NAME ...] [--snr 50 ...]
+Usage: python benchmarks/bench_reconstruction.py [--only NAME ...] [--snr 0 50 ...]
        [--collect]   (only rebuild the table)
 """
 
@@ -80,14 +80,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=list(NAMES), choices=NAMES)
     parser.add_argument("--snr", nargs="*", type=float, default=None,
-                        help="SNR values (default: noise-free and 50)")  # fmt: skip
+                        help="SNR values, 0 for noise-free (default: 0 50)")  # fmt: skip
     parser.add_argument("--collect", action="store_true", help="only rebuild the table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.collect:
         for name in args.only:
-            for snr in [None, 50.0] if args.snr is None else args.snr:
-                run_one(name, snr)
+            for snr in [0.0, 50.0] if args.snr is None else args.snr:
+                run_one(name, snr if snr > 0 else None)
     table = collect()
     header = (
         "# Free-form reconstruction (benchmarks/bench_reconstruction.py)\n\n"
