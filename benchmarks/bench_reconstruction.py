@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -36,11 +37,16 @@ def run_one(name: str, snr: float | None) -> None:
     folder = FOLDER / f"{name}_{tag}"
     module = __import__(f"reconstruct_{name}")
     load = os.getloadavg()[0]
+    tic = time.perf_counter()
     module.main(small=False, snr=snr, output=str(folder))
-    (folder / "machine.json").write_text(
-        json.dumps({"load_average_1min_at_start": load, "cpus": os.cpu_count(),
-                    "platform": platform.platform()})  # fmt: skip
-    )
+    machine = {
+        "load_average_1min_at_start": load,
+        "load_average_1min_at_end": os.getloadavg()[0],
+        "seconds_total": time.perf_counter() - tic,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    (folder / "machine.json").write_text(json.dumps(machine))
     for png in folder.glob("*.png"):
         target = ROOT / "docs" / "img" / f"reconstruction_{name}_{tag}.png"
         target.parent.mkdir(exist_ok=True)
@@ -51,10 +57,11 @@ def collect() -> str:
     """Markdown table of every run found in FOLDER."""
     rows = [
         "| target | noise | Chamfer start -> result [um] | reduction | Hausdorff start -> "
-        "result [um] | volume error start / result | misfit first -> last | wall [s] | "
-        "load (1 min) |",
+        "result [um] | volume error start / result | misfit first -> best | optimisation / "
+        "total wall [s] | load (1 min) start / end |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    nan = float("nan")
     for folder in sorted(FOLDER.glob("*_*")):
         histories = list(folder.glob("*history.json"))
         if not histories:
@@ -70,8 +77,9 @@ def collect() -> str:
             f"| {name} | {noise} | {c[0]:.3f} -> {c[1]:.3f} | {100 * (1 - c[1] / c[0]):.0f} % "
             f"| {d[0]:.3f} -> {d[1]:.3f} | {100 * (v[1] / v[0] - 1):+.1f} % / "
             f"{100 * (v[2] / v[0] - 1):+.1f} % | {h['misfit'][0]:.0f} -> {min(h['misfit']):.1f}"
-            f" | {h.get('seconds', float('nan')):.0f} "
-            f"| {machine['load_average_1min_at_start']:.1f} |"
+            f" | {h.get('seconds', nan):.0f} / {machine.get('seconds_total', nan):.0f} "
+            f"| {machine['load_average_1min_at_start']:.1f} / "
+            f"{machine.get('load_average_1min_at_end', nan):.1f} |"
         )
     return "\n".join(rows)
 
@@ -92,9 +100,10 @@ def main() -> None:
     header = (
         "# Free-form reconstruction (benchmarks/bench_reconstruction.py)\n\n"
         "Distances after removing translation and point reflection (docs/inverse.md, "
-        "section 4).  Wall time of the optimisation only, on a 2-core machine shared with "
-        "other jobs (the load average at the start of each run is given; times are "
-        "inflated accordingly).\n\n"
+        "section 4).  Wall times (the optimisation; the whole run including the target's "
+        "mesh and signal) on a 2-core machine shared with other jobs, single-threaded; the "
+        "1-minute load average at the start and end of each run is given: times are "
+        "inflated accordingly (a load of 10 on 2 cores is a fifth of a core per job).\n\n"
     )
     TABLE.write_text(header + table + "\n")
     print(table)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,7 @@ def main(small: bool = False, output: str | None = None, snr: float | None = Non
     reference = tetrahedralize(sphere(start_radius, subdivisions=2), length_scale=1.5 * um)
     space = SurfaceShapeSpace.from_volume_mesh(reference.nodes, reference.elements, num_modes=6)
     before = shape_distance(space.surface(torch.zeros(6)), target)
+    tic = time.perf_counter()
     result = reconstruct_shape(
         space,
         protocol,
@@ -70,6 +72,7 @@ def main(small: bool = False, output: str | None = None, snr: float | None = Non
         iterations=12 if small else 40,
         learning_rate=0.03,
     )
+    seconds = time.perf_counter() - tic
     after = shape_distance(result.surface, target)
     print(
         f"{protocol.num_measurements} measurements, "
@@ -96,6 +99,7 @@ def main(small: bool = False, output: str | None = None, snr: float | None = Non
             "chamfer_um": [before.chamfer / um, after.chamfer / um],
             "hausdorff_um": [before.hausdorff / um, after.hausdorff / um],
             "volume_um3": [volume / um**3] + [v / um**3 for v in volumes],
+            "seconds": seconds,
         }
         (folder / "history.json").write_text(json.dumps(history, indent=1))
         start = space.surface(torch.zeros(6))
