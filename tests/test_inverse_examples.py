@@ -55,6 +55,7 @@ def check_axon_outputs(folder, tag, summary):
     assert len(history["loss"]) == len(summary.result.loss_history)
 
 
+@pytest.mark.slow
 def test_reconstruct_beaded_axon_example(tmp_path):
     import reconstruct_beaded_axon
 
@@ -67,6 +68,7 @@ def test_reconstruct_beaded_axon_example(tmp_path):
     check_axon_outputs(tmp_path, "beaded_axon_noise_free", summary)
 
 
+@pytest.mark.slow
 def test_reconstruct_undulating_axon_example(tmp_path):
     import reconstruct_undulating_axon
 
