@@ -42,7 +42,13 @@ def radius_profile(z: np.ndarray) -> np.ndarray:
     return RADIUS * (1 + AMPLITUDE * np.sin(2 * np.pi * z / WAVELENGTH))
 
 
-def main(small: bool = False, snr: float | None = None, output: str | None = None, seed=0):
+def main(
+    small: bool = False,
+    snr: float | None = None,
+    output: str | None = None,
+    seed: int = 0,
+    fine: bool = False,
+):
     """Reconstruct and print; returns the ``Reconstruction`` summary."""
     target = beaded_axon(RADIUS, LENGTH, AMPLITUDE, WAVELENGTH, segments=24 if small else 32)
     protocol = shape_protocol(small)
@@ -50,7 +56,7 @@ def main(small: bool = False, snr: float | None = None, output: str | None = Non
     clean, nodes = target_signal(target, protocol, (0.9 if small else 0.6) * um, cutoff)
     data, sigma = add_noise(clean, snr, seed)
     start_radius = np.sqrt(abs(target.signed_volume()) / (np.pi * LENGTH))  # volume prior
-    space = tube_space(start_radius, LENGTH, small, 5 if small else 7, 0)
+    space = tube_space(start_radius, LENGTH, small, 5 if small else 7, 0, fine=fine)
     zero = lambda z: 0 * z  # noqa: E731
     best = space.project(radius_profile, zero, zero)
     summary = run(
@@ -74,6 +80,7 @@ def main(small: bool = False, snr: float | None = None, output: str | None = Non
     print("\n".join(summary.lines()))
     if output is not None:
         tag = "beaded_axon_" + ("noise_free" if snr is None else f"snr{snr:g}")
+        tag += "_fine_reference" if fine else ""
         start = space.surface(torch.zeros(space.num_modes))
         write_outputs(Path(output), tag, target, start, summary)
     return summary
@@ -84,6 +91,7 @@ if __name__ == "__main__":
     parser.add_argument("--small", action="store_true", help="coarse meshes, few iterations")
     parser.add_argument("--snr", type=float, default=None, help="SNR (default: noise-free)")
     parser.add_argument("--output", default=None, help="folder for PLY, history and PNG")
+    parser.add_argument("--fine", action="store_true", help="finer reference mesh")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    main(small=args.small, snr=args.snr, output=args.output)
+    main(small=args.small, snr=args.snr, output=args.output, fine=args.fine)
