@@ -69,9 +69,11 @@ def collect() -> str:
         h = json.loads(histories[0].read_text())
         machine = json.loads((folder / "machine.json").read_text())
         c, d, v = h["chamfer_um"], h["hausdorff_um"], h["volume_um3"]
-        name, _, noise = folder.name.partition("_n") if "noise" in folder.name else (
-            folder.name.rpartition("_snr")[0], "", "SNR " + folder.name.rpartition("_snr")[2]
+        label = folder.name.removesuffix("_fine_reference")
+        name, _, noise = label.partition("_n") if "noise" in label else (
+            label.rpartition("_snr")[0], "", "SNR " + label.rpartition("_snr")[2]
         )  # fmt: skip
+        name += " (fine reference)" if label != folder.name else ""
         noise = "noise-free" if noise.startswith("oise") else f"{noise} (Gaussian)"
         rows.append(
             f"| {name} | {noise} | {c[0]:.3f} -> {c[1]:.3f} | {100 * (1 - c[1] / c[0]):.0f} % "
