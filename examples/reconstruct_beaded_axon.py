@@ -11,7 +11,8 @@ constriction in the middle, so the profile is even about the centre; an odd prof
 the PGSE signal only at second order, see docs/inverse.md, "What the signal cannot see").
 Protocol and noise: examples/axon_reconstruction.py.  Writes PLY surfaces, the loss
 history (JSON) and a PNG (truth, start, result) per run to --output.
-Run:  python examples/reconstruct_beaded_axon.py [--small] [--snr 50] [--output DIR]
+Run:  python examples/reconstruct_beaded_axon.py [--small] [--snr 50] [--fine] [--output DIR]
+(--fine: a finer reference mesh, less discretisation error for the weak modes to absorb)
 """
 
 from __future__ import annotations
