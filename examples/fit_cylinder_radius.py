@@ -1,7 +1,8 @@
 """Fit an axon radius (plus intra-axonal diffusivity and s0) to simulated Rician data.
 
-Protocol: delta/Delta = 10/30 ms at G = 40, 80, 150, 300 mT/m and 20/30 ms at 200,
-300 mT/m; 16 directions perpendicular to the fibre, 6 at 45 degrees, 2 along it; 4 b = 0.
+Protocol (G [mT/m] at delta/Delta [ms]): 40 and 300 at 10/30, 300 at 20/30 and 20/40,
+40 and 80 at 10/60 (b up to 86,000 s/mm^2); 16 directions perpendicular to the fibre, 6
+at 45 degrees, 2 along it; 4 b = 0.
 Run:  python examples/fit_cylinder_radius.py [--small]
 """
 
@@ -15,7 +16,7 @@ import torch
 from mf_dmri.inverse import CylinderModel, PGSEProtocol, cramer_rao_bound, fit, sample_noise
 from mf_dmri.units import ms, mT_per_m, um
 
-SHELLS = [(40, 10, 30), (80, 10, 30), (150, 10, 30), (300, 10, 30), (200, 20, 30), (300, 20, 30)]
+SHELLS = [(40, 10, 30), (300, 10, 30), (300, 20, 30), (300, 20, 40), (40, 10, 60), (80, 10, 60)]
 
 
 def fibre_protocol(perpendicular: int, oblique: int, parallel: int) -> PGSEProtocol:

@@ -48,13 +48,14 @@ def _noisy(forward, truth, sigma, likelihood, seed):
 
 @pytest.mark.parametrize("snr, tolerance", [(100, 0.02), (30, 0.05)])
 def test_radius_recovery_rician(snr, tolerance):
-    """Protocol (tests/test_inverse_helpers.py): fibre along z, delta/Delta = 10/30 ms at
-    G = 40, 80, 150, 300 mT/m and 20/30 ms at 200, 300 mT/m (b up to 60,000 s/mm^2);
-    16 perpendicular + 6 oblique + 2 parallel directions, 4 b = 0: 148 measurements.
-    Unknowns: radius, intra-axonal diffusivity, s0 (Rician noise, sigma known).  The
-    Laplace standard error is checked to be well inside the tolerance, so that passing is
-    not luck: the tolerance is at least 2 standard errors (measured: >= 3.3 at SNR 100,
-    >= 2.3 at SNR 30, where the standard error is 2.0-2.2% at R = 2 and 10 um)."""
+    """Protocol (tests/test_inverse_helpers.py): fibre along z, G [mT/m] at delta/Delta
+    [ms]: 40 and 300 at 10/30, 300 at 20/30 and 20/40, 40 and 80 at 10/60 (b up to 86,000
+    s/mm^2); 16 perpendicular + 6 oblique + 2 parallel directions, 4 b = 0: 148
+    measurements.  Unknowns: radius, intra-axonal diffusivity, s0 (Rician noise, sigma
+    known).  The Laplace standard error is checked to be well inside the tolerance, so that
+    passing is not luck: the tolerance is at least 3 standard errors (measured: errors
+    +0.59 / +0.03 / -0.14 % with s.e. 0.47 / 0.34 / 0.35 % at SNR 100, +0.85 / -0.96 /
+    +0.58 % with s.e. 1.54 / 1.16 / 1.19 % at SNR 30, for R = 2 / 5 / 10 um)."""
     protocol = recovery_protocol()
     model = CylinderModel(unit_cutoff=50.0)
     forward = model.bind(protocol)
@@ -65,7 +66,7 @@ def test_radius_recovery_rician(snr, tolerance):
         assert result.convergence.converged, result.convergence.message
         error = result.estimates["radius"] / radius - 1
         assert abs(error) < tolerance, (radius, error)
-        assert result.standard_error("radius") / radius < tolerance / 2
+        assert result.standard_error("radius") / radius < tolerance / 3
 
 
 def test_noise_level_is_estimated():

@@ -97,5 +97,7 @@ def test_reconstruction_errors_are_clear(space):
         reconstruct_shape(shape, protocol, torch.ones(3), diffusivity=2e-9, volume_weight=1.0)
     with pytest.raises(ValueError, match="measurements"):
         reconstruct_shape(shape, protocol, torch.ones(4), diffusivity=2e-9, iterations=1)
+    with pytest.raises(ValueError, match="optimiser"):
+        reconstruct_shape(shape, protocol, torch.ones(3), diffusivity=2e-9, optimiser="sgd")
     with pytest.raises(ValueError, match="num_modes"):
         SurfaceShapeSpace.from_volume_mesh(space[1].nodes, space[1].elements, num_modes=0)

@@ -19,6 +19,7 @@ from mf_dmri.inverse.reconstruct import (
 )
 from mf_dmri.inverse.result import Bootstrap, Convergence, FitResult
 from mf_dmri.inverse.shape_space import SurfaceShapeSpace
+from mf_dmri.inverse.tube_space import TubeShapeSpace
 
 __all__ = [
     "MODEL_CUTOFF",
@@ -38,6 +39,7 @@ __all__ = [
     "SphereModel",
     "SurfaceShapeSpace",
     "TensorFit",
+    "TubeShapeSpace",
     "as_piece_groups",
     "cramer_rao_bound",
     "fisher_information",

@@ -1,14 +1,16 @@
 """Free-form shape reconstruction from diffusion signals, and shape distances.
 
 The shape is a point of a ``SurfaceShapeSpace`` (normal displacements of a reference mesh
-in its smoothest Laplacian modes).  The loss is
+in its smoothest Laplacian modes) or of a ``TubeShapeSpace`` (radius and centreline
+profiles of a straight capped cylinder, for axons).  The loss is
 
     sum_m (E_m(c) - data_m)^2 / (2 sigma^2) + smoothness * roughness(c)
         + volume_weight * (V(c) / reference_volume - 1)^2,
 
 with E the matrix-formalism signal of the deformed mesh (eigen-data differentiable with
 respect to the surface, ``mf_dmri.fem.differentiable``), minimised by Adam.  A step that
-would fold the mesh (an inverted tetrahedron) is undone and the step size halved.
+would fold the mesh (an inverted tetrahedron, or one squeezed below ``MIN_VOLUME_RATIO`` of
+its reference volume) is shortened by halving until it does not.
 
 What the signal cannot see (docs/inverse.md): the position of the shape (translation) and,
 for PGSE and any waveform whose signal is even in the gradient, its point reflection
@@ -29,9 +31,13 @@ from mf_dmri.fem.differentiable import surface_driven_eigenbasis
 from mf_dmri.geometry import SurfaceMesh
 from mf_dmri.inverse.protocol import as_piece_groups
 from mf_dmri.inverse.shape_space import SurfaceShapeSpace
+from mf_dmri.inverse.tube_space import TubeShapeSpace
 from mf_dmri.signal import Compartment, signal
 
 logger = logging.getLogger(__name__)
+
+#: smallest accepted volume of a deformed tetrahedron relative to its reference volume [-]
+MIN_VOLUME_RATIO = 0.05
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,11 @@ def shape_distance(
 
 
 def shape_signal(
-    space: SurfaceShapeSpace, coefficients: torch.Tensor, groups, diffusivity: float, num_modes: int
+    space: SurfaceShapeSpace | TubeShapeSpace,
+    coefficients: torch.Tensor,
+    groups,
+    diffusivity: float,
+    num_modes: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(normalised signal (M,) [-], volume [m^3]) of the shape with ``coefficients``."""
     basis = surface_driven_eigenbasis(
@@ -143,7 +153,7 @@ def shape_signal(
 
 
 def reconstruct_shape(
-    space: SurfaceShapeSpace,
+    space: SurfaceShapeSpace | TubeShapeSpace,
     protocol,
     data: torch.Tensor,
     *,
@@ -156,11 +166,14 @@ def reconstruct_shape(
     iterations: int = 100,
     learning_rate: float = 0.02,
     initial: torch.Tensor | None = None,
+    step_scale: torch.Tensor | None = None,
+    optimiser: str = "adam",
 ) -> ReconstructionResult:
     """Recover a shape from its normalised signal ``data`` (M,) [-].
 
     Args:
-        space: the shape space (reference mesh and modes).
+        space: the shape space (reference mesh and modes): a ``SurfaceShapeSpace`` or a
+            ``TubeShapeSpace``.
         protocol: the acquisition (anything ``as_piece_groups`` accepts).
         data: measured normalised signals (M,) [-], same order as the protocol.
         diffusivity: intrinsic diffusivity inside the shape [m^2/s] (known).
@@ -169,9 +182,21 @@ def reconstruct_shape(
         smoothness: weight of the roughness penalty [-].
         volume_weight: weight of the volume penalty [-] (needs ``reference_volume``).
         reference_volume: prior volume [m^3] for the volume penalty.
-        iterations: Adam iterations.
-        learning_rate: Adam step in the coefficients [-].
+        iterations: Adam iterations, or L-BFGS iterations (each up to 2 evaluations on
+            average, with a strong Wolfe line search).
+        learning_rate: Adam step in the coefficients [-] (L-BFGS: initial step factor).
         initial: starting coefficients (K,) [-]; zero (the reference shape) by default.
+        step_scale: optional (K,) positive relative step per coefficient [-]: Adam runs on
+            ``c / step_scale``, so coefficient k moves by about ``learning_rate *
+            step_scale[k]`` per step (for coefficients of different natural sizes).
+        optimiser: ``"adam"`` or ``"lbfgs"``.  Adam moves every coefficient at about the
+            same rate whatever its gradient, so coefficients the data hardly constrain
+            drift; L-BFGS follows the gradient and curvature (preferred when some modes
+            enter the signal only at second order, docs/inverse.md).  With L-BFGS a trial
+            point whose mesh would fold gets a large loss, so the line search backs off.
+
+    The returned shape is the evaluated point with the lowest total loss (Adam need not
+    decrease the loss monotonically).  Histories hold one entry per evaluation.
     """
     groups = as_piece_groups(protocol)
     data = torch.as_tensor(data, dtype=DTYPE)
@@ -193,7 +218,14 @@ def reconstruct_shape(
         if initial is None
         else torch.as_tensor(initial, dtype=DTYPE)
     )
-    coefficients = start.clone().requires_grad_(True)
+    scale = (
+        torch.ones(space.num_modes, dtype=DTYPE)
+        if step_scale is None
+        else torch.as_tensor(step_scale, dtype=DTYPE)
+    )
+    if scale.shape != start.shape or not bool((scale > 0).all()):
+        raise ValueError(f"step_scale must be {space.num_modes} positive numbers")
+    variables = (start / scale).clone().requires_grad_(True)
 
     def loss_terms(c):
         predicted, volume = shape_signal(space, c, groups, diffusivity, num_modes)
@@ -207,23 +239,24 @@ def reconstruct_shape(
             total = total + volume_weight * (volume / reference_volume - 1) ** 2
         return total, misfit, predicted
 
-    optimiser = torch.optim.Adam([coefficients], lr=learning_rate)
-    losses, misfits, reductions = [], [], 0
-    for _ in range(iterations):
-        previous = coefficients.detach().clone()
-        optimiser.zero_grad()
-        total, misfit, _ = loss_terms(coefficients)
+    if optimiser not in ("adam", "lbfgs"):
+        raise ValueError(f"optimiser must be 'adam' or 'lbfgs', got {optimiser!r}")
+    losses, misfits, best = [], [], [math.inf, start]
+
+    def evaluate():
+        total, misfit, _ = loss_terms(scale * variables)
         total.backward()
         losses.append(float(total.detach()))
         misfits.append(float(misfit.detach()))
-        optimiser.step()
-        while _folds(space, coefficients.detach()):
-            reductions += 1
-            with torch.no_grad():
-                coefficients.copy_(previous + 0.5 * (coefficients - previous))
-            if reductions > 50:
-                raise FloatingPointError("the mesh folds at every step: lower the learning rate")
-    final = coefficients.detach()
+        if losses[-1] < best[0]:
+            best[:] = [losses[-1], (scale * variables).detach().clone()]
+        return total
+
+    if optimiser == "lbfgs":
+        reductions = _run_lbfgs(space, variables, scale, evaluate, iterations, learning_rate)
+    else:
+        reductions = _run_adam(space, variables, scale, evaluate, iterations, learning_rate)
+    final = best[1]
     with torch.no_grad():
         _, _, predicted = loss_terms(final)
     return ReconstructionResult(
@@ -236,13 +269,70 @@ def reconstruct_shape(
     )
 
 
-def _folds(space: SurfaceShapeSpace, coefficients: torch.Tensor) -> bool:
-    """Whether the shape's harmonic-extension mesh has an inverted or flat tetrahedron."""
+def _run_adam(space, variables, scale, evaluate, iterations, learning_rate) -> int:
+    """Adam with step halving against folds; returns the number of halvings."""
+    optimiser = torch.optim.Adam([variables], lr=learning_rate)
+    reductions = 0
+    for _ in range(iterations):
+        previous = variables.detach().clone()
+        optimiser.zero_grad()
+        evaluate()
+        optimiser.step()
+        halvings = 0
+        while _folds(space, (scale * variables).detach()):
+            reductions, halvings = reductions + 1, halvings + 1
+            with torch.no_grad():
+                variables.copy_(previous + 0.5 * (variables - previous))
+            if halvings > 30:
+                raise FloatingPointError("the mesh folds at every step: lower the learning rate")
+    return reductions
+
+
+def _run_lbfgs(space, variables, scale, evaluate, iterations, learning_rate) -> int:
+    """L-BFGS (strong Wolfe); folded trial points get a large loss.  Returns their count."""
+    optimiser = torch.optim.LBFGS(
+        [variables],
+        lr=learning_rate,
+        max_iter=iterations,
+        max_eval=2 * iterations,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+    state = {"folded": 0, "first": None}
+
+    def closure():
+        optimiser.zero_grad()
+        if _folds(space, (scale * variables).detach()):
+            state["folded"] += 1
+            variables.grad = torch.zeros_like(variables)
+            return torch.tensor(10 * state["first"] + 1e3, dtype=DTYPE)
+        total = evaluate()
+        if state["first"] is None:
+            state["first"] = abs(float(total.detach()))
+        return total
+
+    optimiser.step(closure)
+    return state["folded"]
+
+
+def _folds(space: SurfaceShapeSpace | TubeShapeSpace, coefficients: torch.Tensor) -> bool:
+    """Whether the shape's harmonic-extension mesh has an inverted tetrahedron or one
+    squeezed below ``MIN_VOLUME_RATIO`` of its reference volume (the eigen-solver loses
+    accuracy on such elements, so the step is shortened instead)."""
     nodes = space.extension(space.vertices(coefficients)).detach().numpy()
-    tets = nodes[space.extension.elements]
-    det = np.einsum(
+    ratio = _signed_volumes(nodes, space.extension.elements) / _signed_volumes(
+        space.extension.reference_nodes, space.extension.elements
+    )
+    return bool((ratio < MIN_VOLUME_RATIO).any())
+
+
+def _signed_volumes(nodes: np.ndarray, elements: np.ndarray) -> np.ndarray:
+    """Six times the signed volume of each tetrahedron [m^3]."""
+    tets = nodes[elements]
+    return np.einsum(
         "ei,ei->e",
         tets[:, 1] - tets[:, 0],
         np.cross(tets[:, 2] - tets[:, 0], tets[:, 3] - tets[:, 0]),
     )
-    return bool((np.sign(det) != space.extension.orientation).any())
