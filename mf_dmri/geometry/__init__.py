@@ -31,6 +31,7 @@ from mf_dmri.geometry.generators import (
 )
 from mf_dmri.geometry.intersections import self_intersections
 from mf_dmri.geometry.neuron import NeuronSkeleton, neuron_skeleton, neuron_surface
+from mf_dmri.geometry.neuron_occ import neuron_volume_mesh
 from mf_dmri.geometry.repair import RepairReport, repair_surface
 from mf_dmri.geometry.surface import SurfaceMesh, concatenate
 from mf_dmri.geometry.tetra import TetQuality, VolumeMesh, mesh_quality, tetrahedralize
@@ -71,6 +72,7 @@ __all__ = [
     "mesh_quality",
     "neuron_skeleton",
     "neuron_surface",
+    "neuron_volume_mesh",
     "repair_surface",
     "self_intersections",
     "sphere",
