@@ -26,6 +26,11 @@ LENGTH = 10 * units.um
 DIFFUSIVITY = 2e-9
 BVALUES = torch.tensor([1000, 3000, 5000, 10000.0]) * units.s_per_mm2
 OBLIQUE = (np.sqrt(0.5), 0.0, np.sqrt(0.5))
+TIMINGS = (
+    (5 * units.ms, 20 * units.ms),
+    (10 * units.ms, 30 * units.ms),
+    (20 * units.ms, 50 * units.ms),
+)
 
 
 def _acquisition(direction, delta=10 * units.ms, big_delta=30 * units.ms):
@@ -85,10 +90,14 @@ def test_cylinder_error_is_small_and_falls_under_refinement():
 def test_sphere_within_2e_3_at_the_accuracy_resolution():
     """Subdivisions 4 (surface edge 0.38 um = R / 13): <= 2e-3 for b <= 10,000 s/mm^2."""
     basis = _mesh_basis(sphere(RADIUS, subdivisions=4))
-    timings = (
-        (5 * units.ms, 20 * units.ms),
-        (10 * units.ms, 30 * units.ms),
-        (20 * units.ms, 50 * units.ms),
-    )
-    errors = _errors(basis, _sphere_reference(), [(1.0, 0.0, 0.0), OBLIQUE], timings)
+    errors = _errors(basis, _sphere_reference(), [(1.0, 0.0, 0.0), OBLIQUE], TIMINGS)
+    assert errors.max() <= 2e-3
+
+
+@pytest.mark.slow
+def test_cylinder_within_2e_3_at_the_accuracy_resolution():
+    """128 segments (surface edge 0.26 um = R / 19), perpendicular and oblique: <= 2e-3
+    (measured 9.5e-4); 64 segments give 2.9e-3 (validation/fem_vs_analytic.md)."""
+    basis = _mesh_basis(cylinder(RADIUS, LENGTH, segments=128))
+    errors = _errors(basis, _cylinder_reference(), [(1.0, 0.0, 0.0), OBLIQUE], TIMINGS)
     assert errors.max() <= 2e-3
