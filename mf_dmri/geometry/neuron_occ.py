@@ -34,12 +34,19 @@ def _solid(skeleton: NeuronSkeleton, unit: float):
 
 
 def neuron_volume_mesh(
-    skeleton: NeuronSkeleton, *, max_edge: float, volume_tolerance: float = 0.02
+    skeleton: NeuronSkeleton,
+    *,
+    max_edge: float,
+    curvature_safety: float = 3.0,
+    volume_tolerance: float = 0.02,
 ) -> VolumeMesh:
     """Tetrahedra filling the union of the skeleton's soma and capsules.
 
-    skeleton: the neuron skeleton [m].  max_edge: target largest edge [m] (netgen also
-    refines by curvature).  volume_tolerance: largest accepted relative difference between
+    skeleton: the neuron skeleton [m].  max_edge: target largest edge [m].
+    curvature_safety: netgen's ``curvaturesafety`` [1], about the number of elements per
+    radius of curvature (3 instead of netgen's 2: on the seed-1 neuron at max_edge 0.7 um
+    it gave min dihedral 9.6 deg and a 1.1 % volume deficit, against 0.1 deg and 1.9 %).
+    volume_tolerance: largest accepted relative difference between
     the tetrahedral volume and the exact CSG volume [1] (VolumeFidelityError beyond).
     The quality's ``surface_volume`` is the exact volume of the CSG union [m^3].
     """
@@ -51,10 +58,14 @@ def neuron_volume_mesh(
         ) from exc
     if not max_edge > 0:
         raise ValueError(f"max_edge must be a positive length [m], got {max_edge!r}")
+    if not curvature_safety > 0:
+        raise ValueError(f"curvature_safety must be positive [1], got {curvature_safety!r}")
     unit = skeleton.soma_radius  # scaled to order one for OpenCASCADE's tolerances
     start = time.perf_counter()
     solid = _solid(skeleton, unit)
-    mesh = OCCGeometry(solid).GenerateMesh(maxh=float(max_edge) / unit)
+    mesh = OCCGeometry(solid).GenerateMesh(
+        maxh=float(max_edge) / unit, curvaturesafety=float(curvature_safety)
+    )
     seconds = time.perf_counter() - start
     nodes = np.asarray(mesh.Coordinates(), dtype=np.float64) * unit
     elements = mesh.Elements3D().NumPy()["nodes"].astype(np.int64) - 1
