@@ -36,6 +36,7 @@ from mf_dmri.geometry.neuron import (
     neuron_skeleton,
     neuron_surface,
 )
+from mf_dmri.geometry.neuron_occ import neuron_volume_mesh
 from mf_dmri.geometry.repair import RepairReport, repair_surface
 from mf_dmri.geometry.surface import SurfaceMesh, concatenate
 from mf_dmri.geometry.tetra import TetQuality, VolumeMesh, mesh_quality, tetrahedralize
@@ -77,6 +78,7 @@ __all__ = [
     "mesh_quality",
     "neuron_skeleton",
     "neuron_surface",
+    "neuron_volume_mesh",
     "repair_surface",
     "self_intersections",
     "sphere",
