@@ -45,8 +45,8 @@ DIRECTIONS = {
     "perpendicular": np.array([1.0, 0.0, 0.0]),
     "oblique 45 deg": np.array([1.0, 0.0, 1.0]) / np.sqrt(2.0),
 }
-SPHERE_LEVELS = (2, 3, 4, 5)  # icosphere subdivisions (default of geometry.sphere: 3)
-CYLINDER_LEVELS = (16, 32, 64, 128)  # segments (default of geometry.cylinder: 32)
+SPHERE_LEVELS = (2, 3, 4, 5)  # icosphere subdivisions (default of geometry.sphere: 4)
+CYLINDER_LEVELS = (16, 32, 64, 80, 128)  # segments (default of geometry.cylinder: 80)
 
 
 @dataclass(frozen=True)

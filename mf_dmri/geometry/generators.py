@@ -60,7 +60,17 @@ def _tube(
     return rings_to_surface(rings, edge, counts)
 
 
-def cylinder(radius: float, length: float, *, segments: int = 32) -> SurfaceMesh:
+#: Default resolution of the generators: vertices around a tube (surface edge 2 pi R / 80,
+#: about R / 13) and the icosphere level (edge about R / 13 at level 4).  Chosen by
+#: measurement (validation/fem_vs_analytic.md): with ``tetrahedralize`` defaults, P1 and a
+#: cutoff length_scale = R / 2, the MF-FEM signal of the closed cylinder (gradient
+#: perpendicular and oblique) and of the sphere is within 1.6e-3 of the analytic MF for
+#: b <= 10,000 s/mm^2 (the target is 2e-3); 32 segments / level 3 gave 9e-3 / 6e-3.
+DEFAULT_SEGMENTS = 80
+DEFAULT_SUBDIVISIONS = 4
+
+
+def cylinder(radius: float, length: float, *, segments: int = DEFAULT_SEGMENTS) -> SurfaceMesh:
     """Capped circular cylinder along z, centred at the origin.
 
     radius: cylinder radius [m].  length: length along z [m].  segments: vertices around.
@@ -75,14 +85,16 @@ def cylinder(radius: float, length: float, *, segments: int = 32) -> SurfaceMesh
     return _tube(centres, np.tile(_Z, (len(z), 1)), np.full(len(z), radius), _X, segments)
 
 
-def sphere(radius: float, *, subdivisions: int = 3) -> SurfaceMesh:
+def sphere(radius: float, *, subdivisions: int = DEFAULT_SUBDIVISIONS) -> SurfaceMesh:
     """Icosphere centred at the origin.  radius [m]; subdivisions: icosphere level."""
     radius = _positive(radius, "radius", "m")
     mesh = trimesh.creation.icosphere(subdivisions=int(subdivisions), radius=1.0)
     return SurfaceMesh(np.asarray(mesh.vertices) * radius, np.asarray(mesh.faces))
 
 
-def ellipsoid(semi_axes: tuple[float, float, float], *, subdivisions: int = 3) -> SurfaceMesh:
+def ellipsoid(
+    semi_axes: tuple[float, float, float], *, subdivisions: int = DEFAULT_SUBDIVISIONS
+) -> SurfaceMesh:
     """Axis-aligned ellipsoid centred at the origin (a scaled icosphere).
 
     semi_axes: (a, b, c) semi-axis lengths along x, y, z [m].  Volume 4/3 pi a b c.
@@ -94,7 +106,7 @@ def ellipsoid(semi_axes: tuple[float, float, float], *, subdivisions: int = 3) -
     return SurfaceMesh(np.asarray(mesh.vertices) * axes, np.asarray(mesh.faces))
 
 
-def capsule(radius: float, length: float, *, segments: int = 32) -> SurfaceMesh:
+def capsule(radius: float, length: float, *, segments: int = DEFAULT_SEGMENTS) -> SurfaceMesh:
     """Cylinder with hemispherical caps along z, centred at the origin.
 
     radius [m]; length: length of the cylindrical part [m] (total length + 2 radius).
@@ -132,7 +144,9 @@ def _capsule_between(
     return rings_to_surface(rings, edge)
 
 
-def torus(major_radius: float, minor_radius: float, *, segments: int = 32) -> SurfaceMesh:
+def torus(
+    major_radius: float, minor_radius: float, *, segments: int = DEFAULT_SEGMENTS
+) -> SurfaceMesh:
     """Torus around the z axis.  major_radius: centre-line radius [m]; minor_radius: tube
     radius [m] (< major_radius); segments: vertices around the tube.  Volume 2 pi^2 R r^2."""
     major = _positive(major_radius, "major_radius", "m")
@@ -156,7 +170,7 @@ def beaded_axon(
     bead_amplitude: float,
     bead_wavelength: float,
     *,
-    segments: int = 32,
+    segments: int = DEFAULT_SEGMENTS,
 ) -> SurfaceMesh:
     """Axon along z whose radius is modulated: r(z) = radius (1 + bead_amplitude
     sin(2 pi z / bead_wavelength)), z in [0, length], with flat end caps.
@@ -182,7 +196,7 @@ def undulating_axon(
     undulation_amplitude: float,
     undulation_wavelength: float,
     *,
-    segments: int = 32,
+    segments: int = DEFAULT_SEGMENTS,
 ) -> SurfaceMesh:
     """Constant-radius axon around the sinusoidal centreline x = amplitude sin(2 pi z /
     wavelength), y = 0, z in [0, length]; flat end caps perpendicular to the centreline.

@@ -75,8 +75,14 @@ def _int_option(options, name, default):
     return value
 
 
-_SEGMENTS = {"segments": "vertices around the tube (integer, default 32)"}
-_SUBDIVISIONS = {"subdivisions": "icosphere subdivision level (integer, default 3)"}
+_SEGMENTS = {
+    "segments": "vertices around the tube (integer, default 32: coarser than "
+    "geometry.cylinder's 80, for speed)"
+}
+_SUBDIVISIONS = {
+    "subdivisions": "icosphere subdivision level (integer, default 3: coarser than "
+    "geometry.sphere's 4, for speed)"
+}
 
 #: Builders of the mesh generators, keyed by shape name.
 GENERATOR_BUILDERS = (
