@@ -86,7 +86,6 @@ def test_cylinder_error_is_small_and_falls_under_refinement():
     assert np.all(coarse / fine > 2.5)
 
 
-@pytest.mark.slow
 def test_sphere_within_2e_3_at_the_default_resolution():
     """The generator's default (icosphere level 4, surface edge 0.38 um = R / 13) with the
     tetrahedralize defaults: <= 2e-3 for b <= 10,000 s/mm^2 (measured 1.6e-3)."""
@@ -95,7 +94,6 @@ def test_sphere_within_2e_3_at_the_default_resolution():
     assert errors.max() <= 2e-3
 
 
-@pytest.mark.slow
 def test_cylinder_within_2e_3_at_the_default_resolution():
     """The generator's default (80 segments, surface edge 0.39 um = R / 13) with the
     tetrahedralize defaults, perpendicular and oblique: <= 2e-3 (measured 1.6e-3); 64
