@@ -10,7 +10,9 @@ profiles of a straight capped cylinder, for axons).  The loss is
 with E the matrix-formalism signal of the deformed mesh (eigen-data differentiable with
 respect to the surface, ``mf_dmri.fem.differentiable``), minimised by Adam.  A step that
 would fold the mesh (an inverted tetrahedron, or one squeezed below ``MIN_VOLUME_RATIO`` of
-its reference volume) is shortened by halving until it does not.
+its reference volume) is shortened by halving until it does not.  With ``remesh_quality``
+set (Adam only), a mesh whose smallest radius ratio drops below it is re-tetrahedralised
+inside the current surface and the optimisation goes on (``mf_dmri.inverse.remesh``).
 
 What the signal cannot see (docs/inverse.md): the position of the shape (translation) and,
 for PGSE and any waveform whose signal is even in the gradient, its point reflection
@@ -30,6 +32,7 @@ from mf_dmri._checks import DTYPE
 from mf_dmri.fem.differentiable import surface_driven_eigenbasis
 from mf_dmri.geometry import SurfaceMesh
 from mf_dmri.inverse.protocol import as_piece_groups
+from mf_dmri.inverse.remesh import min_radius_ratio, remeshed_space
 from mf_dmri.inverse.shape_space import SurfaceShapeSpace
 from mf_dmri.inverse.tube_space import TubeShapeSpace
 from mf_dmri.signal import Compartment, signal
@@ -51,6 +54,9 @@ class ReconstructionResult:
         loss_history: total loss per iteration [-].
         misfit_history: data term per iteration [-].
         step_reductions: how often a folding step was undone.
+        remeshes: how often the volume mesh was re-tetrahedralised (``remesh_quality``).
+        quality_history: smallest radius ratio [-] of the volume mesh after each Adam step
+            (before any remesh at that step); empty unless ``remesh_quality`` is set.
     """
 
     coefficients: torch.Tensor
@@ -59,6 +65,8 @@ class ReconstructionResult:
     loss_history: tuple[float, ...]
     misfit_history: tuple[float, ...]
     step_reductions: int
+    remeshes: int = 0
+    quality_history: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,7 @@ def reconstruct_shape(
     initial: torch.Tensor | None = None,
     step_scale: torch.Tensor | None = None,
     optimiser: str = "adam",
+    remesh_quality: float | None = None,
 ) -> ReconstructionResult:
     """Recover a shape from its normalised signal ``data`` (M,) [-].
 
@@ -194,6 +203,11 @@ def reconstruct_shape(
             drift; L-BFGS follows the gradient and curvature (preferred when some modes
             enter the signal only at second order, docs/inverse.md).  With L-BFGS a trial
             point whose mesh would fold gets a large loss, so the line search backs off.
+        remesh_quality: optional threshold in (0, 1) on the smallest radius ratio
+            3 r_in / R_circ [-] of the deformed volume mesh (Adam only): below it, the
+            current surface is re-tetrahedralised and the harmonic extension rebuilt on the
+            new mesh (same coefficients, same surface; ``mf_dmri.inverse.remesh``).  None
+            (default): never remesh.
 
     The returned shape is the evaluated point with the lowest total loss (Adam need not
     decrease the loss monotonically).  Histories hold one entry per evaluation.
@@ -213,6 +227,11 @@ def reconstruct_shape(
             raise ValueError(f"{name} must be positive and finite")
     if smoothness < 0 or volume_weight < 0:
         raise ValueError("penalty weights must be >= 0")
+    if remesh_quality is not None:
+        if not 0 < remesh_quality < 1:
+            raise ValueError("remesh_quality must be a radius ratio in (0, 1), or None")
+        if optimiser != "adam":
+            raise ValueError("remesh_quality needs optimiser='adam' (L-BFGS keeps one mesh)")
     start = (
         torch.zeros(space.num_modes, dtype=DTYPE)
         if initial is None
@@ -226,15 +245,16 @@ def reconstruct_shape(
     if scale.shape != start.shape or not bool((scale > 0).all()):
         raise ValueError(f"step_scale must be {space.num_modes} positive numbers")
     variables = (start / scale).clone().requires_grad_(True)
+    current = {"space": space}  # replaced by remeshing
 
     def loss_terms(c):
-        predicted, volume = shape_signal(space, c, groups, diffusivity, num_modes)
+        predicted, volume = shape_signal(current["space"], c, groups, diffusivity, num_modes)
         if predicted.shape != data.shape:
             raise ValueError(
                 f"the protocol has {predicted.numel()} measurements, the data {data.numel()}"
             )
         misfit = ((predicted - data) ** 2).sum() / (2 * sigma**2)
-        total = misfit + smoothness * space.roughness(c)
+        total = misfit + smoothness * current["space"].roughness(c)
         if volume_weight > 0:
             total = total + volume_weight * (volume / reference_volume - 1) ** 2
         return total, misfit, predicted
@@ -252,28 +272,38 @@ def reconstruct_shape(
             best[:] = [losses[-1], (scale * variables).detach().clone()]
         return total
 
+    quality: list[float] = []
     if optimiser == "lbfgs":
         reductions = _run_lbfgs(space, variables, scale, evaluate, iterations, learning_rate)
     else:
-        reductions = _run_adam(space, variables, scale, evaluate, iterations, learning_rate)
+        reductions = _run_adam(
+            current, variables, scale, evaluate, iterations, learning_rate, remesh_quality, quality
+        )
     final = best[1]
     with torch.no_grad():
         _, _, predicted = loss_terms(final)
     return ReconstructionResult(
         coefficients=final,
-        surface=space.surface(final),
+        surface=current["space"].surface(final),
         predicted=predicted.detach(),
         loss_history=tuple(losses),
         misfit_history=tuple(misfits),
         step_reductions=reductions,
+        remeshes=current.get("remeshes", 0),
+        quality_history=tuple(quality),
     )
 
 
-def _run_adam(space, variables, scale, evaluate, iterations, learning_rate) -> int:
-    """Adam with step halving against folds; returns the number of halvings."""
+def _run_adam(
+    current, variables, scale, evaluate, iterations, learning_rate, remesh_quality, quality
+) -> int:
+    """Adam with step halving against folds, and remeshing below ``remesh_quality`` (the
+    new space goes to ``current["space"]``, the count to ``current["remeshes"]``, the
+    smallest radius ratio after each step to ``quality``); returns the number of halvings."""
     optimiser = torch.optim.Adam([variables], lr=learning_rate)
     reductions = 0
     for _ in range(iterations):
+        space = current["space"]
         previous = variables.detach().clone()
         optimiser.zero_grad()
         evaluate()
@@ -285,7 +315,25 @@ def _run_adam(space, variables, scale, evaluate, iterations, learning_rate) -> i
                 variables.copy_(previous + 0.5 * (variables - previous))
             if halvings > 30:
                 raise FloatingPointError("the mesh folds at every step: lower the learning rate")
+        if remesh_quality is not None:
+            _keep_quality(current, (scale * variables).detach(), remesh_quality, quality)
     return reductions
+
+
+def _keep_quality(current, coefficients, threshold, quality) -> None:
+    """Record the mesh quality at ``coefficients``; remesh when it is below ``threshold``."""
+    quality.append(min_radius_ratio(current["space"], coefficients))
+    if quality[-1] >= threshold:
+        return
+    space = remeshed_space(current["space"], coefficients)
+    fresh = min_radius_ratio(space, coefficients)
+    if fresh < threshold:
+        raise ValueError(
+            f"a fresh mesh of the current surface has radius ratio {fresh:.3g} < "
+            f"remesh_quality {threshold:g}: lower remesh_quality"
+        )
+    logger.info("remeshed: radius ratio %.3g -> %.3g", quality[-1], fresh)
+    current["space"], current["remeshes"] = space, current.get("remeshes", 0) + 1
 
 
 def _run_lbfgs(space, variables, scale, evaluate, iterations, learning_rate) -> int:
