@@ -1,51 +1,60 @@
-"""Writing simulated signals with their provenance (CSV or NPZ)."""
+"""Tables of simulated signals with their provenance (CSV or NPZ).
+
+CSV: the first line is the header (the column names of docs/vocabulary.md) and every
+other line is data, so ``pandas.read_csv(path)`` and
+``numpy.genfromtxt(path, delimiter=",", names=True)`` read it without options.  The
+provenance goes to a JSON sidecar with the same stem (``signals.csv`` ->
+``signals.json``), as BIDS does for images.  NPZ: one array per column plus a
+``metadata`` entry holding the provenance JSON.
+"""
 
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+
+from mf_dmri.io.provenance import dumps
+
+TABLE_SUFFIXES = (".csv", ".npz")
 
 
-def provenance(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Package, torch and Python versions plus the config, for recording with results."""
-    from mf_dmri import __version__
-
-    return {
-        "mf_dmri_version": __version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "config": dict(config) if config is not None else None,
-    }
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of a data file: same folder and stem (``x.nii.gz`` -> ``x.json``)."""
+    path = Path(path)
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".csv", ".npz", ".h5", ".parquet"):
+        if name.endswith(suffix):
+            return path.with_name(name[: -len(suffix)] + ".json")
+    return path.with_suffix(".json")
 
 
 def write_table(
     path: str | Path, columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
 ) -> Path:
-    """Write equal-length ``columns`` to ``path`` (.csv with '# ' JSON metadata header lines,
-    or .npz with a 'metadata' JSON entry) and return the path."""
+    """Write equal-length ``columns`` to ``path`` (.csv plus a JSON sidecar, or .npz with
+    a 'metadata' entry) and return the path."""
     path = Path(path)
     arrays = {name: np.asarray(values) for name, values in columns.items()}
     lengths = {a.shape[0] for a in arrays.values()}
     if len(lengths) != 1:
         raise ValueError(f"columns must have equal lengths, got {sorted(lengths)}")
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"output file must end in .csv or .npz, got {path.name!r}")
+    if any("," in name for name in arrays):
+        raise ValueError(f"column names must not contain commas: {list(arrays)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = json.dumps(metadata, default=str, sort_keys=True)
+    meta = dumps(metadata)
     if path.suffix == ".npz":
         np.savez(path, metadata=np.array(meta), **arrays)
-    elif path.suffix == ".csv":
-        names = list(arrays)
-        stacked = np.column_stack([arrays[n] for n in names])
-        header = f"metadata: {meta}\n" + ",".join(names)
-        np.savetxt(path, stacked, delimiter=",", header=header, comments="# ", fmt="%.10g")
-    else:
-        raise ValueError(f"output file must end in .csv or .npz, got {path.name!r}")
+        return path
+    names = list(arrays)
+    stacked = np.column_stack([arrays[n] for n in names])
+    np.savetxt(path, stacked, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
+    sidecar_path(path).write_text(meta)
     return path
 
 
@@ -56,10 +65,9 @@ def read_table(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]
         with np.load(path) as data:
             meta = json.loads(str(data["metadata"]))
             return {k: data[k] for k in data.files if k != "metadata"}, meta
-    lines = path.read_text().splitlines()
-    if len(lines) < 2 or not lines[0].startswith("# metadata: "):
-        raise ValueError(f"{path} was not written by mf_dmri (no metadata header)")
-    meta = json.loads(lines[0][len("# metadata: ") :])
-    names = lines[1].lstrip("# ").split(",")
-    values = np.loadtxt(path, delimiter=",", comments="#", ndmin=2)
+    with path.open() as handle:
+        names = handle.readline().strip().split(",")
+    values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    sidecar = sidecar_path(path)
+    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
     return {n: values[:, i] for i, n in enumerate(names)}, meta

@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import platform
-import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from mf_dmri import __version__
+from mf_dmri.io.provenance import git_revision
 from mf_dmri.sweep.plan import SweepPlan
-
-
-def git_revision(directory: str | Path | None = None) -> str | None:
-    """``git describe``-like revision of the source tree (``+dirty`` if modified), or None
-    outside a git checkout."""
-    where = Path(directory or Path(__file__).resolve().parents[2])
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")
 
 
 def sweep_provenance(

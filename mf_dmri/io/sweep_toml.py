@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from mf_dmri import units
+from mf_dmri.io.vocabulary import UNITS, split_key
 from mf_dmri.sequences import electrostatic_directions
 from mf_dmri.sweep.acquisition import hemisphere_directions
 from mf_dmri.sweep.ranges import Axis, Grid, Random, Values
@@ -29,20 +29,6 @@ from mf_dmri.sweep.spec import (
     TissueSpec,
 )
 
-#: Accepted unit suffixes per quantity and their factor to SI.
-UNITS: dict[str, dict[str, float]] = {
-    "length": {"um": units.um, "nm": units.nm, "mm": units.mm, "m": units.m},
-    "time": {"ms": units.ms, "us": units.us, "s": units.s},
-    "diffusivity": {
-        "um2_per_ms": units.um2_per_ms,
-        "mm2_per_s": units.mm2_per_s,
-        "m2_per_s": 1.0,
-    },
-    "bvalue": {"s_per_mm2": units.s_per_mm2, "s_per_m2": 1.0, "ms_per_um2": 1e9},
-    "gradient": {"mT_per_m": units.mT_per_m, "T_per_m": units.T_per_m},
-    "permeability": {"um_per_ms": units.um_per_ms, "m_per_s": 1.0},
-    "none": {},
-}
 _TOP_KEYS = {"name", "seed", "chunk_rows", "normalize", "geometry", "tissue", "acquisition"}
 _AXIS_FORMS = {
     "grid": (Grid, False),
@@ -57,36 +43,6 @@ _ACQUISITION_PARAMETERS = {
     "b": "bvalue",
     "num_periods": "none",
 }
-
-
-def split_key(key: str, quantities: dict[str, str], where: str) -> tuple[str, float]:
-    """(parameter name, factor to SI) of a TOML key such as ``radius_um``."""
-    candidates = [n for n in quantities if key == n or key.startswith(n + "_")]
-    if not candidates:
-        known = ", ".join(
-            f"{n}{'_<' + q + ' unit>' if q != 'none' else ''}"
-            for n, q in sorted(quantities.items())
-        )
-        raise ValueError(f"unknown key {key!r} in {where}; known parameters: {known}")
-    name = max(candidates, key=len)
-    quantity = quantities[name]
-    accepted = UNITS[quantity]
-    suffix = key[len(name) + 1 :]
-    if quantity == "none":
-        if suffix:
-            raise ValueError(f"{where}: {name} is dimensionless, write {name!r} (not {key!r})")
-        return name, 1.0
-    if not suffix:
-        options = ", ".join(f"{name}_{u}" for u in accepted)
-        raise ValueError(f"{where}: {name} is a {quantity} and needs a unit: write {options}")
-    if suffix not in accepted:
-        other = [q for q, us in UNITS.items() if suffix in us]
-        hint = f" ('{suffix}' is a {other[0]} unit)" if other else ""
-        raise ValueError(
-            f"{where}: {key!r} has an unknown {quantity} unit '{suffix}'{hint}; "
-            f"use one of {', '.join(accepted)}"
-        )
-    return name, accepted[suffix]
 
 
 def parse_axis(value: Any, factor: float, where: str) -> Axis:
@@ -124,7 +80,8 @@ def parse_axis(value: Any, factor: float, where: str) -> Axis:
 def _axes(section: dict, quantities: dict[str, str], where: str) -> dict[str, Axis]:
     axes: dict[str, Axis] = {}
     for key, value in section.items():
-        name, factor = split_key(key, quantities, where)
+        resolved = split_key(key, quantities, where)
+        name, factor = resolved.name, resolved.factor
         if name in axes:
             raise ValueError(f"{where}: {name} is given twice (with different units?)")
         axes[name] = parse_axis(value, factor, f"{where}.{key}")
@@ -196,7 +153,8 @@ def _acquisition(section: dict, index: int) -> AcquisitionBlock:
     kind = section.pop("kind", "cos")
     values = {}
     for key, value in section.items():
-        name, factor = split_key(key, _ACQUISITION_PARAMETERS, where)
+        resolved = split_key(key, _ACQUISITION_PARAMETERS, where)
+        name, factor = resolved.name, resolved.factor
         axis = parse_axis(value, factor, f"{where}.{key}")
         if isinstance(axis, Random):
             raise ValueError(f"{where}.{key}: acquisitions take explicit lists or grids of values")
