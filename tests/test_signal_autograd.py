@@ -97,16 +97,16 @@ def test_no_nan_at_zero_gradient():
 
 
 def test_compartment_weights_and_t2_gradient():
-    """Two compartments add with weights volume x density x exp(-TE/T2), normalised by
-    sum volume x density; d/dT2 matches a central difference."""
+    """Two compartments add with weights fraction x density x exp(-TE/T2), normalised by
+    sum fraction x density; d/dT2 matches a central difference."""
     pieces = pgse_pieces(10 * ms, 30 * ms, [0.0, 0.06])
     echo_time = 40 * ms
     t2 = torch.tensor(70 * ms, dtype=torch.float64, requires_grad=True)
-    axon = Compartment(cylinder(3 * um), 1.5e-9, t2=t2, spin_density=0.8)
-    cell = Compartment(sphere(6 * um), 2.0e-9, t2=90 * ms)
+    axon = Compartment(cylinder(3 * um), 1.5e-9, t2=t2, spin_density=0.8, volume_fraction=0.6)
+    cell = Compartment(sphere(6 * um), 2.0e-9, t2=90 * ms, volume_fraction=0.4)
     total = signal([axon, cell], pieces)
-    w_axon = float(axon.volume) * 0.8
-    w_cell = float(cell.volume)
+    w_axon = 0.6 * 0.8
+    w_cell = 0.4
     e_axon = signal(axon, pieces) / np.exp(-echo_time / float(t2))
     e_cell = signal(cell, pieces) / np.exp(-echo_time / (90 * ms))
     expected = (
@@ -118,8 +118,29 @@ def test_compartment_weights_and_t2_gradient():
     h = 1e-6
 
     def at(value):
-        comp = Compartment(cylinder(3 * um), 1.5e-9, t2=value, spin_density=0.8)
+        comp = Compartment(
+            cylinder(3 * um), 1.5e-9, t2=value, spin_density=0.8, volume_fraction=0.6
+        )
         return signal([comp, cell], pieces).real.sum()
 
     fd = (at(70 * ms + h) - at(70 * ms - h)) / (2 * h)
     assert float(grad) == pytest.approx(float(fd), rel=1e-6)
+
+
+def test_mixed_compartment_kinds_need_volume_fractions():
+    """An infinite cylinder's volume is its cross-section times 1 m: weighting it against a
+    sphere's volume is refused; compartments of one kind are weighted by their volumes."""
+    pieces = pgse_pieces(10 * ms, 30 * ms, [0.0, 0.06])
+    axon = Compartment(cylinder(3 * um), 1.5e-9)
+    cell = Compartment(sphere(6 * um), 2.0e-9)
+    with pytest.raises(ValueError, match="give each Compartment a volume_fraction"):
+        signal([axon, cell], pieces)
+    with pytest.raises(ValueError, match="to every compartment or to none"):
+        signal([axon, Compartment(sphere(6 * um), 2.0e-9, volume_fraction=1.0)], pieces)
+    small = Compartment(sphere(3 * um), 2.0e-9)
+    both = signal([small, cell], pieces)
+    v_small, v_cell = (4 / 3 * np.pi * r**3 for r in (3 * um, 6 * um))
+    expected = (v_small * signal(small, pieces) + v_cell * signal(cell, pieces)) / (
+        v_small + v_cell
+    )
+    torch.testing.assert_close(both, expected, rtol=1e-12, atol=0)

@@ -10,7 +10,7 @@ from mf_dmri._checks import CDTYPE
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import ProductDomain
 from mf_dmri.sequences.pieces import GradientPieces
-from mf_dmri.signal.compartment import Compartment, as_compartments
+from mf_dmri.signal.compartment import Compartment, as_compartments, compartment_weights
 from mf_dmri.signal.coupled import coupled_signal
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, factor_signal
 from mf_dmri.signal.propagators import Propagator
@@ -79,7 +79,10 @@ def signal(
 ) -> torch.Tensor:
     """Diffusion MRI signal at the echo by the matrix formalism, complex128 (M,).
 
-    The compartments add with weights volume x spin density x exp(-TE/T2); TE is the end
+    The compartments add with weights volume x spin density x exp(-TE/T2), or volume
+    fraction x spin density x exp(-TE/T2) when they carry ``volume_fraction`` (required
+    when compartments of different kinds, e.g. an infinite cylinder and a sphere, are
+    mixed; see :func:`~mf_dmri.signal.compartment.compartment_weights`); TE is the end
     of the acquisition's last gradient piece.  A :class:`~mf_dmri.coupled.CoupledBasis`
     (permeable and/or relaxing compartments of one mesh, from
     :func:`mf_dmri.fem.permeable_eigenbasis`) is one coupled system instead: its rates
@@ -95,7 +98,8 @@ def signal(
             None for the waveform's default.  Piecewise-constant waveforms are exact.
         normalize: divide by the sum over compartments of volume x spin density (the
             signal without diffusion weighting and without T2 decay), giving a
-            dimensionless signal; otherwise the signal is in [m^3] (volume-weighted).
+            dimensionless signal; otherwise the signal is in [m^3] (volume-weighted), or
+            dimensionless when the compartments carry volume fractions.
         max_chunk_bytes: memory budget for one batch of propagation [bytes].
         propagator: how the products of exponentials are computed, a
             :class:`~mf_dmri.signal.propagators.Propagator` (default: the one of least
@@ -119,8 +123,8 @@ def signal(
     device = compartments[0].domain.free_axes.device
     echo_time = pieces.echo_time.to(device)
     total = torch.zeros(pieces.num_measurements, dtype=CDTYPE, device=device)
-    reference = torch.zeros((), dtype=echo_time.dtype, device=device)
-    for compartment in compartments:
+    weights, reference = compartment_weights(compartments, echo_time)
+    for compartment, weight in zip(compartments, weights):
         attenuation = domain_signal(
             compartment.domain,
             compartment.diffusivity,
@@ -128,8 +132,7 @@ def signal(
             max_chunk_bytes=max_chunk_bytes,
             propagator=propagator,
         )
-        total = total + compartment.weight(echo_time) * attenuation
-        reference = reference + compartment.volume * compartment.spin_density
+        total = total + weight * attenuation
     if normalize:
         if float(reference.detach()) <= 0:
             raise ValueError("every compartment has zero spin density: nothing to normalise")

@@ -21,12 +21,17 @@ class Compartment:
         diffusivity: intrinsic diffusion coefficient [m^2/s], positive.
         t2: transverse relaxation time [s], positive (``math.inf`` for none).
         spin_density: relative proton density [-], non-negative.
+        volume_fraction: the compartment's share of the voxel volume [-], in [0, 1], or
+            None to weight it by its own volume.  Give it to every compartment of a
+            signal or to none; it is required when compartments of different kinds are
+            mixed (see :func:`compartment_weights`).
     """
 
     domain: ProductDomain
     diffusivity: torch.Tensor
     t2: torch.Tensor = math.inf
     spin_density: torch.Tensor = 1.0
+    volume_fraction: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         domain = as_product_domain(self.domain)
@@ -43,7 +48,14 @@ class Compartment:
             check_positive(t2, "t2", "s")
         density = as_real_tensor(self.spin_density, "spin_density", device=device)
         check_positive(density, "spin_density", "-", allow_zero=True)
+        fraction = self.volume_fraction
+        if fraction is not None:
+            fraction = as_real_tensor(fraction, "volume_fraction", device=device)
+            check_positive(fraction, "volume_fraction", "-", allow_zero=True)
+            if float(fraction.detach()) > 1:
+                raise ValueError(f"volume_fraction must be in [0, 1], got {float(fraction):g}")
         for name, value in (
+            ("volume_fraction", fraction),
             ("domain", domain),
             ("diffusivity", diffusivity),
             ("t2", t2),
@@ -56,9 +68,53 @@ class Compartment:
         """Volume of the compartment [m^3] (per unit length/area along free axes)."""
         return self.domain.volume
 
-    def weight(self, echo_time: torch.Tensor) -> torch.Tensor:
-        """Signal weight volume x spin density x exp(-TE/T2) [m^3]; ``echo_time`` [s]."""
-        return self.volume * self.spin_density * torch.exp(-echo_time / self.t2)
+    @property
+    def kind(self) -> str:
+        """'finite' (closed in 3-D), or how many directions are unrestricted: an infinite
+        cylinder's 'volume' is its cross-section times 1 m, a free compartment's is 1 m^3,
+        so volumes of different kinds cannot be compared."""
+        free = int(self.domain.free_axes.shape[0])
+        return "finite" if free == 0 else f"{free} free direction{'s' * (free > 1)}"
+
+
+def compartment_weights(
+    compartments: tuple[Compartment, ...], echo_time: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """(weight of each compartment at ``echo_time`` [s], normalisation) of a signal.
+
+    Without volume fractions, compartment c weighs V_c rho_c exp(-TE/T2_c) and the
+    normalisation is sum V_c rho_c [m^3]; this needs compartments of one kind (all closed,
+    or all infinite cylinders per unit length, ...), else a ``ValueError`` asks for
+    fractions.  With volume fractions f_c (all compartments; several must sum to 1, a
+    single one is that compartment's share of the voxel) the weight is
+    f_c rho_c exp(-TE/T2_c) and the normalisation sum f_c rho_c [-].
+    """
+    given = [c.volume_fraction is not None for c in compartments]
+    if any(given) and not all(given):
+        missing = [i for i, g in enumerate(given) if not g]
+        raise ValueError(
+            f"volume_fraction is given for some compartments but not for {missing} (by "
+            "position): give it to every compartment or to none"
+        )
+    if all(given):
+        total = sum(float(c.volume_fraction.detach()) for c in compartments)
+        if len(compartments) > 1 and abs(total - 1.0) > 1e-9:
+            raise ValueError(f"the volume fractions must add up to 1, got {total:.12g}")
+        sizes = [c.volume_fraction for c in compartments]
+    else:
+        kinds = sorted({c.kind for c in compartments})
+        if len(kinds) > 1:
+            raise ValueError(
+                f"these compartments cannot be weighted by their volumes: they mix {kinds} "
+                "(an infinite cylinder's volume is its cross-section times 1 m, so a 5 um "
+                "sphere would weigh 0.003% against it); give each Compartment a "
+                "volume_fraction (e.g. 0.6 intra-axonal, 0.4 extra-axonal)"
+            )
+        sizes = [c.volume for c in compartments]
+    decay = [torch.exp(-echo_time / c.t2) for c in compartments]
+    weights = [size * c.spin_density * d for size, c, d in zip(sizes, compartments, decay)]
+    reference = sum(size * c.spin_density for size, c in zip(sizes, compartments))
+    return weights, reference
 
 
 def _is_positive_infinity(value) -> bool:
