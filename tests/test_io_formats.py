@@ -100,7 +100,9 @@ def test_mrtrix_round_trips(tmp_path):
     _same(scheme, again)
     # arbitrary SI b-values: s/m^2 <-> s/mm^2 scaling costs at most one rounding
     rng = np.random.default_rng(3)
-    random = Scheme(directions=np.tile([[0.0, 0.0, 1.0]], (50, 1)), bvalues=rng.uniform(0, 1e10, 50))
+    random = Scheme(
+        directions=np.tile([[0.0, 0.0, 1.0]], (50, 1)), bvalues=rng.uniform(0, 1e10, 50)
+    )
     back = read_mrtrix_b(write_mrtrix_b(tmp_path / "r.b", random))
     np.testing.assert_allclose(back.bvalues, random.bvalues, rtol=2.3e-16, atol=0)
     path.write_text("1 0 0\n")
@@ -129,9 +131,12 @@ def test_dipy_gradient_table_round_trip():
     no_timing = dipy_gradients.gradient_table(bvals, bvecs=vectors)
     with pytest.raises(ValueError, match="no timing: give pulse_duration_ms"):
         acquisition_from_gradient_table(no_timing)
-    assert acquisition_from_gradient_table(
-        no_timing, pulse_duration=0.01, pulse_separation=0.03
-    ).num_measurements == 20
+    assert (
+        acquisition_from_gradient_table(
+            no_timing, pulse_duration=0.01, pulse_separation=0.03
+        ).num_measurements
+        == 20
+    )
 
 
 def test_nifti_bids_round_trip(tmp_path):

@@ -188,7 +188,8 @@ def split_key(key: str, quantities: Mapping[str, str], where: str) -> Key:
     candidates = [n for n in quantities if key == n or key.startswith(n + "_")]
     if not candidates:
         known = ", ".join(
-            f"{n}{'_<' + q + ' unit>' if q != 'none' else ''}" for n, q in sorted(quantities.items())
+            f"{n}{'_<' + q + ' unit>' if q != 'none' else ''}"
+            for n, q in sorted(quantities.items())
         )
         raise VocabularyError(
             f"unknown key {written!r} in {where}; known parameters: {known}", written, where
