@@ -9,14 +9,18 @@ surface triangles at the junctions are made by netgen itself, with its quality c
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 
 from mf_dmri.geometry.errors import MesherError, VolumeFidelityError
+from mf_dmri.geometry.native_output import native_output_to_log
 from mf_dmri.geometry.neuron import NeuronSkeleton
 from mf_dmri.geometry.quality import dihedral_angles, radius_ratios, tet_volumes
 from mf_dmri.geometry.tetra import TetQuality, VolumeMesh
+
+logger = logging.getLogger(__name__)
 
 
 def _solid(skeleton: NeuronSkeleton, unit: float):
@@ -63,9 +67,10 @@ def neuron_volume_mesh(
     unit = skeleton.soma_radius  # scaled to order one for OpenCASCADE's tolerances
     start = time.perf_counter()
     solid = _solid(skeleton, unit)
-    mesh = OCCGeometry(solid).GenerateMesh(
-        maxh=float(max_edge) / unit, curvaturesafety=float(curvature_safety)
-    )
+    with native_output_to_log(logger):  # netgen prints warnings on descriptor 1
+        mesh = OCCGeometry(solid).GenerateMesh(
+            maxh=float(max_edge) / unit, curvaturesafety=float(curvature_safety)
+        )
     seconds = time.perf_counter() - start
     nodes = np.asarray(mesh.Coordinates(), dtype=np.float64) * unit
     elements = mesh.Elements3D().NumPy()["nodes"].astype(np.int64) - 1

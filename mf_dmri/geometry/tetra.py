@@ -18,6 +18,7 @@ from mf_dmri.geometry.checks import check_surface
 from mf_dmri.geometry.compartments import CompartmentModel, build_compartments
 from mf_dmri.geometry.errors import MesherError, VolumeFidelityError
 from mf_dmri.geometry.mesher_backends import BACKENDS, METHODS, scaled_model
+from mf_dmri.geometry.native_output import native_output_to_log
 from mf_dmri.geometry.quality import (
     boundary_faces,
     dihedral_angles,
@@ -172,9 +173,10 @@ def tetrahedralize(
     options = {} if envelope is None else {"envelope": _positive_length(envelope) / scale}
     if options and method != "tetwild":
         raise ValueError("envelope applies to method='tetwild' only")
-    nodes, elements, labels = BACKENDS[method](
-        scaled, None if max_edge is None else max_edge / scale, local, **options
-    )
+    with native_output_to_log(logger):  # netgen prints warnings on descriptor 1
+        nodes, elements, labels = BACKENDS[method](
+            scaled, None if max_edge is None else max_edge / scale, local, **options
+        )
     seconds = time.perf_counter() - start
     nodes = np.asarray(nodes, dtype=np.float64) * scale
     elements = np.asarray(elements, dtype=np.int64)
