@@ -10,9 +10,10 @@ import numpy as np
 
 from mf_dmri import units
 from mf_dmri.analytic import cylinder, sphere
-from mf_dmri.io.results import provenance, write_table
+from mf_dmri.io.provenance import provenance
+from mf_dmri.io.results import write_table
 from mf_dmri.sequences import PGSE, multi_shell
-from mf_dmri.signal import Compartment, signal
+from mf_dmri.signal import Compartment, signal_with_error
 
 SHELLS_S_PER_MM2 = (0, 500, 1000, 2000, 3000, 5000, 7500, 10000)
 DIFFUSIVITY_UM2_PER_MS = 2.0
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="PGSE delta/Delta = 10/30 ms, b = 0..10,000 s/mm^2 (8 shells), "
         "D = 2 um^2/ms; cylinders (R = 2, 5 um, axis z) and spheres (R = 5, 8 um). "
         "Prints the direction-averaged signal per shell, writes a CSV of every "
-        "measurement and a PNG plot of signal vs b.",
+        "measurement (signal and error bar per shape; provenance in the JSON sidecar) and a "
+        "PNG plot of signal vs b.",
     )
     parser.add_argument("--output-dir", default="mf_dmri_demo", help="folder for CSV and PNG")
     parser.add_argument("--directions", type=int, default=30, help="directions per shell")
@@ -45,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     acquisition = multi_shell(waveform, bvalues, args.directions)
     measured_b = acquisition.bvalues().numpy() / units.s_per_mm2
     columns = {"b_s_per_mm2": measured_b}
-    gradients = (acquisition.directions.reshape(-1, 3) * acquisition.amplitudes[:, None]).numpy()
+    directions = acquisition.directions.reshape(-1, 3).numpy()
     for axis, name in enumerate("xyz"):
-        columns[f"g{name}_mT_per_m"] = gradients[:, axis] / units.mT_per_m
+        columns[f"direction_{name}"] = directions[:, axis]
+    columns["gradient_mT_per_m"] = acquisition.amplitudes.numpy() / units.mT_per_m
     print(
         f"mf-dmri demo: {acquisition.num_measurements} PGSE measurements "
         f"(delta/Delta = 10/30 ms, {args.directions} directions per shell), "
@@ -57,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
     for kind, radius_um in SHAPES_UM:
         label = f"{kind}_R{radius_um:g}um"
         start = time.perf_counter()
-        values = signal(
+        result = signal_with_error(
             Compartment(_domain(kind, radius_um), DIFFUSIVITY_UM2_PER_MS * units.um2_per_ms),
             acquisition,
         )
-        columns[label] = values.real.numpy()
+        columns[label] = result.signal.real.numpy()
+        columns[f"{label}_error_bar"] = result.error_bar.numpy()
         labels.append(label)
         print(f"  {label:<18} {time.perf_counter() - start:6.2f} s")
     shells = np.array(SHELLS_S_PER_MM2, dtype=float)
@@ -75,7 +79,18 @@ def run(args: argparse.Namespace) -> int:
     for i, b in enumerate(shells):
         print(f"{b:11.0f} " + " ".join(f"{averages[lab][i]:18.6f}" for lab in labels))
     out = Path(args.output_dir)
-    csv_path = write_table(out / "demo_signals.csv", columns, provenance({"demo": "pgse"}))
+    record = provenance(
+        {"demo": "pgse", "directions_per_shell": args.directions},
+        pulse_duration_ms=10.0,
+        pulse_separation_ms=30.0,
+        diffusivity_um2_per_ms=DIFFUSIVITY_UM2_PER_MS,
+        b_s_per_mm2=list(SHELLS_S_PER_MM2),
+        shapes=[{"shape": kind, "radius_um": radius} for kind, radius in SHAPES_UM],
+        signal_error_bar="<shape>_error_bar bounds |signal - exact|: mode truncation and "
+        "time stepping (mf_dmri.signal.signal_with_error); analytic shapes have no "
+        "discretisation error",
+    )
+    csv_path = write_table(out / "demo_signals.csv", columns, record)
     print(f"\nwrote {csv_path}")
     if not args.no_plot:
         print(f"wrote {_plot(out / 'demo_signals.png', shells, averages)}")

@@ -1,173 +1,199 @@
-"""Simulation configuration files (TOML) -> SI objects.
+"""Simulation configuration files (TOML) -> SI objects, for ``mf-dmri simulate``.
 
-Units are explicit in every key name (``radius_um``, ``delta_ms``, ``b_s_per_mm2``,
-``diffusivity_um2_per_ms``); this module is the only place where they are converted to SI.
-Unknown keys are errors (a typo must not be silently ignored).
+Units are part of every key name (``radius_um``, ``pulse_duration_ms``, ``b_s_per_mm2``,
+``diffusivity_um2_per_ms``; the vocabulary is docs/vocabulary.md, shared with
+``mf-dmri sweep``); values are converted to SI here.  Unknown keys are errors, and every
+error names the key as written.  Old names (``delta_ms``, ``Delta_ms``, the ``[shape]`` and
+``[tissue]`` sections) are accepted with a deprecation warning.
 
-Example::
+Example (examples/simulate.toml)::
 
-    [shape]
-    kind = "cylinder"          # cylinder | sphere | slab | mesh
-    radius_um = 5.0
+    [[compartment]]
+    name = "axon"
+    shape = "cylinder"           # cylinder | sphere | slab | free | mesh
+    radius_um = 2.0              # a list or range table makes a phantom (one voxel each)
     axis = [0.0, 0.0, 1.0]
-
-    [tissue]
     diffusivity_um2_per_ms = 2.0
-    t2_ms = 80.0               # optional
+    signal_fraction = 0.6        # or volume_fraction; one compartment may omit it
 
-    [acquisition]
-    sequence = "pgse"          # pgse | ogse_cos | ogse_sin
-    delta_ms = 10.0
-    Delta_ms = 30.0
+    [[compartment]]
+    name = "extra"
+    shape = "free"
+    diffusivity_um2_per_ms = 1.0
+
+    [acquisition]                # see mf_dmri.io.config_acquisition
+    sequence = "pgse"
+    pulse_duration_ms = 10.0
+    pulse_separation_ms = 30.0
     b_s_per_mm2 = [0, 1000, 3000]
-    directions = 30            # number of directions per shell, or ...
-    # bvals = "dwi.bval"  bvecs = "dwi.bvec"   (FSL files; paths relative to the config)
+    directions = 30
+
+    [phantom]                    # optional: voxel grid, noise
+    shape = [10, 10, 10]
+    sigma = 0.02                 # Rician noise, relative to the unweighted signal
+    seed = 1
 
     [output]
-    path = "signals.csv"       # .csv or .npz
+    path = "dwi.nii.gz"          # .csv, .npz, .nii or .nii.gz
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomllib
 
-from mf_dmri import units
+from mf_dmri.io.config_acquisition import Protocol, parse_acquisition
+from mf_dmri.io.config_compartments import (
+    CompartmentConfig,
+    MeshSystemConfig,
+    check_fractions,
+    parse_compartment,
+    parse_mesh_system,
+)
+from mf_dmri.io.vocabulary import ConfigError, MfDmriDeprecationWarning
+from mf_dmri.sweep.ranges import combine_axes
 
-_SECTIONS = {
-    "shape": {
-        "kind",
-        "radius_um",
-        "width_um",
-        "axis",
-        "normal",
-        "length_um",
-        "path",
-        "unit",
-        "length_scale_um",
-        "max_eigenvalue_per_m2",
-    },
-    "tissue": {"diffusivity_um2_per_ms", "t2_ms", "spin_density"},
-    "acquisition": {
-        "sequence",
-        "delta_ms",
-        "Delta_ms",
-        "b_s_per_mm2",
-        "directions",
-        "bvals",
-        "bvecs",
-        "periods",
-        "time_step_us",
-    },
-    "output": {"path"},
-}
+SECTIONS = ("compartment", "mesh", "acquisition", "phantom", "output", "tolerance")
+OUTPUT_SUFFIXES = (".csv", ".npz", ".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """Voxel layout and noise: ``shape`` (x, y, z) or None for (N, 1, 1); axes crossed
+    (``combine = 'product'``) or paired (``'zip'``); Rician ``sigma`` [-] relative to the
+    unweighted signal (0: noise-free) with its ``seed``."""
+
+    shape: tuple[int, int, int] | None = None
+    combine: str = "product"
+    sigma: float = 0.0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
     """A parsed simulation config, all values SI; ``raw`` keeps the file's contents."""
 
-    shape: dict[str, Any]
-    diffusivity: float
-    t2: float
-    spin_density: float
-    acquisition: dict[str, Any]
+    compartments: tuple[CompartmentConfig, ...]
+    mesh: MeshSystemConfig | None
+    protocol: Protocol
+    fraction_kind: str | None
+    phantom: PhantomConfig
     output: Path | None
+    per_compartment: bool
+    tolerance: float | None
     base_dir: Path
     raw: dict[str, Any] = field(compare=False)
 
+    def voxels(self) -> dict[tuple[str, str], np.ndarray]:
+        """SI value of every (compartment, quantity) for every voxel, columns (N,)."""
+        axes = {
+            f"{c.name}.{name}": axis
+            for c in self.compartments
+            for name, axis in c.axes.items()
+            if axis.count > 1
+        }
+        varying = combine_axes(axes, self.phantom.combine, self.phantom.seed, "phantom")
+        count = len(next(iter(varying.values()))) if varying else 1
+        columns = {}
+        for c in self.compartments:
+            for name, axis in c.axes.items():
+                key = f"{c.name}.{name}"
+                value = varying.get(key)
+                if value is None:
+                    value = np.full(count, axis.sample(self.phantom.seed, key)[0])
+                columns[(c.name, name)] = value
+        return columns
 
-def _check_keys(data: dict[str, Any]) -> None:
-    for section in data:
-        if section not in _SECTIONS:
-            raise ValueError(f"unknown section [{section}]; allowed: {sorted(_SECTIONS)}")
-        unknown = set(data[section]) - _SECTIONS[section]
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {sorted(unknown)} in [{section}]; allowed: "
-                f"{sorted(_SECTIONS[section])} (units are part of the key name)"
+    def varying(self) -> list[tuple[str, str]]:
+        """(compartment, quantity) pairs that differ between voxels."""
+        return [(c.name, n) for c in self.compartments for n, a in c.axes.items() if a.count > 1]
+
+    def grid_shape(self, count: int) -> tuple[int, int, int]:
+        shape = self.phantom.shape or (count, 1, 1)
+        if math.prod(shape) != count:
+            raise ConfigError(
+                f"[phantom] shape {list(shape)} holds {math.prod(shape)} voxels but the "
+                f"compartment values make {count}",
+                ("shape",),
+                "[phantom]",
             )
-    for required in ("shape", "tissue", "acquisition"):
+        return shape
+
+
+def _legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """[shape] + [tissue] (the old single-compartment layout) -> one [[compartment]]."""
+    if "shape" not in data and "tissue" not in data:
+        return data
+    warnings.warn(
+        "[shape] and [tissue] are deprecated; write one [[compartment]] table with shape = "
+        "..., its geometry and its tissue keys (see examples/simulate.toml)",
+        MfDmriDeprecationWarning,
+        stacklevel=3,
+    )
+    if "compartment" in data:
+        raise ConfigError("give [[compartment]] tables or [shape]/[tissue], not both", (), "")
+    for required in ("shape", "tissue"):
         if required not in data:
-            raise ValueError(f"the config needs a [{required}] section")
+            raise ConfigError(f"the config needs a [{required}] section", (required,), "")
+    shape = dict(data.pop("shape"))
+    if "kind" in shape:
+        shape["shape"] = shape.pop("kind")
+    if "normal" in shape:
+        shape["axis"] = shape.pop("normal")
+    tissue = dict(data.pop("tissue"))
+    return {**data, "compartment": [{"name": "tissue", **shape, **tissue}]}
 
 
-def _get(
-    section: dict[str, Any], key: str, name: str, scale: float = 1.0, default: float | None = None
-) -> float:
-    if key not in section:
-        if default is None:
-            raise ValueError(f"[{name}] needs '{key}'")
-        return default
-    value = section[key]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"[{name}] {key} must be a finite number, got {value!r}")
-    return float(value) * scale
+def _phantom(section: dict[str, Any]) -> PhantomConfig:
+    unknown = set(section) - {"shape", "combine", "sigma", "seed"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [phantom]", tuple(unknown), "")
+    shape = section.get("shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+    ):
+        raise ConfigError(f"[phantom] shape must be [nx, ny, nz], got {shape!r}", ("shape",), "")
+    sigma = section.get("sigma", 0.0)
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma < 1:
+        raise ConfigError(
+            f"[phantom] sigma is the noise relative to the unweighted signal, in [0, 1); got "
+            f"{sigma!r}",
+            ("sigma",),
+            "[phantom]",
+        )
+    seed = section.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"[phantom] seed must be an integer >= 0, got {seed!r}", ("seed",), "")
+    combine = section.get("combine", "product")
+    if combine not in ("product", "zip"):
+        raise ConfigError("[phantom] combine must be product or zip", ("combine",), "")
+    return PhantomConfig(None if shape is None else tuple(shape), combine, float(sigma), seed)
 
 
-def _shape(section: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    kind = section.get("kind")
-    shape: dict[str, Any] = {"kind": kind}
-    if kind in ("cylinder", "sphere"):
-        shape["radius"] = _get(section, "radius_um", "shape", units.um)
-    elif kind == "slab":
-        shape["width"] = _get(section, "width_um", "shape", units.um)
-    elif kind == "mesh":
-        if "path" not in section or "unit" not in section:
-            raise ValueError("[shape] kind = 'mesh' needs 'path' and 'unit' (um, nm, mm or m)")
-        shape["path"] = base_dir / section["path"]  # relative to the config file
-        shape["unit"] = unit_scale(section["unit"])
-    else:
-        raise ValueError(f"[shape] kind must be cylinder, sphere, slab or mesh, got {kind!r}")
-    shape["axis"] = tuple(section.get("axis", (0.0, 0.0, 1.0)))
-    shape["normal"] = tuple(section.get("normal", (1.0, 0.0, 0.0)))
-    if "length_um" in section:
-        shape["length"] = _get(section, "length_um", "shape", units.um)
-    if "length_scale_um" in section:
-        shape["length_scale"] = _get(section, "length_scale_um", "shape", units.um)
-    if "max_eigenvalue_per_m2" in section:
-        shape["max_eigenvalue"] = _get(section, "max_eigenvalue_per_m2", "shape")
-    return shape
+def _output(section: dict[str, Any], base: Path) -> tuple[Path | None, bool]:
+    unknown = set(section) - {"path", "per_compartment"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [output]", tuple(unknown), "")
+    path = section.get("path")
+    return (None if path is None else base / path), bool(section.get("per_compartment", False))
 
 
-def unit_scale(name: str) -> float:
-    """Metres per unit for a length-unit name ('m', 'mm', 'um', 'nm')."""
-    table = {"m": units.m, "mm": units.mm, "um": units.um, "nm": units.nm}
-    if name not in table:
-        raise ValueError(f"unknown length unit {name!r}; use one of {sorted(table)}")
-    return table[name]
-
-
-def _acquisition(section: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    acq: dict[str, Any] = {
-        "sequence": section.get("sequence", "pgse"),
-        "pulse_duration": _get(section, "delta_ms", "acquisition", units.ms),
-        "pulse_separation": _get(section, "Delta_ms", "acquisition", units.ms),
-    }
-    if acq["sequence"] not in ("pgse", "ogse_cos", "ogse_sin"):
-        raise ValueError("[acquisition] sequence must be 'pgse', 'ogse_cos' or 'ogse_sin'")
-    if acq["sequence"] != "pgse":
-        acq["periods"] = int(_get(section, "periods", "acquisition"))
-    if "time_step_us" in section:
-        acq["time_step"] = _get(section, "time_step_us", "acquisition", units.us)
-    if "bvals" in section or "bvecs" in section:
-        if "bvals" not in section or "bvecs" not in section:
-            raise ValueError("[acquisition] give both 'bvals' and 'bvecs' FSL files")
-        acq["bvals"] = base_dir / section["bvals"]
-        acq["bvecs"] = base_dir / section["bvecs"]
-        return acq
-    bvalues = section.get("b_s_per_mm2")
-    if not isinstance(bvalues, list) or not bvalues:
-        raise ValueError("[acquisition] needs a non-empty list 'b_s_per_mm2' (or bvals/bvecs)")
-    acq["bvalues"] = [float(b) * units.s_per_mm2 for b in bvalues]
-    acq["directions"] = int(section.get("directions", 1))
-    if acq["directions"] < 1:
-        raise ValueError("[acquisition] directions must be >= 1")
-    return acq
+def check_output_path(path: Path) -> Path:
+    if not str(path).endswith(OUTPUT_SUFFIXES):
+        raise ConfigError(
+            f"output {path.name!r}: the file name must end in {', '.join(OUTPUT_SUFFIXES)}",
+            ("path",),
+            "[output]",
+        )
+    return path
 
 
 def load_config(path: str | Path) -> SimulationConfig:
@@ -177,16 +203,43 @@ def load_config(path: str | Path) -> SimulationConfig:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from exc
-    _check_keys(data)
-    tissue = data["tissue"]
-    output = data.get("output", {}).get("path")
+    data = _legacy(data)
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s) or key(s) {sorted(unknown)}; allowed: {list(SECTIONS)}",
+            tuple(sorted(unknown)),
+            "",
+        )
+    for required in ("compartment", "acquisition"):
+        if required not in data:
+            raise ConfigError(f"the config needs a [{required}] section", (required,), "")
+    base = path.parent
+    mesh = parse_mesh_system(data["mesh"], base) if "mesh" in data else None
+    tables = data["compartment"]
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError("write compartments as [[compartment]] tables", ("compartment",), "")
+    compartments = tuple(
+        parse_compartment(t, i, base, system=mesh is not None) for i, t in enumerate(tables)
+    )
+    names = [c.name for c in compartments]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"compartment names must differ, got {names}", ("name",), "")
+    tolerance = data.get("tolerance")
+    if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance > 0):
+        raise ConfigError(
+            f"tolerance must be a positive number, got {tolerance!r}", ("tolerance",), ""
+        )
+    output, per_compartment = _output(data.get("output", {}), base)
     return SimulationConfig(
-        shape=_shape(data["shape"], path.parent),
-        diffusivity=_get(tissue, "diffusivity_um2_per_ms", "tissue", units.um2_per_ms),
-        t2=_get(tissue, "t2_ms", "tissue", units.ms, default=math.inf),
-        spin_density=_get(tissue, "spin_density", "tissue", default=1.0),
-        acquisition=_acquisition(data["acquisition"], path.parent),
-        output=None if output is None else path.parent / output,
-        base_dir=path.parent,
+        compartments=compartments,
+        mesh=mesh,
+        protocol=parse_acquisition(data["acquisition"], base),
+        fraction_kind=None if mesh else check_fractions(compartments),
+        phantom=_phantom(data.get("phantom", {})),
+        output=output,
+        per_compartment=per_compartment,
+        tolerance=None if tolerance is None else float(tolerance),
+        base_dir=base,
         raw=data,
     )

@@ -53,7 +53,7 @@ def write_table(
         return path
     names = list(arrays)
     stacked = np.column_stack([arrays[n] for n in names])
-    np.savetxt(path, stacked, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
+    np.savetxt(path, stacked, delimiter=",", header=",".join(names), comments="", fmt="%.15g")
     sidecar_path(path).write_text(meta)
     return path
 

@@ -123,7 +123,7 @@ def _is_range(value: dict) -> bool:
     return bool(set(value) & (set(_AXIS_FORMS) | {"num"}))
 
 
-def _directions(value: Any, where: str) -> np.ndarray:
+def parse_directions(value: Any, where: str) -> np.ndarray:
     """A count or ``{fibonacci = n}`` (Fibonacci hemisphere, instant), ``{electrostatic =
     n}`` (electrostatic repulsion, Jones et al. 1999; seconds to optimise) or a list of
     [x, y, z]."""
@@ -148,7 +148,7 @@ def _acquisition(section: dict, index: int) -> AcquisitionBlock:
     sequence = section.pop("sequence", None)
     if sequence is None:
         raise ValueError(f"{where} needs sequence = 'pgse' or 'ogse'")
-    directions = _directions(section.pop("directions", [[1.0, 0.0, 0.0]]), where)
+    directions = parse_directions(section.pop("directions", [[1.0, 0.0, 0.0]]), where)
     combine = section.pop("timings_combine", "product")
     kind = section.pop("kind", "cos")
     values = {}

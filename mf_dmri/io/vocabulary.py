@@ -15,7 +15,8 @@ ones and warns with :class:`MfDmriDeprecationWarning`.  Errors raise
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mf_dmri import units
@@ -69,6 +70,7 @@ QUANTITIES: dict[str, str] = {
     "pulse_separation": "time",
     "echo_time": "time",
     "time_step": "time",
+    "sample_duration": "time",
     "num_periods": "none",
     "b": "bvalue",
     "gradient": "gradient",
@@ -127,6 +129,29 @@ class VocabularyError(ValueError):
         super().__init__(message)
         self.key = key
         self.where = where
+
+
+class ConfigError(ValueError):
+    """A library check failed on values that came from the user's keys or flags; the
+    message starts with those keys as written (``[acquisition] pulse_duration_ms``)."""
+
+    def __init__(self, message: str, keys: tuple[str, ...], where: str) -> None:
+        super().__init__(message)
+        self.keys = keys
+        self.where = where
+
+
+@contextmanager
+def naming(where: str, *keys: str) -> Iterator[None]:
+    """Re-raise a library ``ValueError``/``TypeError`` raised inside the block as a
+    :class:`ConfigError` that names the user's ``keys`` in ``where``."""
+    try:
+        yield
+    except (VocabularyError, ConfigError):
+        raise
+    except (ValueError, TypeError) as exc:
+        label = ", ".join(keys)
+        raise ConfigError(f"{where} {label}: {exc}", tuple(keys), where) from exc
 
 
 class MfDmriDeprecationWarning(FutureWarning):

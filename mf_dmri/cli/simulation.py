@@ -1,0 +1,205 @@
+"""Run a simulation config: every voxel's signal with its error bar (``mf-dmri simulate``).
+
+Impermeable compartments add linearly (:func:`mf_dmri.signal.compartment.compartment_weights`),
+so each compartment's attenuation is computed once per distinct geometry and diffusivity with
+:func:`mf_dmri.signal.signal_with_error` and reused by every voxel; the voxel's error bar is
+the weighted sum of its compartments' bars (a bound, by the triangle inequality).  A
+``[mesh]`` system with permeable membranes is one coupled eigenbasis per distinct set of
+tissue values.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mf_dmri.io.config import SimulationConfig
+from mf_dmri.io.config_compartments import CompartmentConfig
+from mf_dmri.io.vocabulary import ConfigError, naming
+from mf_dmri.signal import Compartment, signal_with_error
+from mf_dmri.signal.compartment import compartment_weights
+
+logger = logging.getLogger(__name__)
+GEOMETRY = ("radius", "length", "width", "length_scale", "max_eigenvalue")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Signals of N voxels x M measurements: complex ``signals``, ``error_bars`` [-] (NaN
+    where the library gives none), real contributions of each compartment (they add up to
+    the signals' real part; empty for a coupled system) and the voxel values."""
+
+    signals: np.ndarray
+    error_bars: np.ndarray
+    contributions: dict[str, np.ndarray]
+    voxels: dict[tuple[str, str], np.ndarray]
+    notes: tuple[str, ...] = ()
+
+
+def _domain(compartment: CompartmentConfig, values: dict[str, float]):
+    from mf_dmri.analytic import cylinder, slab, sphere
+    from mf_dmri.eigenbasis import ProductDomain
+
+    cutoff = {k: values[k] for k in ("length_scale", "max_eigenvalue") if k in values}
+    shape, options = compartment.shape, compartment.options
+    if shape == "cylinder":
+        return cylinder(values["radius"], options["axis"], length=values.get("length"), **cutoff)
+    if shape == "sphere":
+        return sphere(values["radius"], **cutoff)
+    if shape == "slab":
+        return slab(values["width"], options["axis"], **cutoff)
+    if shape == "free":
+        return ProductDomain(factors=(), free_axes=torch.eye(3, dtype=torch.float64))
+    return _mesh_domain(compartment, cutoff)
+
+
+def _mesh_domain(compartment: CompartmentConfig, cutoff: dict[str, float]):
+    from mf_dmri.fem import mesh_eigenbasis
+    from mf_dmri.geometry import tetrahedralize, validate_surface
+    from mf_dmri.io.mesh import load_surface
+
+    if not cutoff:
+        raise ConfigError(
+            f"{compartment.where()} (shape mesh) needs length_scale_um, the shortest "
+            "wavelength kept (e.g. a fifth of the cell's size)",
+            ("length_scale_um",),
+            compartment.where(),
+        )
+    surface = load_surface(compartment.options["path"], unit=compartment.options["unit"])
+    validate_surface(surface)
+    edge = cutoff.get("length_scale")
+    volume = tetrahedralize(surface, length_scale=edge)
+    return mesh_eigenbasis(volume.nodes, volume.elements, **cutoff)
+
+
+def _values(voxels, compartment: CompartmentConfig, index: int) -> dict[str, float]:
+    return {q: float(voxels[(compartment.name, q)][index]) for q in compartment.axes}
+
+
+class _Attenuations:
+    """Normalised attenuation and error bar of a compartment per distinct geometry and
+    diffusivity, per measurement group (memoised)."""
+
+    def __init__(self, config: SimulationConfig) -> None:
+        self.config = config
+        self.domains: dict = {}
+        self.results: dict = {}
+
+    def domain(self, compartment: CompartmentConfig, values: dict[str, float]):
+        key = (compartment.name,) + tuple(values.get(q) for q in GEOMETRY)
+        if key not in self.domains:
+            written = [compartment.key(q) for q in GEOMETRY if q in values] or [compartment.where()]
+            with naming("", *written):
+                self.domains[key] = _domain(compartment, values)
+        return key, self.domains[key]
+
+    def __call__(self, compartment: CompartmentConfig, values: dict[str, float]):
+        key, domain = self.domain(compartment, values)
+        full = key + (values["diffusivity"],)
+        if full not in self.results:
+            tolerance = (
+                {} if self.config.tolerance is None else {"tolerance": self.config.tolerance}
+            )
+            with naming("", compartment.key("diffusivity")):
+                single = Compartment(domain, values["diffusivity"])
+            per_group = []
+            for group in self.config.protocol.groups:
+                result = signal_with_error(single, group.pieces, **tolerance)
+                per_group.append((result.signal.detach(), result.error_bar.detach()))
+            self.results[full] = (domain, per_group)
+        return self.results[full]
+
+
+def _fractions(config: SimulationConfig, voxels, index: int) -> dict[str, float] | None:
+    """Volume fraction of each compartment in voxel ``index`` (None: volume weighting)."""
+    kind = config.fraction_kind
+    if kind is None:
+        return None
+    given = {
+        c.name: float(voxels[(c.name, kind)][index]) for c in config.compartments if kind in c.axes
+    }
+    rest = [c.name for c in config.compartments if kind not in c.axes]
+    total = sum(given.values())
+    if rest:
+        if total > 1 + 1e-12:
+            raise ConfigError(
+                f"[[compartment]] {kind} values add up to {total:g} > 1 in voxel {index}, "
+                f"leaving nothing for {rest[0]!r}",
+                (kind,),
+                "[[compartment]]",
+            )
+        given[rest[0]] = max(0.0, 1.0 - total)
+    if kind == "volume_fraction":
+        return given
+    # signal fraction s_c = f_c rho_c / sum f rho  ->  f_c proportional to s_c / rho_c
+    densities = {
+        c.name: float(voxels.get((c.name, "spin_density"), [1.0] * (index + 1))[index])
+        for c in config.compartments
+    }
+    if any(densities[n] == 0 and given[n] > 0 for n in given):
+        raise ConfigError(
+            "a compartment with spin_density 0 cannot carry a signal_fraction",
+            ("spin_density",),
+            "[[compartment]]",
+        )
+    raw = {n: (given[n] / densities[n] if densities[n] > 0 else 0.0) for n in given}
+    norm = sum(raw.values())
+    return {n: v / norm for n, v in raw.items()}
+
+
+def _voxel(config, attenuations, voxels, index, signals, bars, parts) -> None:
+    fractions = _fractions(config, voxels, index)
+    compartments, rows = [], []
+    for c in config.compartments:
+        values = _values(voxels, c, index)
+        domain, per_group = attenuations(c, values)
+        with naming("", *(c.key(q) for q in ("t2", "spin_density") if q in values)):
+            compartments.append(
+                Compartment(
+                    domain,
+                    values["diffusivity"],
+                    t2=values.get("t2", math.inf),
+                    spin_density=values.get("spin_density", 1.0),
+                    volume_fraction=None if fractions is None else fractions[c.name],
+                )
+            )
+        rows.append(per_group)
+    for g, group in enumerate(config.protocol.groups):
+        with naming("[[compartment]]", "volume_fraction/signal_fraction"):
+            weights, reference = compartment_weights(tuple(compartments), group.pieces.echo_time)
+        total = 0
+        bar = 0
+        for c, weight, per_group in zip(config.compartments, weights, rows):
+            value, error = per_group[g]
+            share = float(weight) / float(reference)
+            total = total + share * value
+            bar = bar + abs(share) * error
+            parts[c.name][index, group.rows] = (share * value).real.numpy()
+        signals[index, group.rows] = total.numpy()
+        bars[index, group.rows] = bar.numpy()
+
+
+def simulate_config(config: SimulationConfig, progress=None) -> SimulationResult:
+    """Every voxel's signal (see the module docstring); ``progress(done, total)``."""
+    voxels = config.voxels()
+    count = len(next(iter(voxels.values())))
+    config.grid_shape(count)
+    if config.mesh is not None:
+        from mf_dmri.cli.simulation_coupled import simulate_coupled
+
+        return simulate_coupled(config, voxels, count, progress)
+    measurements = config.protocol.num_measurements
+    signals = np.zeros((count, measurements), dtype=np.complex128)
+    bars = np.zeros((count, measurements))
+    parts = {c.name: np.zeros((count, measurements)) for c in config.compartments}
+    attenuations = _Attenuations(config)
+    for index in range(count):
+        _voxel(config, attenuations, voxels, index, signals, bars, parts)
+        if progress is not None:
+            progress(index + 1, count)
+    logger.info("simulate: %d voxels, %d distinct attenuations", count, len(attenuations.results))
+    return SimulationResult(signals, bars, parts, voxels)
