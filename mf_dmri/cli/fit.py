@@ -1,43 +1,55 @@
 """``mf-dmri fit``: fit a tissue model (cylinder, gamma-distributed cylinders, sphere) to
-one voxel's signals and write the parameters with uncertainties (JSON or CSV).
+one voxel's signals, to every voxel of a table, or to every voxel of a NIfTI image.
 
-Inputs: a CSV with columns b [s/mm^2], gx, gy, gz (unit gradient direction; zero for
-b = 0), signal, and optionally delta_ms, Delta_ms per row; or FSL bvals/bvecs plus a text
-file of signals.  Timings come from --delta/--Delta [ms] unless given per row.  Units are
-converted here; the library works in SI and so does the output (a unit column says which).
+Inputs: a CSV (columns of docs/vocabulary.md; ``mf-dmri simulate`` writes them), FSL
+bvals/bvecs with a text file of signals, or a NIfTI series (``--dwi``) with its
+``.bval``/``.bvec`` and optional BIDS sidecar and mask.  The timing comes from the data
+(per-row columns, sidecar) or from ``--pulse-duration-ms``/``--pulse-separation-ms``.
+
+Two engines: ``voxelwise`` (default where it applies) fits all voxels together by least
+squares with interpolation tables of the model (:mod:`mf_dmri.inverse.voxelwise`), and
+``ml`` is the single-voxel maximum-likelihood fit (:func:`mf_dmri.inverse.fit`) for what the
+other does not do: Rician likelihood, gamma-distributed radii, a fitted axis, bootstrap.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import math
+import sys
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from mf_dmri import units
+from mf_dmri.io.vocabulary import QUANTITIES, MfDmriDeprecationWarning, split_key
 
 MODELS = ("cylinder", "gamma-cylinder", "sphere")
-_REQUIRED = ("b", "gx", "gy", "gz", "signal")
+ENGINES = ("auto", "voxelwise", "ml")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fit",
-        help="fit a tissue model to one voxel's signals",
-        description="Maximum-likelihood fit with Laplace (and optional bootstrap) "
-        "uncertainties; see docs/inverse.md for the models and their failure modes.",
+        help="fit a tissue model to one voxel, a table of voxels or a NIfTI image",
+        description="Fit cylinders or spheres (+ a hindered compartment) with standard "
+        "errors; see docs/inverse.md for the models and their failure modes.",
     )
-    source = parser.add_argument_group("data (a CSV, or FSL bvals/bvecs plus --signal)")
-    source.add_argument("--data", help="CSV with columns b (s/mm^2), gx, gy, gz, signal")
+    source = parser.add_argument_group(
+        "data: a CSV, FSL bvals/bvecs plus --signal, or a NIfTI image (--dwi)"
+    )
+    source.add_argument("--data", help="CSV: b_s_per_mm2, direction_x/y/z, signal [, voxel]")
+    source.add_argument("--dwi", help="4-D NIfTI image (with .bval/.bvec/.json beside it)")
+    source.add_argument("--mask", help="NIfTI mask of the voxels to fit (default: b = 0 > 0)")
     source.add_argument("--bvals", help="FSL bvals file (s/mm^2)")
     source.add_argument("--bvecs", help="FSL bvecs file")
+    source.add_argument("--sidecar", help="BIDS JSON sidecar with SmallDelta/LargeDelta [s]")
     source.add_argument("--signal", help="text file with one signal per measurement")
-    parser.add_argument("--delta", type=float, help="gradient pulse duration delta [ms]")
-    parser.add_argument("--Delta", type=float, help="pulse separation Delta [ms]")
+    timing = parser.add_argument_group("timing (when the data do not give it)")
+    timing.add_argument("--pulse-duration-ms", type=float, help="gradient pulse duration [ms]")
+    timing.add_argument("--pulse-separation-ms", type=float, help="pulse separation [ms]")
+    timing.add_argument("--delta", type=float, help=argparse.SUPPRESS)  # deprecated
+    timing.add_argument("--Delta", type=float, help=argparse.SUPPRESS)  # deprecated
     parser.add_argument("--model", choices=MODELS, default="cylinder")
     parser.add_argument(
         "--extra",
@@ -46,19 +58,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="extra-cellular compartment (sphere: none or ball)",
     )
     parser.add_argument(
-        "--axis", default="auto", help="fibre axis 'x,y,z', or 'auto' (tensor fit, axis fitted)"
+        "--axis", default="auto", help="fibre axis 'x,y,z', or 'auto' (tensor fit per voxel)"
     )
-    parser.add_argument("--fit-axis", action="store_true", help="fit the axis near --axis")
-    parser.add_argument("--likelihood", choices=("gaussian", "rician"), default="rician")
+    parser.add_argument("--fit-axis", action="store_true", help="fit the axis (ml engine)")
+    parser.add_argument(
+        "--likelihood",
+        choices=("gaussian", "rician"),
+        default="gaussian",
+        help="noise model: gaussian (least squares) or rician (ml engine, one voxel)",
+    )
     parser.add_argument("--sigma", type=float, help="noise sigma [signal units]; default: fit")
     parser.add_argument(
         "--fix",
         action="append",
         default=[],
-        metavar="NAME=VALUE",
-        help="hold a parameter fixed (SI units), e.g. intra_diffusivity=2e-9",
+        metavar="KEY=VALUE",
+        help="hold a parameter fixed, unit in the key: intra_diffusivity_um2_per_ms=2",
     )
-    parser.add_argument("--starts", type=int, default=4, help="number of optimiser starts")
+    parser.add_argument("--engine", choices=ENGINES, default="auto")
+    parser.add_argument("--starts", type=int, default=4, help="optimiser starts (ml engine)")
     parser.add_argument(
         "--unit-cutoff",
         type=float,
@@ -66,205 +84,145 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="modes kept: eigenvalue <= cutoff / radius^2 (default: "
         "mf_dmri.inverse.MODEL_CUTOFF; lower is faster, less accurate)",
     )
-    parser.add_argument("--bootstrap", type=int, default=0, help="parametric bootstrap refits")
+    parser.add_argument("--bootstrap", type=int, default=0, help="bootstrap refits (ml engine)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-o", "--output", required=True, help="output .json or .csv")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help=".json or .csv (one voxel or a table), or a folder for NIfTI maps (--dwi)",
+    )
     parser.set_defaults(func=run)
 
 
-def _read_csv(path: str) -> dict[str, np.ndarray]:
-    lines = [
-        ln for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")
-    ]
-    if not lines:
-        raise ValueError(f"data file {path} is empty; it needs a header {','.join(_REQUIRED)}")
-    rows = list(csv.reader(lines))
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in _REQUIRED if c not in header]
-    if missing:
-        raise ValueError(
-            f"data file {path} lacks columns {missing}; header must include {list(_REQUIRED)}"
-        )
-    table = {name: [] for name in header}
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise ValueError(
-                f"data file {path} line {number} has {len(row)} fields, expected {len(header)}"
+def timing_flags(args: argparse.Namespace) -> tuple[float, float] | None:
+    """(pulse_duration, pulse_separation) [s] from the flags, or None."""
+    for old, new in (("delta", "pulse_duration_ms"), ("Delta", "pulse_separation_ms")):
+        value = getattr(args, old)
+        if value is not None:
+            warnings.warn(
+                f"--{old} is deprecated; write --{new.replace('_', '-')} (same unit, ms)",
+                MfDmriDeprecationWarning,
+                stacklevel=2,
             )
-        for name, field in zip(header, row):
-            try:
-                table[name].append(float(field))
-            except ValueError as exc:
-                raise ValueError(
-                    f"data file {path} line {number}: {name}={field!r} is not a number"
-                ) from exc
-    columns = {k: np.asarray(v, dtype=np.float64) for k, v in table.items()}
-    if columns["signal"].size == 0:
-        raise ValueError(f"data file {path} has a header but no rows")
-    return columns
+            if getattr(args, new) is None:
+                setattr(args, new, value)
+    given = (args.pulse_duration_ms, args.pulse_separation_ms)
+    if given == (None, None):
+        return None
+    if None in given:
+        raise ValueError("give both --pulse-duration-ms and --pulse-separation-ms")
+    return given[0] * 1e-3, given[1] * 1e-3
 
 
-def _read_fsl(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    from mf_dmri.io.fsl import read_fsl_bvals, read_fsl_bvecs
-
-    if not (args.bvecs and args.signal):
-        raise ValueError("with --bvals also give --bvecs and --signal")
-    bvals = read_fsl_bvals(args.bvals)
-    bvecs = read_fsl_bvecs(args.bvecs)
-    signal = np.loadtxt(args.signal, dtype=np.float64, ndmin=1).reshape(-1)
-    if not bvals.size == bvecs.shape[0] == signal.size:
+def apply_timing(scheme, args: argparse.Namespace):
+    """The scheme with its timing from the data, or else from the flags."""
+    flags = timing_flags(args)
+    if flags is not None and scheme.has_timing:
         raise ValueError(
-            f"{bvals.size} b-values, {bvecs.shape[0]} bvecs and {signal.size} signals: "
-            "the three files must list the same measurements"
+            "the data already give the timing (columns or sidecar); remove "
+            "--pulse-duration-ms/--pulse-separation-ms"
         )
-    return {"b": bvals, "gx": bvecs[:, 0], "gy": bvecs[:, 1], "gz": bvecs[:, 2], "signal": signal}
-
-
-def read_measurements(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    """Columns b [s/mm^2], gx, gy, gz, signal, delta_ms, Delta_ms of every measurement."""
-    if bool(args.data) == bool(args.bvals):
+    if flags is not None:
+        return scheme.with_timing(*flags)
+    if not scheme.has_timing:
         raise ValueError(
-            "give exactly one data source: --data FILE.csv, or --bvals/--bvecs/--signal"
+            "timing unknown: give --pulse-duration-ms and --pulse-separation-ms (or per-row "
+            "pulse_duration_ms/pulse_separation_ms columns, or a BIDS sidecar)"
         )
-    columns = _read_csv(args.data) if args.data else _read_fsl(args)
-    count = columns["signal"].size
-    for name, option in (("delta_ms", args.delta), ("Delta_ms", args.Delta)):
-        if name not in columns:
-            if option is None:
-                flag = "--delta" if name == "delta_ms" else "--Delta"
-                raise ValueError(f"timing unknown: give {flag} in ms (or a {name} column)")
-            columns[name] = np.full(count, option, dtype=np.float64)
-    for name, values in columns.items():
-        if not np.isfinite(values).all():
-            raise ValueError(f"column {name} has NaN or infinite values")
-    return columns
+    return scheme
 
 
-def build_protocol(columns: dict[str, np.ndarray]) -> tuple[list, np.ndarray]:
-    """(list of Acquisitions, one per timing; row order of their concatenation)."""
-    from mf_dmri.sequences import PGSE, Acquisition
-
-    timings = np.stack([columns["delta_ms"], columns["Delta_ms"]], axis=1)
-    groups, order = [], []
-    for delta_ms, big_delta_ms in np.unique(timings, axis=0):
-        rows = np.flatnonzero((timings[:, 0] == delta_ms) & (timings[:, 1] == big_delta_ms))
-        vectors = np.stack([columns[k][rows] for k in ("gx", "gy", "gz")], axis=1)
-        bvalues = columns["b"][rows]
-        norms = np.linalg.norm(vectors, axis=1)
-        weighted = bvalues > 0
-        if (np.abs(norms[weighted] - 1) > 1e-2).any():
-            raise ValueError("gx, gy, gz must be unit vectors (within 1e-2) wherever b > 0")
-        directions = np.where(
-            norms[:, None] > 0, vectors / np.where(norms > 0, norms, 1)[:, None], 0
-        )
-        directions[~weighted] = 0.0
-        waveform = PGSE(delta_ms * units.ms, big_delta_ms * units.ms)
-        groups.append(
-            Acquisition.from_bvalues(
-                waveform, torch.as_tensor(bvalues * units.s_per_mm2), torch.as_tensor(directions)
-            )
-        )
-        order.append(rows)
-    return groups, np.concatenate(order)
-
-
-def _fixed(pairs: list[str]) -> dict[str, float]:
+def fixed_values(pairs: list[str]) -> dict[str, float]:
+    """--fix KEY=VALUE pairs as SI values by parameter name."""
     fixed = {}
     for pair in pairs:
-        name, sep, value = pair.partition("=")
+        key, sep, text = pair.partition("=")
         try:
-            fixed[name.strip()] = float(value)
+            value = float(text)
         except ValueError:
             sep = ""
         if not sep:
-            raise ValueError(f"--fix expects NAME=VALUE (SI units), got {pair!r}")
+            raise ValueError(f"--fix expects KEY=VALUE with the unit in the key, got {pair!r}")
+        key = key.strip()
+        if key in QUANTITIES and QUANTITIES[key] != "none":
+            warnings.warn(
+                f"--fix {key}=... in SI units is deprecated; write the unit in the key, "
+                f"e.g. {key}_{'um' if QUANTITIES[key] == 'length' else 'um2_per_ms'}",
+                MfDmriDeprecationWarning,
+                stacklevel=2,
+            )
+            fixed[key] = value
+            continue
+        resolved = split_key(key, QUANTITIES, "--fix")
+        fixed[resolved.name] = value * resolved.factor
     return fixed
 
 
-def build_model(args, protocol, data: torch.Tensor, columns):
-    """(model, parameters) with starting values from the data."""
-    from mf_dmri.inverse import CylinderModel, SphereModel
-    from mf_dmri.inverse.initial import fit_tensor
-
-    unweighted = columns["b"] < 50
-    s0 = float(np.mean(columns["signal"][unweighted])) if unweighted.any() else float(data.max())
-    if s0 <= 0:
-        raise ValueError("the b = 0 signals are not positive; check the signal column")
-    initial = {"s0": s0}
-    cutoff = {} if args.unit_cutoff is None else {"unit_cutoff": args.unit_cutoff}
-    if args.model == "sphere":
-        model = SphereModel(extra=args.extra, **cutoff)
-        return model, model.parameters(_fixed(args.fix), **initial)
-    if args.axis == "auto":
-        axis, fit_axis = tuple(fit_tensor(protocol, data).principal_axis.tolist()), True
-    else:
-        try:
-            axis = tuple(float(a) for a in args.axis.split(","))
-        except ValueError as exc:
-            raise ValueError(f"--axis must be 'auto' or 'x,y,z', got {args.axis!r}") from exc
-        if len(axis) != 3:
-            raise ValueError(f"--axis must be 'auto' or 'x,y,z', got {args.axis!r}")
-        fit_axis = args.fit_axis
-    distribution = "gamma" if args.model == "gamma-cylinder" else "single"
-    model = CylinderModel(
-        axis=axis, fit_axis=fit_axis, extra=args.extra, radius_distribution=distribution, **cutoff
-    )
-    return model, model.parameters(_fixed(args.fix), **initial)
+def parse_axis(text: str) -> tuple[float, float, float] | None:
+    if text == "auto":
+        return None
+    try:
+        axis = tuple(float(a) for a in text.split(","))
+    except ValueError as exc:
+        raise ValueError(f"--axis must be 'auto' or 'x,y,z', got {text!r}") from exc
+    if len(axis) != 3 or not any(axis):
+        raise ValueError(f"--axis must be 'auto' or a non-zero 'x,y,z', got {text!r}")
+    return axis
 
 
-def write_result(path: Path, result, parameters, extra: dict) -> None:
-    units_of = {p.name: p.unit for p in parameters}
-    units_of["sigma"] = "data"
-    summary = result.to_dict()
-    for name, row in summary["parameters"].items():
-        row["unit"] = units_of.get(name, "")
-    summary.update(extra)
-    if path.suffix == ".json":
-        path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
-        return
-    if path.suffix != ".csv":
-        raise ValueError(f"output must end in .json or .csv, got {path.name!r}")
-    fields = ["name", "estimate", "standard_error", "lower", "upper", "unit", "fitted", "at_bound"]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(fields)
-        for name, row in summary["parameters"].items():
-            writer.writerow([name] + [row.get(f, "") for f in fields[1:]])
+class Progress:
+    """Voxels done, rate and time left on stderr, at most every 2 s and at the end."""
+
+    def __init__(self, enabled: bool, what: str = "voxels") -> None:
+        self.enabled, self.what = enabled, what
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < 2 and done < total):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        print(
+            f"fit: {done}/{total} {self.what}, {rate:.1f} {self.what}/s, "
+            f"about {(total - done) / max(rate, 1e-9):.0f} s left",
+            file=sys.stderr,
+        )
+
+
+def choose_engine(args: argparse.Namespace, voxels: int) -> str:
+    needs_ml = [
+        reason
+        for reason, present in (
+            ("--model gamma-cylinder", args.model == "gamma-cylinder"),
+            ("--fit-axis", args.fit_axis),
+            ("--bootstrap", args.bootstrap > 0),
+            ("--likelihood rician", args.likelihood == "rician"),
+        )
+        if present
+    ]
+    engine = args.engine
+    if engine == "auto":
+        engine = "ml" if needs_ml else "voxelwise"
+    if engine == "voxelwise" and needs_ml:
+        raise ValueError(f"the voxelwise engine does not do {', '.join(needs_ml)}: use --engine ml")
+    if engine == "ml" and voxels > 1:
+        raise ValueError(
+            f"the ml engine fits one voxel ({voxels} given); voxel-wise fits use least squares "
+            f"(--engine voxelwise), which does not do {', '.join(needs_ml) or 'this'}"
+        )
+    return engine
 
 
 def run(args: argparse.Namespace) -> int:
-    from mf_dmri.inverse import fit
+    from mf_dmri.cli.fit_ml import run_ml
+    from mf_dmri.cli.fit_voxelwise import read_data, run_voxelwise
 
-    columns = read_measurements(args)
-    protocol, order = build_protocol(columns)
-    data = torch.as_tensor(columns["signal"][order])
-    model, parameters = build_model(args, protocol, data, columns)
-    result = fit(
-        model.bind(protocol),
-        data,
-        parameters,
-        likelihood=args.likelihood,
-        sigma=args.sigma,
-        starts=args.starts,
-        seed=args.seed,
-        bootstrap=args.bootstrap,
-    )
-    extra = {
-        "model": args.model,
-        "extra_compartment": args.extra,
-        "axis": list(getattr(model, "axis", ())) or None,
-    }
-    if getattr(model, "fit_axis", False):
-        values = {k: torch.tensor(v) for k, v in result.estimates.items()}
-        extra["fitted_axis"] = model.fibre_axis(values).tolist()
-    write_result(Path(args.output), result, parameters, extra)
-    c = result.convergence
-    print(f"mf-dmri fit: {args.model}, {data.numel()} measurements, {c.message} -> {args.output}")
-    for name in result.free_names:
-        se = result.standard_error(name)
-        print(
-            f"  {name:34s} {result.estimates[name]:.6g} +- {se:.3g}"
-            if math.isfinite(se)
-            else f"  {name:34s} {result.estimates[name]:.6g} (no uncertainty)"
-        )
-    return 0 if c.converged else 3
+    scheme, data, image = read_data(args)
+    scheme = apply_timing(scheme, args)
+    engine = choose_engine(args, data.shape[0])
+    if engine == "ml":
+        return run_ml(args, scheme, data[0])
+    return run_voxelwise(args, scheme, np.asarray(data), image, Path(args.output))

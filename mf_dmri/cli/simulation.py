@@ -84,10 +84,11 @@ class _Attenuations:
     """Normalised attenuation and error bar of a compartment per distinct geometry and
     diffusivity, per measurement group (memoised)."""
 
-    def __init__(self, config: SimulationConfig) -> None:
+    def __init__(self, config: SimulationConfig, progress=None, count: int = 1) -> None:
         self.config = config
         self.domains: dict = {}
         self.results: dict = {}
+        self.progress, self.calls, self.count = progress, 0, count * len(config.compartments)
 
     def domain(self, compartment: CompartmentConfig, values: dict[str, float]):
         key = (compartment.name,) + tuple(values.get(q) for q in GEOMETRY)
@@ -111,6 +112,9 @@ class _Attenuations:
                 result = signal_with_error(single, group.pieces, **tolerance)
                 per_group.append((result.signal.detach(), result.error_bar.detach()))
             self.results[full] = (domain, per_group)
+        self.calls += 1
+        if self.progress is not None:
+            self.progress(self.calls, self.count)
         return self.results[full]
 
 
@@ -151,36 +155,67 @@ def _fractions(config: SimulationConfig, voxels, index: int) -> dict[str, float]
     return {n: v / norm for n, v in raw.items()}
 
 
-def _voxel(config, attenuations, voxels, index, signals, bars, parts) -> None:
-    fractions = _fractions(config, voxels, index)
-    compartments, rows = [], []
-    for c in config.compartments:
-        values = _values(voxels, c, index)
-        domain, per_group = attenuations(c, values)
-        with naming("", *(c.key(q) for q in ("t2", "spin_density") if q in values)):
-            compartments.append(
-                Compartment(
-                    domain,
-                    values["diffusivity"],
-                    t2=values.get("t2", math.inf),
-                    spin_density=values.get("spin_density", 1.0),
-                    volume_fraction=None if fractions is None else fractions[c.name],
-                )
-            )
-        rows.append(per_group)
-    for g, group in enumerate(config.protocol.groups):
+def _check_kinds(config: SimulationConfig, compartments) -> None:
+    """The library's rule: without fractions, compartments must be of one kind."""
+    if config.fraction_kind is None and len({c.kind for c in compartments}) > 1:
         with naming("[[compartment]]", "volume_fraction/signal_fraction"):
-            weights, reference = compartment_weights(tuple(compartments), group.pieces.echo_time)
-        total = 0
-        bar = 0
-        for c, weight, per_group in zip(config.compartments, weights, rows):
-            value, error = per_group[g]
-            share = float(weight) / float(reference)
-            total = total + share * value
-            bar = bar + abs(share) * error
-            parts[c.name][index, group.rows] = (share * value).real.numpy()
-        signals[index, group.rows] = total.numpy()
-        bars[index, group.rows] = bar.numpy()
+            compartment_weights(tuple(compartments), torch.zeros((), dtype=torch.float64))
+
+
+def _sizes(config: SimulationConfig, voxels, count: int, domains) -> dict[str, np.ndarray]:
+    """Per compartment, the volume fraction or (without fractions) the volume of each
+    voxel [-] or [m^3]."""
+    if config.fraction_kind is None:
+        return {
+            c.name: np.array([float(domains[c.name][v].volume) for v in range(count)])
+            for c in config.compartments
+        }
+    fractions = [_fractions(config, voxels, v) for v in range(count)]
+    return {c.name: np.array([f[c.name] for f in fractions]) for c in config.compartments}
+
+
+def _combine(config: SimulationConfig, voxels, count: int, attenuations: _Attenuations):
+    """Signals, error bars and contributions of every voxel: sum over compartments of
+    size x spin density x exp(-TE/T2) x attenuation, over sum of size x spin density
+    (the weights of :func:`mf_dmri.signal.compartment.compartment_weights`)."""
+    measurements = config.protocol.num_measurements
+    signals = np.zeros((count, measurements), dtype=np.complex128)
+    bars = np.zeros((count, measurements))
+    parts = {c.name: np.zeros((count, measurements)) for c in config.compartments}
+    rows, domains = {}, {}
+    for c in config.compartments:
+        rows[c.name], domains[c.name] = [], []
+        for v in range(count):
+            domain, per_group = attenuations(c, _values(voxels, c, v))
+            rows[c.name].append(per_group)
+            domains[c.name].append(domain)
+    representatives = []
+    for c in config.compartments:
+        values = _values(voxels, c, 0)
+        with naming("", c.key("diffusivity")):
+            representatives.append(Compartment(domains[c.name][0], values["diffusivity"]))
+    _check_kinds(config, representatives)
+    sizes = _sizes(config, voxels, count, domains)
+    names = [c.name for c in config.compartments]
+    density = {n: voxels.get((n, "spin_density"), np.ones(count)) for n in names}
+    t2 = {n: voxels.get((n, "t2"), np.full(count, math.inf)) for n in names}
+    reference = sum(sizes[c.name] * density[c.name] for c in config.compartments)
+    if (reference <= 0).any():
+        raise ConfigError("every compartment has zero spin density in some voxel", (), "")
+    for g, group in enumerate(config.protocol.groups):
+        echo_time = float(group.pieces.echo_time)
+        total = np.zeros((count, group.rows.size), dtype=np.complex128)
+        bar = np.zeros((count, group.rows.size))
+        for c in config.compartments:
+            share = sizes[c.name] * density[c.name] * np.exp(-echo_time / t2[c.name]) / reference
+            value = np.stack([per_group[g][0].numpy() for per_group in rows[c.name]])
+            error = np.stack([per_group[g][1].numpy() for per_group in rows[c.name]])
+            total += share[:, None] * value
+            bar += np.abs(share)[:, None] * error
+            parts[c.name][:, group.rows] = (share[:, None] * value).real
+        signals[:, group.rows] = total
+        bars[:, group.rows] = bar
+    return signals, bars, parts
 
 
 def simulate_config(config: SimulationConfig, progress=None) -> SimulationResult:
@@ -192,14 +227,7 @@ def simulate_config(config: SimulationConfig, progress=None) -> SimulationResult
         from mf_dmri.cli.simulation_coupled import simulate_coupled
 
         return simulate_coupled(config, voxels, count, progress)
-    measurements = config.protocol.num_measurements
-    signals = np.zeros((count, measurements), dtype=np.complex128)
-    bars = np.zeros((count, measurements))
-    parts = {c.name: np.zeros((count, measurements)) for c in config.compartments}
-    attenuations = _Attenuations(config)
-    for index in range(count):
-        _voxel(config, attenuations, voxels, index, signals, bars, parts)
-        if progress is not None:
-            progress(index + 1, count)
+    attenuations = _Attenuations(config, progress, count)
+    signals, bars, parts = _combine(config, voxels, count, attenuations)
     logger.info("simulate: %d voxels, %d distinct attenuations", count, len(attenuations.results))
     return SimulationResult(signals, bars, parts, voxels)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -105,6 +105,7 @@ def fit(
     covariance: str = "hessian",
     tolerance: float = 1e-6,
     bootstrap: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Maximum-likelihood estimate of the parameters of ``forward`` from ``data``.
 
@@ -124,6 +125,8 @@ def fit(
             information at the estimate; Gauss-Newton for Gaussian noise).
         tolerance: convergence threshold on the Newton decrement [log-likelihood units].
         bootstrap: number of parametric-bootstrap refits (0 for none).
+        progress: called with (optimisations done, optimisations in total) after every
+            start and bootstrap refit.
 
     Returns:
         a ``FitResult`` (estimates, Laplace covariance, convergence report, bootstrap).
@@ -153,21 +156,35 @@ def fit(
             "the protocol and the data must list the same measurements in the same order"
         )
     generator = torch.Generator().manual_seed(seed)
-    runs = _multistart(problem, start_points(space, starts, generator), settings)
+    report = _Counter(progress, starts + bootstrap)
+    runs = _multistart(problem, start_points(space, starts, generator), settings, report)
     best = runs[0]
     values = {k: v.detach() for k, v in space.physical(best.z).items()}
     return _finish(
-        problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator
+        problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator, report
     )
 
 
-def _multistart(problem: _Problem, starts: torch.Tensor, settings) -> list[LocalResult]:
+class _Counter:
+    """Counts finished optimisations and reports them to ``progress(done, total)``."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def step(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _multistart(problem: _Problem, starts: torch.Tensor, settings, report) -> list[LocalResult]:
     runs = []
     for index, start in enumerate(starts):
         try:
             runs.append(minimise(problem.loss_of_z, start, settings))
         except FloatingPointError as exc:
             logger.warning("start %d failed: %s", index, exc)
+        report.step()
     runs = [r for r in runs if math.isfinite(r.loss)]
     if not runs:
         raise FloatingPointError(
@@ -218,7 +235,9 @@ def _at_bound(space: ParameterSpace, values: Mapping[str, torch.Tensor]) -> tupl
     return tuple(flagged)
 
 
-def _finish(problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator):
+def _finish(
+    problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator, report
+):
     space = problem.space
     estimates = _free_vector(space, values)
     fallback = torch.tensor([p.scale for p in space.free], dtype=DTYPE)
@@ -247,7 +266,7 @@ def _finish(problem, values, best, runs, settings, covariance, tolerance, bootst
     with torch.no_grad():
         predicted = evaluate(problem.forward, model_values).detach()
     boot = (
-        _bootstrap(problem, best.z, predicted, float(sigma), bootstrap, settings, generator)
+        _bootstrap(problem, best.z, predicted, float(sigma), bootstrap, settings, generator, report)
         if bootstrap
         else None
     )
@@ -280,7 +299,7 @@ def _message(converged, positive, decrement, at_bound, best, settings) -> str:
     return "not converged: " + "; ".join(reasons)
 
 
-def _bootstrap(problem, start, predicted, sigma, count, settings, generator) -> Bootstrap:
+def _bootstrap(problem, start, predicted, sigma, count, settings, generator, report) -> Bootstrap:
     """Refit ``count`` data sets simulated from the estimate, each started at the estimate
     (``start``: its unconstrained vector)."""
     space = problem.space
@@ -295,6 +314,8 @@ def _bootstrap(problem, start, predicted, sigma, count, settings, generator) -> 
         except FloatingPointError:
             failures += 1
             continue
+        finally:
+            report.step()
         refit = space.physical(result.z)
         samples.append(_free_vector(space, refit).detach())
     if not samples:
