@@ -12,6 +12,7 @@ from test_inverse_helpers import single_thread  # noqa: F401
 from mf_dmri.cli import fit as fit_cli
 from mf_dmri.inverse import CylinderModel, sample_noise
 from mf_dmri.io.fsl import write_fsl_scheme
+from mf_dmri.io.vocabulary import MfDmriDeprecationWarning
 from mf_dmri.sequences import PGSE, Acquisition
 from mf_dmri.units import ms, s_per_mm2, um
 
@@ -54,8 +55,9 @@ def _write_csv(path, columns):
 
 
 def test_fit_from_csv_with_two_timings_in_mixed_order(tmp_path):
-    """Rows of two timings interleaved: the CLI groups them and keeps data and protocol
-    consistent.  The radius must come back within 3 standard errors."""
+    """Rows of two timings interleaved (old column names, accepted with a deprecation
+    warning): the CLI groups them and keeps data and protocol consistent.  The radius must
+    come back within 3 standard errors."""
     bvalues, vectors = _scheme()
     first = _simulate(bvalues, vectors, 10, 30, seed=1)
     second = _simulate(bvalues, vectors, 15, 40, seed=2)
@@ -74,27 +76,17 @@ def test_fit_from_csv_with_two_timings_in_mixed_order(tmp_path):
     }
     _write_csv(tmp_path / "data.csv", columns)
     output = tmp_path / "fit.json"
-    code = _run(
-        [
-            "--data",
-            str(tmp_path / "data.csv"),
-            "--axis",
-            "0,0,1",
-            "--sigma",
-            str(SIGMA),
-            "--starts",
-            "1",
-            "--unit-cutoff",
-            "30",
-            "-o",
-            str(output),
-        ]
-    )
+    argv = ["--data", str(tmp_path / "data.csv"), "--axis", "0,0,1", "--sigma", str(SIGMA)]
+    with pytest.warns(MfDmriDeprecationWarning, match="'delta_ms' is deprecated"):
+        code = _run([*argv, "--unit-cutoff", "30", "--no-progress", "-o", str(output)])
     assert code == 0
-    summary = json.loads(output.read_text())
-    radius = summary["parameters"]["radius"]
-    assert radius["unit"] == "m" and radius["fitted"]
-    assert abs(radius["estimate"] - TRUTH["radius"]) < 3 * radius["standard_error"]
+    text = output.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    summary = json.loads(text)
+    assert summary["engine"] == "voxelwise" and summary["converged"]
+    radius = summary["parameters"]["radius_um"]
+    assert radius["unit"] == "um" and radius["fitted"]
+    assert abs(radius["estimate"] * 1e-6 - TRUTH["radius"]) < 3e-6 * radius["standard_error"]
     assert summary["parameters"]["s0"]["estimate"] == pytest.approx(2.0, rel=0.02)
 
 
@@ -112,54 +104,70 @@ def test_fit_from_fsl_files_with_fitted_axis(tmp_path):
             str(tmp_path / "bvecs"),
             "--signal",
             str(tmp_path / "signal.txt"),
-            "--delta",
+            "--pulse-duration-ms",
             "10",
-            "--Delta",
+            "--pulse-separation-ms",
             "30",
+            "--likelihood",
+            "rician",
+            "--fit-axis",
+            "--no-progress",
             "--starts",
             "1",
             "--unit-cutoff",
             "30",
             "--fix",
-            "intra_diffusivity=1.8e-9",
+            "intra_diffusivity_um2_per_ms=1.8",
             "-o",
             str(output),
         ]
     )
     assert code == 0
     with output.open() as handle:
-        rows = {row["name"]: row for row in csv.DictReader(handle)}
-    assert {"radius", "axis_tilt_1", "axis_tilt_2", "sigma", "s0"} <= set(rows)
-    assert rows["intra_diffusivity"]["fitted"] == "False"
-    assert float(rows["sigma"]["estimate"]) == pytest.approx(SIGMA, rel=0.5)
-    radius, error = float(rows["radius"]["estimate"]), float(rows["radius"]["standard_error"])
-    assert abs(radius - TRUTH["radius"]) < 3 * error
+        (row,) = list(csv.DictReader(handle))
+    assert {"radius_um", "radius_se_um", "axis_tilt_1", "axis_tilt_2", "sigma", "s0"} <= set(row)
+    assert "intra_diffusivity_se_um2_per_ms" not in row  # fixed, not fitted
+    assert float(row["intra_diffusivity_um2_per_ms"]) == pytest.approx(1.8)
+    assert float(row["sigma"]) == pytest.approx(SIGMA, rel=0.5)
+    radius, error = float(row["radius_um"]), float(row["radius_se_um"])
+    assert abs(radius * 1e-6 - TRUTH["radius"]) < 3e-6 * error
+
+
+T = ["--pulse-duration-ms", "10", "--pulse-separation-ms", "30"]
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--delta", "10", "--Delta", "30"], "exactly one data source"),
-        (["--data", "DATA", "--Delta", "30"], "give --delta"),
-        (["--data", "BAD"], "line 2: b='x' is not a number"),
-        (["--data", "NOCOL", "--delta", "10", "--Delta", "30"], "lacks columns"),
-        (["--data", "DATA", "--delta", "10", "--Delta", "30", "--fix", "radius"], "NAME=VALUE"),
-        (["--data", "DATA", "--delta", "10", "--Delta", "30", "--axis", "1,0"], "--axis must be"),
-        (["--data", "DATA", "--delta", "30", "--Delta", "10"], "pulse_separation"),
+        (T, "exactly one data source"),
+        (["--data", "DATA", "--pulse-separation-ms", "30"], "give both --pulse-duration-ms"),
+        (["--data", "DATA"], "timing unknown: give --pulse-duration-ms"),
+        (["--data", "BAD"], "line 2: b_s_per_mm2='x' is not a number"),
+        (["--data", "NOCOL", *T], "lacks the columns"),
+        (["--data", "DATA", *T, "--fix", "radius"], "KEY=VALUE"),
+        (["--data", "DATA", *T, "--fix", "radius_ms=3"], "'ms' is a time unit"),
+        (["--data", "DATA", *T, "--axis", "1,0"], "--axis must be"),
+        (
+            ["--data", "DATA", "--pulse-duration-ms", "30", "--pulse-separation-ms", "10"],
+            "pulse_separation",
+        ),
+        (["--data", "DATA", *T, "--fit-axis", "--engine", "voxelwise"], "use --engine ml"),
     ],
 )
 def test_cli_errors_name_the_problem(tmp_path, argv, message):
     bvalues, vectors = _scheme()
     columns = {
-        "b": bvalues,
-        "gx": vectors[:, 0],
-        "gy": vectors[:, 1],
-        "gz": vectors[:, 2],
+        "b_s_per_mm2": bvalues,
+        "direction_x": vectors[:, 0],
+        "direction_y": vectors[:, 1],
+        "direction_z": vectors[:, 2],
         "signal": np.ones(32),
     }
     _write_csv(tmp_path / "data.csv", columns)
-    (tmp_path / "bad.csv").write_text("b,gx,gy,gz,signal\nx,0,0,1,1\n")
-    (tmp_path / "nocol.csv").write_text("b,gx,gy,signal\n0,0,0,1\n")
+    (tmp_path / "bad.csv").write_text(
+        "b_s_per_mm2,direction_x,direction_y,direction_z,signal\nx,0,0,1,1\n"
+    )
+    (tmp_path / "nocol.csv").write_text("b_s_per_mm2,direction_x,direction_y,signal\n0,0,0,1\n")
     paths = {"DATA": "data.csv", "BAD": "bad.csv", "NOCOL": "nocol.csv"}
     argv = [str(tmp_path / paths[a]) if a in paths else a for a in argv]
     with pytest.raises(ValueError, match=message):
