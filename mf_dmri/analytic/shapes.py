@@ -184,3 +184,9 @@ def sphere(
     """Ball of ``radius`` [m] (impermeable sphere)."""
     ball = ball_basis(radius, max_eigenvalue=max_eigenvalue, length_scale=length_scale)
     return ProductDomain(factors=(ball,), free_axes=torch.zeros(0, 3, dtype=DTYPE))
+
+
+def free() -> ProductDomain:
+    """Unrestricted (Gaussian) diffusion in every direction: an extra-cellular "ball".  It
+    has no size, so a signal mixing it with other compartments needs volume fractions."""
+    return ProductDomain(factors=(), free_axes=torch.eye(3, dtype=DTYPE))

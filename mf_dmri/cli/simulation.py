@@ -41,8 +41,7 @@ class SimulationResult:
 
 
 def _domain(compartment: CompartmentConfig, values: dict[str, float]):
-    from mf_dmri.analytic import cylinder, slab, sphere
-    from mf_dmri.eigenbasis import ProductDomain
+    from mf_dmri.analytic import cylinder, free, slab, sphere
 
     cutoff = {k: values[k] for k in ("length_scale", "max_eigenvalue") if k in values}
     shape, options = compartment.shape, compartment.options
@@ -53,7 +52,7 @@ def _domain(compartment: CompartmentConfig, values: dict[str, float]):
     if shape == "slab":
         return slab(values["width"], options["axis"], **cutoff)
     if shape == "free":
-        return ProductDomain(factors=(), free_axes=torch.eye(3, dtype=torch.float64))
+        return free()
     return _mesh_domain(compartment, cutoff)
 
 
