@@ -33,7 +33,7 @@ class MemorySink:
     def completed(self):
         return set(self.chunks)
 
-    def write(self, chunk, signals):
+    def write(self, chunk, signals, error_bars):
         assert chunk.index not in self.chunks, "a chunk was written twice"
         self.chunks[chunk.index] = (chunk.row_start, signals)
 
@@ -42,6 +42,16 @@ class MemorySink:
         for start, signals in self.chunks.values():
             out[start : start + len(signals)] = signals
         return out
+
+
+def _fraction(tissue_row, name, domains):
+    """The volume fraction of compartment ``name`` (the rest for the one without)."""
+    given = {n: tissue_row.get(f"{n}.volume_fraction") for n in domains}
+    if all(v is None for v in given.values()):
+        return None
+    if given[name] is not None:
+        return given[name]
+    return 1 - sum(v for v in given.values() if v is not None)
 
 
 def reference_signal(domains, tissue_row, plan, normalize=True):
@@ -56,6 +66,7 @@ def reference_signal(domains, tissue_row, plan, normalize=True):
                 spin_density=tissue_row.get(
                     f"{name}.spin_density", tissue_row.get("spin_density", 1.0)
                 ),
+                volume_fraction=_fraction(tissue_row, name, domains),
             )
             for name, domain in domains.items()
         ]
@@ -90,6 +101,8 @@ def two_compartment_registry():
 
 
 def test_per_compartment_tissue_weights_match_multi_compartment_signal():
+    """An infinite cylinder with a slab around it, weighted by volume fractions (the
+    extra compartment takes the rest), against the public signal() with fractions."""
     registry = two_compartment_registry()
     spec = small_spec(radii=(2.0 * um,), shape="pair")
     tissue = TissueSpec(
@@ -99,6 +112,7 @@ def test_per_compartment_tissue_weights_match_multi_compartment_signal():
             "t2": Values((0.06,)),
             "extra.t2": Values((0.1,)),
             "intra.spin_density": Values((0.4, 1.0)),
+            "intra.volume_fraction": Values((0.3, 0.7)),
         }
     )
     spec = type(spec)(spec.geometries, tissue, spec.acquisitions, chunk_rows=2)
@@ -111,6 +125,39 @@ def test_per_compartment_tissue_weights_match_multi_compartment_signal():
     for k in range(plan.num_tissue):
         row = {name: float(values[k]) for name, values in plan.tissue.items()}
         np.testing.assert_allclose(result[k], reference_signal(domains, row, plan), atol=1e-13)
+
+
+def test_mixed_compartment_kinds_without_fractions_are_refused():
+    registry = two_compartment_registry()
+    spec = small_spec(radii=(2.0 * um,), shape="pair")
+    tissue = TissueSpec({"diffusivity": Values((2e-9,))})
+    spec = type(spec)(spec.geometries, tissue, spec.acquisitions)
+    with pytest.raises(ValueError, match="give each Compartment a volume_fraction"):
+        run_sweep(spec, MemorySink(), registry=registry)
+
+
+def test_error_bars_are_those_of_signal_with_error_at_the_extreme_diffusivities():
+    """One compartment: a row's bar is the larger of signal_with_error's bars at the
+    smallest and largest diffusivity of the sweep, times the row's T2 decay."""
+    from mf_dmri.signal import signal_with_error
+    from mf_dmri.sweep.engine import geometry_chunks, solve_geometry
+
+    spec = small_spec(radii=(3.0 * um,))
+    plan = build_plan(spec, DEFAULT_REGISTRY)
+    (domain,) = solve_geometry(plan.geometries[0], DEFAULT_REGISTRY, None)[0].values()
+    bars = np.concatenate([b for _, _, b, _ in geometry_chunks(plan, 0, plan.chunks[:1])])
+    low, high = plan.tissue["diffusivity"].min(), plan.tissue["diffusivity"].max()
+    for timing in plan.measurements.timings:
+        pieces = timing_pieces(plan.measurements, timing)
+        expected = np.maximum(
+            signal_with_error(Compartment(domain, low), pieces).error_bar.numpy(),
+            signal_with_error(Compartment(domain, high), pieces).error_bar.numpy(),
+        )
+        echo = float(pieces.echo_time)
+        decay = np.exp(-echo / plan.tissue["t2"][: bars.shape[0]])
+        np.testing.assert_allclose(
+            bars[:, timing.indices], decay[:, None] * expected[None, :], rtol=1e-12
+        )
 
 
 def test_unknown_compartment_in_tissue_is_an_error():

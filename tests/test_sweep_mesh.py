@@ -36,7 +36,7 @@ class Sink:
     def completed(self):
         return set()
 
-    def write(self, chunk, signals):
+    def write(self, chunk, signals, error_bars):
         self.rows[chunk.row_start] = signals
 
 

@@ -23,7 +23,7 @@ class MemorySink:
     def completed(self):
         return set(self.chunks)
 
-    def write(self, chunk, signals):
+    def write(self, chunk, signals, error_bars):
         assert chunk.index not in self.chunks
         self.chunks[chunk.index] = signals
 

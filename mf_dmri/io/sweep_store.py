@@ -27,9 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from mf_dmri.io.vocabulary import QUANTITIES, SI_UNITS, UNITS
 from mf_dmri.sweep.plan import Chunk, SweepPlan
 
 FORMAT = "mf_dmri.sweep/1"
+ERROR_BAR_NOTE = (
+    "per row and measurement: the error bars of mf_dmri.signal.signal_with_error (mode "
+    "truncation, finite elements, time stepping) of each compartment, evaluated at the "
+    "smallest and largest diffusivity of the sweep (the larger of the two), weighted like "
+    "the signal; a bound at those diffusivities, an estimate in between"
+)
 
 
 def _h5py():
@@ -120,16 +127,24 @@ class SweepStore:
             return {c.index for c in self.plan.chunks}
         return {int(p.stem.split("_")[1]) for p in self.parts.glob("chunk_*.npz")}
 
-    def write(self, chunk: Chunk, signals: np.ndarray) -> None:
+    def write(self, chunk: Chunk, signals: np.ndarray, error_bars: np.ndarray) -> None:
         expected = (chunk.size, self.plan.measurements.count)
         if signals.shape != expected or signals.dtype != np.complex128:
             raise ValueError(
                 f"chunk {chunk.index}: expected complex128 {expected}, got "
                 f"{signals.dtype} {signals.shape}"
             )
+        if error_bars.shape != expected:
+            raise ValueError(f"chunk {chunk.index}: error bars must be {expected}")
         _atomic_write(
             self._shard(chunk.index),
-            lambda h: np.savez(h, signals=signals, row_start=chunk.row_start, hash=self.hash),
+            lambda h: np.savez(
+                h,
+                signals=signals,
+                error_bars=np.asarray(error_bars, dtype=np.float64),
+                row_start=chunk.row_start,
+                hash=self.hash,
+            ),
         )
 
     def finalize(self, provenance: dict[str, Any]) -> Path:
@@ -157,11 +172,20 @@ class SweepStore:
             dtype=np.complex128,
             chunks=(rows, plan.measurements.count),
         )
+        bars = out.create_dataset(
+            "signal_error_bar",
+            (plan.num_rows, plan.measurements.count),
+            dtype=np.float64,
+            chunks=(rows, plan.measurements.count),
+        )
+        bars.attrs["unit"] = "signal" if plan.spec.normalize else "m^3"
+        bars.attrs["description"] = ERROR_BAR_NOTE
         for chunk in plan.chunks:
             with np.load(self._shard(chunk.index)) as shard:
                 if str(shard["hash"]) != self.hash or int(shard["row_start"]) != chunk.row_start:
                     raise ValueError(f"shard {self._shard(chunk.index)} is from another sweep")
                 signals[chunk.row_start : chunk.row_start + chunk.size] = shard["signals"]
+                bars[chunk.row_start : chunk.row_start + chunk.size] = shard["error_bars"]
         _write_columns(out.create_group("parameters"), plan.parameter_table())
         _write_columns(out.create_group("measurements"), plan.measurements.columns)
         digests = np.array([g.digest() for g in plan.geometries], dtype=object)
@@ -178,7 +202,42 @@ def _write_columns(group, columns: dict[str, np.ndarray]) -> None:
                 name, data=values.astype(str).astype(object), dtype=_h5py().string_dtype()
             )
         else:
-            group.create_dataset(name, data=values)
+            group.create_dataset(name, data=values).attrs["unit"] = column_unit(name)
+
+
+#: SI units of stored columns that the vocabulary does not name
+_COLUMN_UNITS = {
+    "bvalue": "s/m^2",
+    "frequency": "1/s",
+    "semi_axis_x": "m",
+    "semi_axis_y": "m",
+    "semi_axis_z": "m",
+    "major_radius": "m",
+    "minor_radius": "m",
+    "mesh_size": "m",
+    "bead_wavelength": "m",
+    "undulation_amplitude": "m",
+    "undulation_wavelength": "m",
+}
+
+
+def file_column(name: str, values: np.ndarray) -> tuple[str, np.ndarray]:
+    """(name with its file unit, values in that unit) of an SI column: ``radius`` [m] ->
+    ``radius_um``; dimensionless and text columns are unchanged."""
+    unit = column_unit(name) if values.dtype != object else "-"
+    quantity = {v: k for k, v in SI_UNITS.items()}.get(unit, "none")
+    if quantity == "none" or not UNITS[quantity]:
+        return name, values
+    suffix, factor = next(iter(UNITS[quantity].items()))
+    return f"{name}_{suffix}", values / factor
+
+
+def column_unit(name: str) -> str:
+    """SI unit of a stored column (``intra.diffusivity`` -> m^2/s; '-' if dimensionless)."""
+    base = name.rsplit(".", 1)[-1]
+    if base in _COLUMN_UNITS:
+        return _COLUMN_UNITS[base]
+    return SI_UNITS[QUANTITIES.get(base, "none")]
 
 
 @dataclass(frozen=True)
@@ -187,6 +246,7 @@ class SweepData:
     columns, geometry digests and provenance."""
 
     signals: np.ndarray
+    error_bars: np.ndarray
     parameters: dict[str, np.ndarray]
     measurements: dict[str, np.ndarray]
     geometry_digests: np.ndarray
@@ -211,6 +271,9 @@ def read_sweep(path: str | Path) -> SweepData:
             raise ValueError(f"{path} is not an mf_dmri sweep file ({FORMAT})")
         return SweepData(
             signals=handle["signals"][()],
+            error_bars=handle["signal_error_bar"][()]
+            if "signal_error_bar" in handle
+            else np.full(handle["signals"].shape, np.nan),
             parameters=_read_columns(handle["parameters"]),
             measurements=_read_columns(handle["measurements"]),
             geometry_digests=_read_columns(handle["geometries"])["digest"],
@@ -228,10 +291,15 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
 
 def export_table(path: str | Path, table_path: str | Path) -> Path:
     """Write the parameter table of sweep file ``path`` to ``table_path``: CSV for
-    ``.csv``, Parquet for ``.parquet`` (needs pyarrow).  Values are SI."""
+    ``.csv``, Parquet for ``.parquet`` (needs pyarrow), with ``signal_error_bar_max``, the
+    largest error bar of each row over its measurements.  Dimensional columns carry their
+    unit in the name (``radius_um``, ``extra.diffusivity_um2_per_ms``; docs/vocabulary.md)."""
     table_path = Path(table_path)
     with _h5py().File(path, "r") as handle:
         columns = _read_columns(handle["parameters"])
+        if "signal_error_bar" in handle:
+            columns["signal_error_bar_max"] = handle["signal_error_bar"][()].max(axis=1)
+    columns = dict(file_column(name, values) for name, values in columns.items())
     if table_path.suffix == ".parquet":
         try:
             import pyarrow as pa

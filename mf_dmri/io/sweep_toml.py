@@ -36,7 +36,11 @@ _AXIS_FORMS = {
     "uniform": (Random, False),
     "log_uniform": (Random, True),
 }
-_TISSUE_QUANTITIES = {**TISSUE_PARAMETERS, "permeability": "permeability", "kappa": "permeability"}
+_TISSUE_QUANTITIES = {
+    **TISSUE_PARAMETERS,
+    "permeability": "permeability",
+    "surface_relaxivity": "permeability",
+}
 _ACQUISITION_PARAMETERS = {
     "pulse_duration": "time",
     "pulse_separation": "time",

@@ -36,6 +36,8 @@ class GeometrySimulator:
         normalize: divide by the sum of volume x spin density (dimensionless signal).
         device: torch device for the computation.
         max_chunk_bytes: memory budget of one batch of matrix exponentials [bytes].
+        diffusivity_ranges: per compartment the smallest and largest diffusivity of the
+            sweep [m^2/s], where the error bars are evaluated.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class GeometrySimulator:
         normalize: bool = True,
         device: torch.device | str = "cpu",
         max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        diffusivity_ranges: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.domains = {name: d.to(self.device) for name, d in domains.items()}
@@ -56,6 +59,8 @@ class GeometrySimulator:
         self._subspaces: dict[tuple[str, int], dict] = {}
         self._prepared: dict[tuple[str, int, int], FactorPlan] = {}
         self._memo: dict[tuple[str, int, float], torch.Tensor] = {}
+        self._bars: dict[tuple[str, int], torch.Tensor] = {}
+        self.diffusivity_ranges = dict(diffusivity_ranges or {})
 
     def _prepare(self, name: str, factor: int, timing: int) -> FactorPlan:
         key = (name, factor, timing)
@@ -87,26 +92,102 @@ class GeometrySimulator:
 
     def signals(self, tissue: dict[str, np.ndarray]) -> torch.Tensor:
         """Signals of the tissue points (columns of equal length K), complex128 (K, M)."""
+        return self._combine(tissue, with_error=False)[0]
+
+    def signals_with_error(
+        self, tissue: dict[str, np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Signals (K, M) and their error bars (K, M) [signal unit]: per compartment and
+        timing, the larger of the bars of :func:`mf_dmri.signal.signal_with_error` at the
+        smallest and the largest diffusivity of the sweep (``diffusivity_ranges``),
+        weighted like the signals (a bound by the triangle inequality at those two
+        diffusivities; for diffusivities in between it is an estimate, not a proof)."""
+        return self._combine(tissue, with_error=True)
+
+    def _combine(self, tissue, with_error: bool):
         count = next(iter(tissue.values())).size
         result = torch.zeros(count, self.measurements.count, dtype=CDTYPE, device=self.device)
-        reference = torch.zeros(count, dtype=DTYPE, device=self.device)
+        bars = torch.zeros(count, self.measurements.count, dtype=DTYPE, device=self.device)
         properties = {name: self._properties(tissue, name, count) for name in self.domains}
-        for name, (_, _, density) in properties.items():
-            reference = reference + self.domains[name].volume * density
+        sizes = self._sizes(tissue, count, properties)
+        reference = sum(sizes[name] * density for name, (_, _, density) in properties.items())
+        if self.normalize and bool((reference <= 0).any()):
+            raise ValueError("a tissue point has zero spin density in every compartment")
+        scale = reference if self.normalize else torch.ones_like(reference)
         for timing, pieces in enumerate(self._pieces):
             echo_time = pieces.echo_time.to(self.device)
-            total = 0
+            total, bar = 0, 0
             for name, (diffusivity, t2, density) in properties.items():
-                weight = self.domains[name].volume * density * torch.exp(-echo_time / t2)
+                weight = sizes[name] * density * torch.exp(-echo_time / t2) / scale
                 attenuation = self.attenuation(name, timing, diffusivity)
                 total = total + weight[:, None] * attenuation
+                if with_error:
+                    bar = bar + weight.abs()[:, None] * self.error_bar(name, timing)[None, :]
             index = torch.as_tensor(self.measurements.timings[timing].indices, device=self.device)
             result[:, index] = total.to(CDTYPE)
-        if self.normalize:
-            if bool((reference <= 0).any()):
-                raise ValueError("a tissue point has zero spin density in every compartment")
-            result = result / reference[:, None]
-        return result
+            if with_error:
+                bars[:, index] = bar
+        return result, bars
+
+    def _sizes(self, tissue, count: int, properties) -> dict[str, torch.Tensor]:
+        """Per compartment the volume fraction of every tissue point [-], or its volume
+        [m^3] when the sweep gives no fractions (compartments of one kind only)."""
+        kinds = [
+            k
+            for k in ("volume_fraction", "signal_fraction")
+            if any(tissue_value(tissue, name, k) is not None for name in self.domains)
+        ]
+        if len(kinds) > 1:
+            raise ValueError("use volume_fraction or signal_fraction in [tissue], not both")
+        if not kinds:
+            self._check_kinds()
+            return {n: self.domains[n].volume.expand(count) for n in self.domains}
+        kind = kinds[0]
+        given = {n: tissue_value(tissue, n, kind) for n in self.domains}
+        missing = [n for n, v in given.items() if v is None]
+        if len(missing) > 1:
+            raise ValueError(
+                f"[tissue] {kind} is missing for compartments {missing}: give it to all, or to "
+                "all but one (which gets the rest)"
+            )
+        as_tensor = lambda v: torch.as_tensor(v, dtype=DTYPE, device=self.device)  # noqa: E731
+        fractions = {n: as_tensor(v) for n, v in given.items() if v is not None}
+        if missing:
+            rest = 1 - sum(fractions.values())
+            if bool((rest < -1e-12).any()):
+                raise ValueError(f"[tissue] {kind} values add up to more than 1")
+            fractions[missing[0]] = rest.clamp(min=0.0)
+        if kind == "volume_fraction":
+            return fractions
+        # signal fraction s_c = f_c rho_c / sum f rho  ->  f_c proportional to s_c / rho_c
+        raw = {n: fractions[n] / properties[n][2] for n in self.domains}
+        total = sum(raw.values())
+        return {n: raw[n] / total for n in self.domains}
+
+    def _check_kinds(self) -> None:
+        from mf_dmri.signal import Compartment
+        from mf_dmri.signal.compartment import compartment_weights
+
+        compartments = tuple(Compartment(d, 1e-9) for d in self.domains.values())
+        compartment_weights(compartments, torch.zeros((), dtype=DTYPE))
+
+    def error_bar(self, name: str, timing: int) -> torch.Tensor:
+        """Error bar (M_timing,) of compartment ``name``'s attenuation (memoised)."""
+        key = (name, timing)
+        if key not in self._bars:
+            from mf_dmri.signal import Compartment, signal_with_error
+
+            low, high = self.diffusivity_ranges.get(name, (None, None))
+            if low is None:
+                raise ValueError(f"no diffusivity range for compartment {name!r}")
+            bars = [
+                signal_with_error(Compartment(self.domains[name], d), self._pieces[timing])
+                .error_bar.detach()
+                .to(self.device)
+                for d in sorted({low, high})
+            ]
+            self._bars[key] = torch.stack(bars).amax(0)
+        return self._bars[key]
 
     def _properties(self, tissue, name, count):
         diffusivity = tissue_value(tissue, name, "diffusivity")

@@ -44,12 +44,12 @@ def geometry_task(
     cache,
     device: str,
     max_chunk_bytes: int,
-) -> tuple[list[tuple[Chunk, np.ndarray]], bool]:
+) -> tuple[list[tuple[Chunk, np.ndarray, np.ndarray]], bool]:
     """Body of one Ray task: every pending chunk of one geometry, and whether it solved."""
     from mf_dmri.sweep.engine import geometry_chunks
 
     results, solved_any = [], False
-    for chunk, signals, solved in geometry_chunks(
+    for chunk, signals, bars, solved in geometry_chunks(
         plan,
         geometry,
         chunks,
@@ -58,7 +58,7 @@ def geometry_task(
         device=device,
         max_chunk_bytes=max_chunk_bytes,
     ):
-        results.append((chunk, signals))
+        results.append((chunk, signals, bars))
         solved_any = solved_any or solved
     return results, solved_any
 
@@ -73,7 +73,7 @@ def _runtime_env() -> dict:
 def run_on_ray(
     plan: SweepPlan,
     pending: dict[int, list[Chunk]],
-    accept: Callable[[Chunk, np.ndarray, bool | None], None],
+    accept: Callable[[Chunk, np.ndarray, np.ndarray, bool | None], None],
     *,
     registry: GeometryRegistry,
     cache,
@@ -115,8 +115,8 @@ def run_on_ray(
                     f"the Ray task of geometry {geometry} failed after {max_retries} retries: "
                     f"{exc}; the chunks already finished are stored, rerun with --resume"
                 ) from exc
-            for i, (chunk, signals) in enumerate(results):
-                accept(chunk, signals, solved if i == 0 else None)
+            for i, (chunk, signals, bars) in enumerate(results):
+                accept(chunk, signals, bars, solved if i == 0 else None)
     finally:
         if started:
             ray.shutdown()

@@ -20,7 +20,7 @@ import torch
 from mf_dmri.eigenbasis import ProductDomain
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES
 from mf_dmri.sweep.batched import GeometrySimulator
-from mf_dmri.sweep.plan import Chunk, GeometryPoint, SweepPlan, build_plan
+from mf_dmri.sweep.plan import Chunk, GeometryPoint, SweepPlan, build_plan, tissue_value
 from mf_dmri.sweep.progress import ProgressCallback, ProgressTracker
 from mf_dmri.sweep.registry import DEFAULT_REGISTRY, GeometryRegistry
 from mf_dmri.sweep.spec import SweepSpec
@@ -41,7 +41,7 @@ class ChunkSink(Protocol):
 
     def completed(self) -> set[int]: ...
 
-    def write(self, chunk: Chunk, signals: np.ndarray) -> None: ...
+    def write(self, chunk: Chunk, signals: np.ndarray, error_bars: np.ndarray) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,12 @@ def geometry_chunks(
     cache: BasisCache | None = None,
     device: torch.device | str = "cpu",
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-) -> Iterator[tuple[Chunk, np.ndarray, bool]]:
-    """Solve geometry ``geometry`` once and yield ``(chunk, signals (rows, M), solved)``
-    for each of its ``chunks``; ``solved`` is True on the first yield if an eigen-solve
-    ran (False for a cache hit) and False afterwards."""
+) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray, bool]]:
+    """Solve geometry ``geometry`` once and yield ``(chunk, signals (rows, M), error bars
+    (rows, M), solved)`` for each of its ``chunks``; ``solved`` is True on the first yield
+    if an eigen-solve ran (False for a cache hit) and False afterwards.  The error bars are
+    those of :meth:`GeometrySimulator.signals_with_error` at the extreme diffusivities of
+    the sweep."""
     domains, solved = solve_geometry(plan.geometries[geometry], registry, cache)
     simulator = GeometrySimulator(
         domains,
@@ -134,15 +136,26 @@ def geometry_chunks(
         normalize=plan.spec.normalize,
         device=device,
         max_chunk_bytes=max_chunk_bytes,
+        diffusivity_ranges=diffusivity_ranges(plan, domains),
     )
     _check_compartments(plan, domains)
     for chunk in chunks:
         if chunk.geometry != geometry:
             raise ValueError(f"chunk {chunk.index} belongs to geometry {chunk.geometry}")
         tissue = {k: v[chunk.tissue_start : chunk.tissue_stop] for k, v in plan.tissue.items()}
-        signals = simulator.signals(tissue).cpu().numpy()
-        yield chunk, signals, solved
+        signals, bars = simulator.signals_with_error(tissue)
+        yield chunk, signals.cpu().numpy(), bars.cpu().numpy(), solved
         solved = False
+
+
+def diffusivity_ranges(plan: SweepPlan, domains) -> dict[str, tuple[float, float]]:
+    """Smallest and largest diffusivity [m^2/s] of each compartment over the sweep."""
+    ranges = {}
+    for name in domains:
+        values = tissue_value(plan.tissue, name, "diffusivity")
+        if values is not None:
+            ranges[name] = (float(np.min(values)), float(np.max(values)))
+    return ranges
 
 
 def _check_compartments(plan: SweepPlan, domains: dict[str, ProductDomain]) -> None:
@@ -206,8 +219,8 @@ def run_sweep(
     start = time.perf_counter()
     counts = {"solves": 0, "hits": 0, "computed": 0, "rows": 0}
 
-    def accept(chunk: Chunk, signals: np.ndarray, solved: bool | None) -> None:
-        sink.write(chunk, signals)
+    def accept(chunk: Chunk, signals: np.ndarray, bars: np.ndarray, solved: bool | None) -> None:
+        sink.write(chunk, signals, bars)
         counts["computed"] += 1
         counts["rows"] += chunk.size
         if solved is not None:
@@ -216,7 +229,7 @@ def run_sweep(
 
     if executor == "local":
         for geometry, chunks in pending.items():
-            for i, (chunk, signals, solved) in enumerate(
+            for i, (chunk, signals, bars, solved) in enumerate(
                 geometry_chunks(
                     plan,
                     geometry,
@@ -227,7 +240,7 @@ def run_sweep(
                     max_chunk_bytes=max_chunk_bytes,
                 )
             ):
-                accept(chunk, signals, solved if i == 0 else None)
+                accept(chunk, signals, bars, solved if i == 0 else None)
     elif executor == "ray":
         from mf_dmri.sweep.distributed import run_on_ray
 

@@ -140,6 +140,9 @@ def _check_tissue(tissue: dict[str, np.ndarray]) -> None:
             raise ValueError(f"tissue {key} must be positive, got {values.min():g}")
         if name == "spin_density" and bool((values < 0).any()):
             raise ValueError(f"tissue {key} must be non-negative, got {values.min():g}")
+        if name.endswith("_fraction") and bool(((values < 0) | (values > 1)).any()):
+            low, high = values.min(), values.max()
+            raise ValueError(f"tissue {key} must lie in [0, 1], got {low:g}..{high:g}")
 
 
 def tissue_value(tissue: dict[str, np.ndarray], compartment: str, name: str) -> np.ndarray | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from mf_dmri.analytic import cylinder, slab, sphere
+from mf_dmri.analytic import cylinder, free, slab, sphere
 from mf_dmri.eigenbasis import ProductDomain
 
 #: Physical quantity of a parameter; the TOML reader maps each to its accepted units.
@@ -141,25 +141,37 @@ def _build_cylinder(parameters, options):
         length=None if length is None else float(length),
         **_cutoff(parameters),
     )
-    return {options.get("compartment", "intra"): domain}
+    return _with_extra({options.get("compartment", "intra"): domain}, options)
+
+
+def _with_extra(domains: dict[str, ProductDomain], options) -> dict[str, ProductDomain]:
+    """Add the free compartment ``extra`` when ``options['extra'] == 'free'``."""
+    kind = options.get("extra")
+    if kind is None:
+        return domains
+    if kind != "free":
+        raise ValueError(f"extra must be 'free' (a Gaussian compartment), got {kind!r}")
+    if "extra" in domains:
+        raise ValueError("compartment name 'extra' is taken: rename the shape's compartment")
+    return {**domains, "extra": free()}
 
 
 def _build_sphere(parameters, options):
-    return {
-        options.get("compartment", "intra"): sphere(
-            float(parameters["radius"]), **_cutoff(parameters)
-        )
-    }
+    domain = sphere(float(parameters["radius"]), **_cutoff(parameters))
+    return _with_extra({options.get("compartment", "intra"): domain}, options)
 
 
 def _build_slab(parameters, options):
     domain = slab(
         float(parameters["width"]), _axis(options, (1.0, 0.0, 0.0)), **_cutoff(parameters)
     )
-    return {options.get("compartment", "intra"): domain}
+    return _with_extra({options.get("compartment", "intra"): domain}, options)
 
 
-_COMPARTMENT = {"compartment": "name of the single compartment (default 'intra')"}
+_COMPARTMENT = {
+    "compartment": "name of the shape's compartment (default 'intra')",
+    "extra": "'free': add a free (Gaussian) compartment named 'extra' (needs fractions)",
+}
 
 DEFAULT_REGISTRY = GeometryRegistry(
     {

@@ -16,13 +16,23 @@ from typing import Any
 from mf_dmri.sweep.ranges import Axis, Grid, Random, Values
 
 #: Tissue properties a compartment takes, with their quantity.
-TISSUE_PARAMETERS = {"diffusivity": "diffusivity", "t2": "time", "spin_density": "none"}
-#: Accepted by the schema but not simulated yet.
-_PERMEABILITY = (
-    "permeability (kappa) needs permeability support, which mf_dmri does not have yet "
-    "(compartments are impermeable); remove the permeability/kappa keys from [tissue]"
+TISSUE_PARAMETERS = {
+    "diffusivity": "diffusivity",
+    "t2": "time",
+    "spin_density": "none",
+    "volume_fraction": "none",
+    "signal_fraction": "none",
+}
+#: Accepted by the schema but not swept: each value would need its own coupled eigen-solve.
+_COUPLED = (
+    "{name} couples the compartments of a mesh, so every value needs its own eigen-solve; "
+    "a sweep reuses one solve per geometry and does not vary it: use mf-dmri simulate with "
+    "a [mesh] section (one coupled solve per distinct value, see docs/permeability.md), or "
+    "remove the key from [tissue]"
 )
-UNSUPPORTED_TISSUE = {"permeability": _PERMEABILITY, "kappa": _PERMEABILITY}
+UNSUPPORTED_TISSUE = {
+    name: _COUPLED.format(name=name) for name in ("permeability", "surface_relaxivity")
+}
 SEQUENCES = ("pgse", "ogse")
 COMBINE = ("product", "zip")
 
@@ -67,9 +77,12 @@ class GeometrySpec:
 
 @dataclass(frozen=True)
 class TissueSpec:
-    """Tissue axes [SI]: ``diffusivity`` [m^2/s], ``t2`` [s], ``spin_density`` [-], each
-    either for every compartment (plain name) or for one (``"<compartment>.<name>"``, which
-    overrides the plain one).  Defaults: t2 = inf, spin_density = 1; diffusivity has none."""
+    """Tissue axes [SI]: ``diffusivity`` [m^2/s], ``t2`` [s], ``spin_density`` [-],
+    ``volume_fraction`` or ``signal_fraction`` [-] (one compartment may omit it: it gets the
+    rest), each either for every compartment (plain name) or for one
+    (``"<compartment>.<name>"``, which overrides the plain one).  Defaults: t2 = inf,
+    spin_density = 1, no fractions (compartments weighted by their volumes);
+    diffusivity has none."""
 
     parameters: Mapping[str, Axis]
     combine: str = "product"
