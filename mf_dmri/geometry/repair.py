@@ -3,7 +3,7 @@ called implicitly: the user calls it and reads the report of every change.
 
 Steps, in order (docs/meshing.md):
 
-1. merge vertices closer than ``merge_tolerance`` times their local (median incident)
+1. merge vertices closer than ``merge_tolerance`` times their local (longest incident)
    edge length;
 2. cancel faces by their winding-number meaning: both faces of a double-sided sheet or a
    fin (same three vertices, opposite winding) go, repeated faces are kept once, faces

@@ -33,8 +33,11 @@ def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6)
 
 
-def incident_edge_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Median length of the edges at each vertex (V,) [m] (inf for unused vertices)."""
+def incident_edge_lengths(
+    vertices: np.ndarray, faces: np.ndarray, statistic: str = "median"
+) -> np.ndarray:
+    """Median (or longest: ``statistic="max"``) length of the edges at each vertex (V,)
+    [m] (inf for unused vertices)."""
     edges, _, _ = edge_table(faces)
     lengths = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
     ends = np.concatenate([edges[:, 0], edges[:, 1]])
@@ -45,14 +48,16 @@ def incident_edge_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray
     stops = np.searchsorted(ends, np.arange(len(vertices)), side="right")
     median = np.full(len(vertices), np.inf)
     has = stops > starts
-    median[has] = values[(starts[has] + stops[has] - 1) // 2]
+    pick = stops[has] - 1 if statistic == "max" else (starts[has] + stops[has] - 1) // 2
+    median[has] = values[pick]
     return median
 
 
 def merge_close_vertices(vertices: np.ndarray, faces: np.ndarray, relative: float):
-    """Merge vertices closer than ``relative`` times the smaller of their median incident
-    edge lengths.  Returns (vertices, faces, merged vertex count, positions merged (k, 3))."""
-    local = incident_edge_lengths(vertices, faces)
+    """Merge vertices closer than ``relative`` times the smaller of their longest incident
+    edges (a near-duplicate vertex has one tiny edge and regular ones).  Returns
+    (vertices, faces, merged vertex count, positions merged (k, 3))."""
+    local = incident_edge_lengths(vertices, faces, "max")
     finite = np.isfinite(local)
     if finite.sum() < 2:
         return vertices, faces, 0, np.zeros((0, 3))
