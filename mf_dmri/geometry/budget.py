@@ -7,6 +7,7 @@ clean process without the parent's threads) that is killed when the budget is sp
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 
@@ -25,8 +26,12 @@ NEXT_ROUTE = {
 
 
 def _child(connection, backend, args, kwargs) -> None:
+    from mf_dmri.geometry.native_output import native_output_to_log
+
     try:
-        connection.send(("ok", backend(*args, **kwargs)))
+        with native_output_to_log(logging.getLogger(__name__)):  # no mesher output on stdout
+            result = backend(*args, **kwargs)
+        connection.send(("ok", result))
     except BaseException as exc:  # noqa: BLE001 - sent to the parent, re-raised there
         connection.send(("error", exc))
     finally:
