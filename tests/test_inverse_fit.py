@@ -251,3 +251,22 @@ def test_models_without_second_derivatives_get_exact_jacobians_and_fisher_errors
     assert result.standard_error("fast") == pytest.approx(
         reference.standard_error("fast"), rel=1e-10
     )
+
+
+def test_progress_counts_starts_and_bootstrap_refits():
+    """fit() reports every finished optimisation: the starts, then the bootstrap refits."""
+    from mf_dmri.inverse import Parameter, fit
+
+    x = torch.linspace(0, 1, 20, dtype=torch.float64)
+    data = 2.0 * x + 0.01 * torch.randn(20, generator=torch.Generator().manual_seed(0))
+    seen = []
+    fit(
+        lambda v: v["a"] * x,
+        data,
+        [Parameter("a", 1.0, 0.0, 5.0)],
+        sigma=0.01,
+        starts=2,
+        bootstrap=3,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]

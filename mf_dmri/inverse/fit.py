@@ -156,12 +156,12 @@ def fit(
             "the protocol and the data must list the same measurements in the same order"
         )
     generator = torch.Generator().manual_seed(seed)
-    report = _Counter(progress, starts + bootstrap)
-    runs = _multistart(problem, start_points(space, starts, generator), settings, report)
+    counter = _Counter(progress, starts + bootstrap)
+    runs = _multistart(problem, start_points(space, starts, generator), settings, counter)
     best = runs[0]
     values = {k: v.detach() for k, v in space.physical(best.z).items()}
     return _finish(
-        problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator, report
+        problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator, counter
     )
 
 
@@ -177,14 +177,14 @@ class _Counter:
             self.progress(self.done, self.total)
 
 
-def _multistart(problem: _Problem, starts: torch.Tensor, settings, report) -> list[LocalResult]:
+def _multistart(problem: _Problem, starts: torch.Tensor, settings, counter) -> list[LocalResult]:
     runs = []
     for index, start in enumerate(starts):
         try:
             runs.append(minimise(problem.loss_of_z, start, settings))
         except FloatingPointError as exc:
             logger.warning("start %d failed: %s", index, exc)
-        report.step()
+        counter.step()
     runs = [r for r in runs if math.isfinite(r.loss)]
     if not runs:
         raise FloatingPointError(
@@ -236,7 +236,7 @@ def _at_bound(space: ParameterSpace, values: Mapping[str, torch.Tensor]) -> tupl
 
 
 def _finish(
-    problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator, report
+    problem, values, best, runs, settings, covariance, tolerance, bootstrap, generator, counter
 ):
     space = problem.space
     estimates = _free_vector(space, values)
@@ -266,7 +266,9 @@ def _finish(
     with torch.no_grad():
         predicted = evaluate(problem.forward, model_values).detach()
     boot = (
-        _bootstrap(problem, best.z, predicted, float(sigma), bootstrap, settings, generator, report)
+        _bootstrap(
+            problem, best.z, predicted, float(sigma), bootstrap, settings, generator, counter
+        )
         if bootstrap
         else None
     )
@@ -299,7 +301,7 @@ def _message(converged, positive, decrement, at_bound, best, settings) -> str:
     return "not converged: " + "; ".join(reasons)
 
 
-def _bootstrap(problem, start, predicted, sigma, count, settings, generator, report) -> Bootstrap:
+def _bootstrap(problem, start, predicted, sigma, count, settings, generator, counter) -> Bootstrap:
     """Refit ``count`` data sets simulated from the estimate, each started at the estimate
     (``start``: its unconstrained vector)."""
     space = problem.space
@@ -315,7 +317,7 @@ def _bootstrap(problem, start, predicted, sigma, count, settings, generator, rep
             failures += 1
             continue
         finally:
-            report.step()
+            counter.step()
         refit = space.physical(result.z)
         samples.append(_free_vector(space, refit).detach())
     if not samples:
