@@ -270,7 +270,14 @@ def test_stored_file_content_and_table_export(tmp_path):
     assert lines[0].split(",")[:4] == ["row", "geometry_index", "shape", "file"]
     assert len(lines) == plan.num_rows + 1
     first = dict(zip(lines[0].split(","), lines[1].split(",")))
-    assert float(first["radius"]) == data.parameters["radius"][0]
+    assert float(first["radius_um"]) == pytest.approx(data.parameters["radius"][0] / 1e-6)
+    assert float(first["t2_ms"]) == pytest.approx(data.parameters["t2"][0] / 1e-3)
+    assert float(first["signal_error_bar_max"]) == data.error_bars[0].max()
+    import h5py
+
+    with h5py.File(out) as handle:
+        assert handle["parameters/radius"].attrs["unit"] == "m"
+        assert handle["measurements/bvalue"].attrs["unit"] == "s/m^2"
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
