@@ -55,7 +55,11 @@ def resolution(protocol, sigma: float, radii_um, fixed_radius=False) -> dict[str
     return {name: value.tolist() for name, value in bounds.items()}
 
 
-def main(delta_ms: float = 30.0, separation_ms: float = 40.0, output: str = "dipy_small_101d_maps"):
+def main(
+    pulse_duration_ms: float = 30.0,
+    pulse_separation_ms: float = 40.0,
+    output: str = "dipy_small_101d_maps",
+):
     from dipy.data import get_fnames
 
     from mf_dmri.cli.main import main as cli
@@ -63,7 +67,12 @@ def main(delta_ms: float = 30.0, separation_ms: float = 40.0, output: str = "dip
 
     image, bvals, bvecs = (str(p) for p in get_fnames(name="small_101D"))
     maps = Path(output)
-    timing = ["--pulse-duration-ms", str(delta_ms), "--pulse-separation-ms", str(separation_ms)]
+    timing = [
+        "--pulse-duration-ms",
+        str(pulse_duration_ms),
+        "--pulse-separation-ms",
+        str(pulse_separation_ms),
+    ]
     argv = ["fit", "--dwi", image, "--bvals", bvals, "--bvecs", bvecs, *timing]
     code = cli([*argv, "--extra", "zeppelin", "--no-progress", "-o", str(maps)])
     summary = json.loads((maps / "fit.json").read_text())
@@ -85,7 +94,10 @@ def main(delta_ms: float = 30.0, separation_ms: float = 40.0, output: str = "dip
     at_bound = int((estimate["radius_um"] > 19.9).sum() + (estimate["radius_um"] < 0.11).sum())
     scheme = read_dwi(image, bvals=bvals, bvecs=bvecs).scheme
     protocol = [
-        a for a, _ in scheme.with_timing(delta_ms * 1e-3, separation_ms * 1e-3).acquisitions()
+        a
+        for a, _ in scheme.with_timing(
+            pulse_duration_ms * 1e-3, pulse_separation_ms * 1e-3
+        ).acquisitions()
     ]
     relative_sigma = median["sigma"] / median["s0"]
     radii = [1.0, 2.0, 3.0, 5.0, 8.0, 12.0]
@@ -106,9 +118,12 @@ def main(delta_ms: float = 30.0, separation_ms: float = 40.0, output: str = "dip
         "radius_at_bound": at_bound,
         "radius_se_missing": int(np.isnan(estimate["radius_se_um"]).sum()),
         "smallest_resolved_radius_um": min(resolved) if resolved else None,
-        "timing_ms": (delta_ms, separation_ms),
+        "timing_ms": (pulse_duration_ms, pulse_separation_ms),
         "max_gradient_mT_per_m": float(
-            scheme.with_timing(delta_ms * 1e-3, separation_ms * 1e-3).amplitudes_si().max() * 1e3
+            scheme.with_timing(pulse_duration_ms * 1e-3, pulse_separation_ms * 1e-3)
+            .amplitudes_si()
+            .max()
+            * 1e3
         ),
     }
 
