@@ -16,7 +16,9 @@ it has converged when that is at most ``t * |theta| * min(1, |lambda| / |lambda 
 ``sigma + 1/theta`` inside it number exactly the inertia count given by the caller; a final
 Rayleigh-Ritz step with ``K`` and ``M`` gives M-orthonormal vectors and their Rayleigh
 quotients, whose true residuals ``||K x - lambda M x||_{M^-1} / lambda`` must be at most
-``tolerance`` (else ``t`` is tightened tenfold and the basis grows on).  Vectors in
+``tolerance``; if not, the Rayleigh-Ritz step is repeated on the whole basis, and if that
+fails too ``t`` is tightened tenfold, the next blocks' solves get one step of iterative
+refinement and the basis grows on.  Vectors in
 ``deflation`` (exact zero modes, modes of a neighbouring window) are projected out of every
 block, so the window's modes are M-orthogonal to them.
 """
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as la
 
-from mf_dmri.fem.error_estimates import relative_residuals
+from mf_dmri.fem.error_estimates import mass_inverse_norms
 from mf_dmri.fem.sparse_factor import ShiftedFactor
 
 
@@ -144,8 +146,8 @@ def window_eigenpairs(
 ) -> WindowModes:
     """The ``expected`` eigenpairs with ``window[0] <= lambda < window[1]`` [1/m^2], M-orthogonal
     to ``deflation = (D, M D)``, each with relative residual ``||K x - lambda M x||_{M^-1} /
-    lambda <= tolerance``; raises :class:`IncompleteSpectrumError` when the basis reaches
-    ``max_basis`` columns first (see the module docstring)."""
+    max(lambda, 1e-3 window[1]) <= tolerance``; raises :class:`IncompleteSpectrumError` when
+    the basis reaches ``max_basis`` columns first (see the module docstring)."""
     size = stiffness.shape[0]
     rng = np.random.default_rng(seed)
     timings = {"solve": 0.0, "orthogonalisation": 0.0, "rayleigh_ritz": 0.0}
@@ -156,10 +158,11 @@ def window_eigenpairs(
     basis.append(block, mass @ block)
     projected = np.zeros((0, 0))
     next_check, ritz_tolerance = expected, max(1e-2 * tolerance, 1e-13)
+    refine = None  # K - sigma M once the solves' round-off limits the residuals
     while True:
         m = basis.size
         clock = time.perf_counter()
-        image = factor.solve(basis.mass_vectors[:, m - block_size : m])
+        image = factor.solve(basis.mass_vectors[:, m - block_size : m], refine)
         timings["solve"] += time.perf_counter() - clock
         clock = time.perf_counter()
         coefficients, block = next_block(image, basis, deflation, mass, rng)
@@ -169,12 +172,19 @@ def window_eigenpairs(
             clock = time.perf_counter()
             coupling = coefficients[m:]
             ritz = _ritz_check(projected, coupling, factor.shift, window, expected, ritz_tolerance)
-            modes = None if ritz is None else _final_pairs(stiffness, mass, basis, ritz, window)
+            for whole in (False, True):
+                modes = (
+                    None
+                    if ritz is None
+                    else _final_pairs(stiffness, mass, basis, ritz, window, whole)
+                )
+                if modes is not None and modes[0].size == expected and modes[2] <= tolerance:
+                    timings["rayleigh_ritz"] += time.perf_counter() - clock
+                    return WindowModes(modes[0], modes[1], m, m, timings)
             timings["rayleigh_ritz"] += time.perf_counter() - clock
-            if modes is not None and modes[0].size == expected and modes[2] <= tolerance:
-                return WindowModes(modes[0], modes[1], m, m, timings)
-            if modes is not None:  # Ritz residuals small, true ones not yet: tighten
-                ritz_tolerance = max(0.1 * ritz_tolerance, 1e-15)
+            if modes is not None:  # Ritz residuals small, true ones not yet: tighten and
+                ritz_tolerance = max(0.1 * ritz_tolerance, 1e-15)  # refine the solves
+                refine = (stiffness - factor.shift * mass).tocsr()
             if m + block_size > max_basis:
                 raise IncompleteSpectrumError(
                     f"found fewer than the {expected} eigenvalues that the inertia counts in "
@@ -218,20 +228,27 @@ def _ritz_check(projected, coupling, shift, window, expected, tolerance):
     return ritz[:, converged] if found == expected else None
 
 
-def _final_pairs(stiffness, mass, basis: _Basis, ritz, window):
-    """Rayleigh-Ritz of K, M on the converged Ritz vectors (the Galerkin approximation of the
-    original pencil there): the eigenpairs inside ``window``, ascending, M-orthonormal, and
-    their largest relative residual ``||K x - lambda M x||_{M^-1} / lambda``."""
+def _final_pairs(stiffness, mass, basis: _Basis, ritz, window, whole: bool):
+    """Rayleigh-Ritz of K, M (the Galerkin approximation of the original pencil) on the
+    converged Ritz vectors, or with ``whole`` on the whole Krylov basis (free of the round-off
+    that ``T`` carries when the shift is close to an eigenvalue), keeping the eigenpairs inside
+    ``window`` with the smallest residuals: ascending values, M-orthonormal vectors and their
+    largest relative residual ``||K x - lambda M x||_{M^-1} / lambda``."""
     size, count = ritz.shape
-    vectors = basis.vectors[:, :size] @ ritz
-    mass_vectors = mass @ vectors
+    if whole:
+        vectors, mass_vectors = basis.vectors[:, :size], basis.mass_vectors[:, :size]
+    else:
+        vectors = basis.vectors[:, :size] @ ritz
+        mass_vectors = mass @ vectors
     reduced_k = vectors.T @ (stiffness @ vectors)
     reduced_m = vectors.T @ mass_vectors
     values, rotation = la.eigh(0.5 * (reduced_k + reduced_k.T), 0.5 * (reduced_m + reduced_m.T))
     inside = np.flatnonzero((values >= window[0]) & (values < window[1]))
     values, vectors = values[inside], vectors @ rotation[:, inside]
-    if inside.size != count:
+    if inside.size < count:
         return values, vectors, np.inf
-    reference = max(abs(window[1]), abs(window[0]))
-    residuals = relative_residuals(stiffness, mass, values, vectors, reference)
-    return values, vectors, float(residuals.max(initial=0.0))
+    # relative to lambda, or to 1e-3 of the window's top for eigenvalues close to zero
+    scale = np.maximum(np.abs(values), 1e-3 * max(abs(window[1]), abs(window[0])))
+    residuals = mass_inverse_norms(mass, stiffness @ vectors - (mass @ vectors) * values) / scale
+    best = np.sort(np.argsort(residuals, kind="stable")[:count])
+    return values[best], vectors[:, best], float(residuals[best].max(initial=0.0))

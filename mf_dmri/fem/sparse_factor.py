@@ -68,8 +68,15 @@ class ShiftedFactor:
         """Stored entries of the factor (L and U)."""
         return int(self._lu.L.nnz + self._lu.U.nnz)
 
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        """``(K - shift M)^{-1} rhs`` for a vector (N,) or a block (N, b) at once."""
+    def solve(self, rhs: np.ndarray, matrix=None) -> np.ndarray:
+        """``(K - shift M)^{-1} rhs`` for a vector (N,) or a block (N, b) at once; with
+        ``matrix`` (= K - shift M) one step of iterative refinement (two solves)."""
+        out = self._solve(rhs)
+        if matrix is not None:
+            out += self._solve(rhs - matrix @ out)
+        return out
+
+    def _solve(self, rhs: np.ndarray) -> np.ndarray:
         out = np.empty_like(rhs, dtype=np.float64)
         out[self.ordering] = self._lu.solve(np.asarray(rhs[self.ordering], dtype=np.float64))
         return out
