@@ -184,7 +184,7 @@ def _slice_modes(size: int, factor_seconds: float) -> int:
     orthogonalisation_per_mode = 25.0 * size / _FLOP_RATE  # [s] per mode per slice mode
     best = math.sqrt(2.0 * factor_seconds / max(orthogonalisation_per_mode, 1e-30))
     memory_cap = 2**31 / (48.0 * size)  # Krylov basis and its M-image below ~2 GiB
-    return int(min(max(best, 100.0), max(memory_cap, 100.0), 600.0))
+    return int(min(max(best, 200.0), max(memory_cap, 200.0), 600.0))
 
 
 def _plan_cuts(stiffness, mass, ordering, lower, upper, slice_modes, dimension):
