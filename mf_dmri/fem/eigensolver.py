@@ -16,8 +16,9 @@ caller (mesh eigenbases, the differentiable eigen-solve, permeable operators):
    is missing, or :class:`IncompleteSpectrumError` is raised.  The modes of the upper part of
    the previous slice are deflated (kept M-orthogonal), so a degenerate cluster that straddles
    a boundary is split between two slices without losing or duplicating a direction.
-4. **Small problems** (at most ``dense_limit`` unknowns) go to LAPACK ``eigh``: complete by
-   construction and cheaper than any factorisation there.
+4. **Small problems** (at most ``dense_limit`` unknowns, or up to 4,000 unknowns when a third
+   of the spectrum is wanted) go to LAPACK ``eigh``: complete by construction and cheaper
+   than a Krylov basis nearly as large as the matrix.
 
 The exact null vectors come first with eigenvalue exactly 0.  A :class:`Spectrum` can be
 extended to a higher threshold (:func:`extend_spectrum`) reusing its modes, the count at its
@@ -148,7 +149,11 @@ def extend_spectrum(
     new = total - spectrum.eigenvalues.size
     if new < 0:
         raise IncompleteSpectrumError("the inertia count decreased; K is not symmetric")
+    if 3 * new > stiffness.shape[0] - spectrum.num_zero and stiffness.shape[0] <= 4000:
+        # every mode, so that the buffer of an adjoint solve is the whole complement
+        return _dense_spectrum(stiffness, mass, math.inf, replace(spectrum, stats=stats))
     slice_modes = solver.slice_modes or _slice_modes(stiffness.shape[0], seconds)
+    slice_modes = min(slice_modes, max(8, stiffness.shape[0] // 4))  # Krylov basis fits
     lower = (spectrum.upper, spectrum.eigenvalues.size)
     cuts, cut_stats = _plan_cuts(
         stiffness, mass, ordering, lower, (top.shift, total), slice_modes, dimension
@@ -280,5 +285,7 @@ def _dense_spectrum(stiffness, mass, threshold: float, spectrum: Spectrum) -> Sp
         eigenvalues=np.concatenate([np.zeros(zeros), values[keep]]),
         vectors=np.hstack([exact, modes]),
         upper=threshold,
+        method="dense",
+        factor=None,
         stats=_merged_stats(spectrum.stats, {"dense": time.perf_counter() - clock}),
     )
