@@ -117,7 +117,7 @@ def throughput_vs_batch(device, modes, batches, diffusivities):
     domain = domain_with_modes(modes)
     rows = []
     for batch in batches:
-        budget = batch * 16 * modes * modes * 3  # see signal.propagation.chunk_size
+        budget = batch * 16 * modes * modes * 3  # see signal.dense.DenseExponential.rows_per_batch
 
         def run(budget=budget):
             GeometrySimulator(

@@ -41,3 +41,20 @@ def test_unit_is_required_and_parsed():
     with pytest.raises(SystemExit):
         _parser().parse_args(["mesh", "check", "x.ply", "--unit", "furlong"])
     assert mesh_cli.parse_unit("nm") == units.nm
+
+
+def test_mesh_repair_writes_a_valid_surface_and_check_names_cli_flags(tmp_path, capsys):
+    from mf_dmri.cli.main import main
+    from mf_dmri.geometry import check_surface, sphere
+    from mf_dmri.io.mesh import load_surface, save_surface
+
+    cell = sphere(5 * units.um, subdivisions=2)
+    path, out = tmp_path / "cell.stl", tmp_path / "fixed.ply"
+    save_surface(cell, path, unit=units.um)  # STL: every corner its own vertex
+    assert main(["mesh", "check", str(path), "--unit", "um"]) == 1
+    printed = capsys.readouterr().out
+    assert f"mf-dmri mesh repair {path} {tmp_path / 'cell_repaired.stl'} --unit um" in printed
+    assert "repair_surface" not in printed
+    assert main(["mesh", "repair", str(path), str(out), "--unit", "um"]) == 0
+    assert "merge_vertices" in capsys.readouterr().out
+    assert check_surface(load_surface(out, unit=units.um)).ok

@@ -20,7 +20,7 @@ def test_round_trip(tmp_path, suffix):
         assert loaded.n_vertices == 3 * mesh.n_faces
         assert "duplicate_vertices" in check_surface(loaded).problems
         loaded, report = repair_surface(loaded)
-        assert report.vertices_merged == 2 * mesh.n_faces + mesh.n_faces - mesh.n_vertices
+        assert report.count("merge_vertices") == 2 * mesh.n_faces + mesh.n_faces - mesh.n_vertices
     assert loaded.n_faces == mesh.n_faces
     # STL and GLB store float32: ~7 digits of the coordinates in micrometres (5 um -> 1e-12 m)
     np.testing.assert_allclose(loaded.triangles(), mesh.triangles(), rtol=0, atol=1e-12)

@@ -81,7 +81,9 @@ def test_nested_compartments_labels_volumes_and_conforming_interface(axon_in_box
 def test_disconnected_pieces_keep_own_labels():
     first = sphere(2 * um, subdivisions=1)
     second = sphere(1.5 * um, subdivisions=1).translated([6 * um, 0, 0])
-    mesh = tetrahedralize(concatenate([first, second]), thin_part_cells=None)
+    mesh = tetrahedralize(
+        concatenate([first, second]), thin_part_cells=None, allow_multiple_bodies=True
+    )
     per_label = np.bincount(mesh.labels, weights=mesh.element_volumes())
     np.testing.assert_allclose(
         sorted(per_label), sorted([second.signed_volume(), first.signed_volume()]), rtol=1e-10

@@ -46,7 +46,34 @@ PROBLEM_ORDER = (
     ("implausible_size", errors.ImplausibleSizeError),
 )
 
-_REPAIR = "call mf_dmri.geometry.repair_surface"
+_REPAIR_PY = "repair it: mf_dmri.geometry.repair_surface(mesh)"
+_REPAIR_CLI = "repair it: mf-dmri mesh repair IN OUT --unit UNIT"
+
+#: the fix of each problem: (for Python callers, for the command line)
+FIXES = {
+    "duplicate_vertices": (_REPAIR_PY, _REPAIR_CLI),
+    "degenerate_faces": (_REPAIR_PY, _REPAIR_CLI),
+    "open_edges": (_REPAIR_PY + " (fills the holes)", _REPAIR_CLI + " (fills the holes)"),
+    "nonmanifold_edges": (_REPAIR_PY, _REPAIR_CLI),
+    "inconsistent_edges": (_REPAIR_PY, _REPAIR_CLI),
+    "inward_bodies": (_REPAIR_PY, _REPAIR_CLI),
+    "self_intersections": (
+        _REPAIR_PY + " (re-triangulates around the crossings), or mesh it with "
+        "tetrahedralize(mesh, method='tetwild'), which tolerates crossings",
+        _REPAIR_CLI + " (re-triangulates around the crossings)",
+    ),
+    "multiple_bodies": (
+        "pass allow_multiple_bodies=True if they are meant as separate or nested "
+        "compartments, else keep the largest: repair_surface(mesh, keep_largest=True)",
+        "pass --allow-multiple-bodies if they are meant as separate or nested compartments, "
+        "else keep the largest: mf-dmri mesh repair IN OUT --unit UNIT --keep-largest",
+    ),
+    "implausible_size": (
+        "reload with the file's unit, e.g. unit=mf_dmri.units.um for micrometres, or pass "
+        "plausible_extent to accept this size",
+        "rerun with the file's unit, e.g. --unit um for micrometres",
+    ),
+}
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -64,7 +91,9 @@ def _where(points: np.ndarray, limit: int = 3) -> str:
 @dataclass(frozen=True, eq=False)
 class MeshReport:
     """What :func:`check_surface` found.  Arrays are read-only; ``messages`` maps each
-    problem name of :data:`PROBLEM_ORDER` that occurs to a sentence naming it and the fix.
+    problem name of :data:`PROBLEM_ORDER` that occurs to a sentence naming it and the fix
+    for Python callers; ``descriptions`` holds the sentences without the fix (the command
+    line adds its own, see :data:`FIXES`).
 
     extent: largest bounding-box side [m]; area [m^2]; volume: signed enclosed volume [m^3];
     body_volumes: signed volume of each connected body [m^3].
@@ -84,26 +113,38 @@ class MeshReport:
     inconsistent_edges: np.ndarray
     inward_bodies: np.ndarray
     self_intersections: np.ndarray
-    messages: MappingProxyType
+    descriptions: MappingProxyType
+
+    @property
+    def messages(self) -> MappingProxyType:
+        """Each problem found -> a sentence naming it, where, and the fix (Python)."""
+        return MappingProxyType(
+            {name: f"{text}; {FIXES[name][0]}" for name, text in self.descriptions.items()}
+        )
 
     @property
     def problems(self) -> tuple[str, ...]:
         """Names of the problems found, in :data:`PROBLEM_ORDER`."""
-        return tuple(name for name, _ in PROBLEM_ORDER if name in self.messages)
+        return tuple(name for name, _ in PROBLEM_ORDER if name in self.descriptions)
 
     @property
     def ok(self) -> bool:
-        return not self.messages
+        return not self.descriptions
 
-    def summary(self) -> str:
-        """A multi-line human-readable summary (for the command line)."""
+    def summary(self, for_cli: bool = False) -> str:
+        """A multi-line human-readable summary; ``for_cli`` words the fixes as command
+        line flags instead of Python calls."""
         lines = [
             f"vertices {self.n_vertices}, faces {self.n_faces}, bodies {self.n_bodies}",
             f"extent {self.extent:.4g} m, area {self.area:.4g} m^2, volume {self.volume:.4g} m^3",
         ]
         if self.ok:
             lines.append("no problems found")
-        lines += [f"PROBLEM {name}: {self.messages[name]}" for name in self.problems]
+        fix = 1 if for_cli else 0
+        lines += [
+            f"PROBLEM {name}: {self.descriptions[name]}; {FIXES[name][fix]}"
+            for name in self.problems
+        ]
         return "\n".join(lines)
 
 
@@ -120,9 +161,13 @@ def _size_message(extent: float, plausible: tuple[float, float]) -> str | None:
     return (
         f"largest extent {extent:.4g} m is outside the plausible range {low:g}..{high:g} m "
         f"for a cell or tissue block; the length unit given when loading is probably wrong"
-        f"{hint}: reload with the file's unit, e.g. unit=mf_dmri.units.um for micrometres, "
-        "or pass plausible_extent to accept this size"
+        f"{hint}"
     )
+
+
+def multiple_bodies_description(n_bodies: int) -> str:
+    """The problem sentence for a surface of several disconnected bodies."""
+    return f"the surface has {n_bodies} disconnected bodies"
 
 
 def check_surface(
@@ -147,15 +192,13 @@ def check_surface(
     if len(duplicates):
         messages["duplicate_vertices"] = (
             f"{len(duplicates)} vertices duplicate another vertex's position "
-            f"{_where(mesh.vertices[[g[0] for g in groups]])} (typical of STL files); "
-            f"{_REPAIR}(mesh, merge_vertices=True)"
+            f"{_where(mesh.vertices[[g[0] for g in groups]])} (typical of STL files)"
         )
     degenerate = _degenerate_faces(mesh)
     if len(degenerate):
         messages["degenerate_faces"] = (
             f"{len(degenerate)} faces have zero area "
-            f"{_where(mesh.triangles()[degenerate].mean(axis=1))}; "
-            f"{_REPAIR}(mesh, remove_degenerate=True)"
+            f"{_where(mesh.triangles()[degenerate].mean(axis=1))}"
         )
     edges, _, counts = edge_table(mesh.faces)
     open_edges, nonmanifold = edges[counts == 1], edges[counts > 2]
@@ -163,42 +206,34 @@ def check_surface(
         midpoints = mesh.vertices[open_edges].mean(axis=1)
         messages["open_edges"] = (
             f"the surface is not watertight: {len(open_edges)} open (boundary) edges "
-            f"{_where(midpoints)}; {_REPAIR}(mesh, fill_holes=True) or close the mesh in an "
-            "editor"
+            f"{_where(midpoints)}"
         )
     if len(nonmanifold):
         messages["nonmanifold_edges"] = (
             f"{len(nonmanifold)} edges are shared by more than two faces "
-            f"{_where(mesh.vertices[nonmanifold].mean(axis=1))}; remove duplicate or "
-            "internal faces in a mesh editor (or re-export the surface as one closed shell)"
+            f"{_where(mesh.vertices[nonmanifold].mean(axis=1))}"
         )
     flipped = inconsistent_edges(mesh.faces)
     if len(flipped):
         messages["inconsistent_edges"] = (
             f"winding is inconsistent: {len(flipped)} edges are traversed in the same "
-            f"direction by both faces {_where(mesh.vertices[flipped].mean(axis=1))}; "
-            f"{_REPAIR}(mesh, fix_winding=True)"
+            f"direction by both faces {_where(mesh.vertices[flipped].mean(axis=1))}"
         )
     body_volumes, n_bodies = _body_volumes(mesh)
     inward = np.nonzero(body_volumes < 0)[0]
     if len(inward) and not len(flipped):
         messages["inward_bodies"] = (
             f"{len(inward)} of {n_bodies} bodies are wound inwards (negative volume "
-            f"{body_volumes[inward[0]]:.4g} m^3); {_REPAIR}(mesh, fix_winding=True)"
+            f"{body_volumes[inward[0]]:.4g} m^3)"
         )
     pairs = self_intersections(mesh) if check_self_intersections else np.zeros((0, 2), int)
     if len(pairs):
         messages["self_intersections"] = (
             f"{len(pairs)} pairs of faces intersect "
-            f"{_where(mesh.triangles()[pairs[:, 0]].mean(axis=1))}; the surface must be "
-            "remeshed (e.g. a boolean union in manifold3d/Blender, or tetrahedralize(..., "
-            "method='tetwild'), which tolerates self-intersections)"
+            f"{_where(mesh.triangles()[pairs[:, 0]].mean(axis=1))}"
         )
     if n_bodies > 1 and not allow_multiple_bodies:
-        messages["multiple_bodies"] = (
-            f"the surface has {n_bodies} disconnected bodies; pass allow_multiple_bodies=True "
-            "if they are meant as separate or nested compartments, else keep only one"
-        )
+        messages["multiple_bodies"] = multiple_bodies_description(n_bodies)
     extent = mesh.extent()
     size_message = _size_message(extent, plausible_extent)
     if size_message:
@@ -218,7 +253,7 @@ def check_surface(
         inconsistent_edges=_frozen(flipped),
         inward_bodies=_frozen(inward),
         self_intersections=_frozen(pairs),
-        messages=MappingProxyType(messages),
+        descriptions=MappingProxyType(messages),
     )
 
 

@@ -56,3 +56,21 @@ class VolumeFidelityError(MeshError):
 
 class MesherError(MeshError):
     """The tetrahedral mesher failed or is not installed."""
+
+
+class MesherTimeoutError(MesherError):
+    """The tetrahedral mesher ran past its time budget and was stopped."""
+
+
+class UnresolvedThinPartError(MeshError):
+    """Thin parts of the volume mesh have no interior node (no element across them)."""
+
+
+class RepairError(MeshError):
+    """Repair could not make the surface valid.  ``surface`` holds the partly repaired
+    surface [m] and ``report`` the :class:`~mf_dmri.geometry.repair.RepairReport`."""
+
+    def __init__(self, message: str, *, surface=None, report=None) -> None:
+        super().__init__(message)
+        self.surface = surface
+        self.report = report

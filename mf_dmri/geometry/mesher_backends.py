@@ -29,6 +29,12 @@ def _import(module: str, package: str, licence: str):
     try:
         return __import__(module, fromlist=["_"])
     except ImportError as exc:
+        missing = getattr(exc, "name", None) or ""
+        if missing and missing.split(".")[0] != module.split(".")[0]:
+            raise MesherError(
+                f"{package} is installed but its dependency {missing} is missing ({exc}); "
+                f"`pip install {missing}` (or `pip install 'mf_dmri[mesh]'`)"
+            ) from exc
         raise MesherError(
             f"the {module} mesher is not installed ({exc}); `pip install {package}` "
             f"({licence}) or choose another method"
@@ -102,11 +108,16 @@ def mesh_tetgen(
     return np.asarray(nodes), np.asarray(elements, np.int64), labels.astype(np.int64) - 1
 
 
+#: fTetWild's optimisation settings used unless ``tetwild_options`` overrides them
+TETWILD_DEFAULTS = {"stop_energy": 10.0, "num_opt_iter": 80, "num_threads": 0}
+
+
 def mesh_tetwild(
     model: CompartmentModel,
     max_edge: float | None,
     local_sizes: tuple[np.ndarray, np.ndarray] | None,
     envelope: float | None = None,
+    options: dict | None = None,
 ):
     if any(parent >= 0 for parent in model.parents):
         raise MesherError(
@@ -118,12 +129,14 @@ def mesh_tetwild(
     diagonal = float(np.linalg.norm(np.ptp(surface.vertices, axis=0)))
     epsilon = 1e-4 if envelope is None else envelope / diagonal
     kwargs = {"edge_length_fac": 0.05} if max_edge is None else {"edge_length_abs": float(max_edge)}
+    settings = {**TETWILD_DEFAULTS, **(options or {})}
     nodes, elements = pytetwild.tetrahedralize(
         np.array(surface.vertices, dtype=np.float64),
         np.array(surface.faces, dtype=np.int32),
         quiet=True,
         epsilon=epsilon,
         **kwargs,
+        **settings,
     )
     elements = np.asarray(elements, np.int64)
     labels = (

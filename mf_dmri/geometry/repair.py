@@ -1,221 +1,256 @@
-"""Explicit surface repair.  Never called implicitly: the user calls it and reads the report.
+"""Explicit surface repair of real (scanned, segmented, exported) cell surfaces.  Never
+called implicitly: the user calls it and reads the report of every change.
 
-Steps, in order: merge duplicate vertices, remove degenerate and duplicated faces, make the
-winding consistent, fill holes (fan triangulation of each boundary loop), orient every body
-outwards.  Self-intersections and non-manifold edges are not repaired here: remesh those
-(e.g. a boolean union in manifold3d, or ``tetrahedralize(..., method="tetwild")``).
+Steps, in order (docs/meshing.md):
+
+1. merge vertices closer than ``merge_tolerance`` times their local (longest incident)
+   edge length;
+2. cancel faces by their winding-number meaning: both faces of a double-sided sheet or a
+   fin (same three vertices, opposite winding) go, repeated faces are kept once, faces
+   with a repeated corner go;
+3. make the winding consistent, remove flat (zero-volume) bodies, fill cavities (inward
+   bodies inside another body), invert the other inward bodies;
+4. re-triangulate the neighbourhood of every remaining defect (faces crossing another
+   face of their body, non-manifold edges and vertices, zero-area faces) and close every
+   hole (:mod:`mf_dmri.geometry.repair_local`), growing the neighbourhood where needed;
+5. take the exact union (manifold3d) of bodies that cross each other;
+6. optionally keep only the largest body.
+
+The result is checked like any input; when a problem remains a
+:class:`~mf_dmri.geometry.errors.RepairError` names it and the route that helps next.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from mf_dmri.geometry.checks import DUPLICATE_RELATIVE_TOLERANCE, _degenerate_faces
-from mf_dmri.geometry.surface import SurfaceMesh
-from mf_dmri.geometry.topology import (
-    directed_edges,
-    duplicate_vertex_groups,
-    edge_table,
-    face_components,
+from mf_dmri.geometry.checks import check_surface
+from mf_dmri.geometry.errors import RepairError
+from mf_dmri.geometry.repair_local import repair_defects
+from mf_dmri.geometry.repair_steps import (
+    body_volumes,
+    cancel_faces,
+    compact,
+    consistent_winding,
+    merge_close_vertices,
+    signed_volume,
+    sort_bodies,
 )
+from mf_dmri.geometry.surface import SurfaceMesh
+from mf_dmri.geometry.union import union_of_bodies
 
 logger = logging.getLogger(__name__)
+
+#: vertices closer than this fraction of their median incident edge length are merged
+MERGE_RELATIVE_TOLERANCE = 1e-3
+#: bodies with |volume| below this fraction of (area x mean edge length) are flat
+FLAT_RELATIVE_VOLUME = 1e-3
+
+
+@dataclass(frozen=True)
+class RepairAction:
+    """One kind of change: ``kind`` (a short name), ``count`` of items changed, a
+    ``detail`` sentence, ``volume_change`` [m^3] it caused (divergence-theorem volume
+    after minus before) and up to ten locations ``where`` (k, 3) [m]."""
+
+    kind: str
+    count: int
+    detail: str
+    volume_change: float = 0.0
+    where: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)), compare=False)
 
 
 @dataclass(frozen=True)
 class RepairReport:
-    """What :func:`repair_surface` changed (counts)."""
+    """What :func:`repair_surface` changed.
 
-    vertices_merged: int
-    degenerate_faces_removed: int
-    duplicate_faces_removed: int
-    faces_reoriented: int
-    bodies_inverted: int
-    holes_filled: int
-    faces_added: int
-    boundary_edges_left: int
+    actions: every change made, in order.  input_volume: divergence-theorem volume of the
+    input as given [m^3] (repeated faces counted each time; ill-defined for an open
+    input); volume_before: the same after repeated faces are counted once, the volume of
+    the solid the input describes [m^3]; volume_after: volume of the result [m^3];
+    faces_before / faces_after: face counts.
+    """
+
+    actions: tuple[RepairAction, ...]
+    input_volume: float
+    volume_before: float
+    volume_after: float
+    faces_before: int
+    faces_after: int
+
+    @property
+    def volume_change(self) -> float:
+        """Relative change of the solid's volume, (after - before) / before [1]."""
+        return (self.volume_after - self.volume_before) / abs(self.volume_before)
 
     @property
     def changed(self) -> bool:
-        return any(
-            getattr(self, name)
-            for name in self.__dataclass_fields__
-            if name != "boundary_edges_left"
-        )
+        return bool(self.actions)
+
+    def count(self, kind: str) -> int:
+        """Items changed by the actions of ``kind`` (0 if none)."""
+        return sum(a.count for a in self.actions if a.kind == kind)
 
     def summary(self) -> str:
-        return ", ".join(
-            f"{name.replace('_', ' ')} {getattr(self, name)}" for name in self.__dataclass_fields__
+        """A multi-line human-readable account (for the command line)."""
+        lines = [
+            f"faces {self.faces_before} -> {self.faces_after}; volume {self.volume_before:.6g}"
+            f" -> {self.volume_after:.6g} m^3 ({100 * self.volume_change:+.3f} %)"
+        ]
+        if not self.actions:
+            lines.append("nothing to repair")
+        for action in self.actions:
+            change = f" (volume {action.volume_change:+.3g} m^3)" if action.volume_change else ""
+            lines.append(f"{action.kind}: {action.count} -- {action.detail}{change}")
+        return "\n".join(lines)
+
+
+def _where(points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, dtype=np.float64).reshape(-1, 3)[:10]
+
+
+def _clean(vertices, faces, merge_tolerance, actions):
+    vertices, faces, merged, where = merge_close_vertices(vertices, faces, merge_tolerance)
+    if merged:
+        detail = f"vertices closer than {merge_tolerance:g} x local edge length merged"
+        actions.append(RepairAction("merge_vertices", merged, detail, 0.0, _where(where)))
+    before = signed_volume(vertices, faces)
+    centres = vertices[faces].mean(axis=1)
+    faces, removed = cancel_faces(faces)
+    texts = {
+        "collapsed": "faces with a repeated corner (collapsed by merging) removed",
+        "double_sided": "faces of double-sided sheets and fins (same vertices, opposite "
+        "winding) removed, both sides",
+        "repeated": "repeated faces (same vertices, same winding) kept once",
+    }
+    for kind, index in removed.items():
+        if len(index):
+            actions.append(RepairAction(kind, len(index), texts[kind], 0.0, _where(centres[index])))
+    vertices, faces = compact(vertices, faces)
+    return vertices, faces, before
+
+
+def _bodies(vertices, faces, actions):
+    faces, flipped = consistent_winding(faces)
+    if flipped:
+        actions.append(
+            RepairAction("reoriented", flipped, "faces flipped to agree with their neighbours")
         )
-
-
-def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    used, local = np.unique(faces, return_inverse=True)
-    return vertices[used], local.reshape(-1, 3)
-
-
-def _merge_vertices(vertices, faces):
-    diagonal = float(np.linalg.norm(np.ptp(vertices, axis=0)))
-    groups = duplicate_vertex_groups(vertices, DUPLICATE_RELATIVE_TOLERANCE * diagonal)
-    target = np.arange(len(vertices))
-    for group in groups:
-        target[group] = group[0]
-    merged = sum(len(g) - 1 for g in groups)
-    vertices, faces = _compact(vertices, target[faces])
-    return vertices, faces, merged
-
-
-def _remove_degenerate(vertices, faces):
-    degenerate = _degenerate_faces(SurfaceMesh(vertices, faces))
-    keep = np.ones(len(faces), dtype=bool)
-    keep[degenerate] = False
-    faces = faces[keep]
-    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
-    duplicates = len(faces) - len(first)
-    faces = faces[np.sort(first)]
-    vertices, faces = _compact(vertices, faces)
-    return vertices, faces, len(degenerate), duplicates
-
-
-def _consistent_winding(faces: np.ndarray) -> tuple[np.ndarray, int]:
-    """Flip faces so that neighbours across manifold edges are wound consistently."""
-    edges, inverse, counts = edge_table(faces)
-    rows = np.argsort(inverse, kind="stable")
-    owner = inverse[rows]
-    starts = np.searchsorted(owner, np.nonzero(counts == 2)[0])
-    first, second = rows[starts], rows[starts + 1]
-    directed = directed_edges(faces)
-    same = directed[first, 0] == directed[second, 0]
-    face_a, face_b = first // 3, second // 3
-    n_faces = len(faces)
-    relation = sparse.coo_matrix(
-        (np.where(same, -1, 1), (face_a, face_b)), shape=(n_faces, n_faces)
-    ).tocsr()
-    relation = relation + relation.T
-    sign = np.zeros(n_faces, dtype=np.int64)
-    n_components, labels = connected_components(relation, directed=False)
-    for component in range(n_components):
-        root = int(np.argmax(labels == component))
-        order, parent = breadth_first_order(relation, root, directed=False)
-        sign[root] = 1
-        for face in order[1:]:
-            sign[face] = sign[parent[face]] * int(relation[parent[face], face])
-        if (sign[order] < 0).sum() * 2 > len(order):
-            sign[order] *= -1
-    flip = sign < 0
-    faces = faces.copy()
-    faces[flip] = faces[flip][:, ::-1]
-    return faces, int(flip.sum())
-
-
-def _boundary_loops(faces: np.ndarray) -> tuple[list[list[int]], int]:
-    """Closed loops of boundary edges, directed as in their faces, and the number of
-    boundary edges left on open chains (a boundary that does not close)."""
-    directed = directed_edges(faces)
-    _, inverse, counts = edge_table(faces)
-    boundary = [tuple(map(int, e)) for e in directed[counts[inverse] == 1]]
-    outgoing: dict[int, list[int]] = {}
-    for start, end in boundary:
-        outgoing.setdefault(start, []).append(end)
-    loops, left = [], 0
-    for start in list(outgoing):
-        while outgoing.get(start):
-            loop, vertex = [start], outgoing[start].pop()
-            while vertex != start and outgoing.get(vertex):
-                loop.append(vertex)
-                vertex = outgoing[vertex].pop()
-            if vertex == start:
-                simple = _split_at_repeats(loop)
-                loops += [part for part in simple if len(part) >= 3]
-                left += sum(len(part) for part in simple if len(part) < 3)
-            else:
-                left += len(loop)
-    return loops, left
-
-
-def _split_at_repeats(loop: list[int]) -> list[list[int]]:
-    """Split a closed walk that passes a vertex more than once into simple loops."""
-    parts, stack, position = [], [], {}
-    for vertex in loop:
-        if vertex in position:
-            cut = position[vertex]
-            parts.append(stack[cut:])
-            for dropped in stack[cut + 1 :]:
-                del position[dropped]
-            stack = stack[: cut + 1]
-        else:
-            position[vertex] = len(stack)
-            stack.append(vertex)
-    parts.append(stack)
-    return parts
-
-
-def _fill_holes(vertices, faces):
-    loops, untraced = _boundary_loops(faces)
-    new_vertices, new_faces = [vertices], [faces]
-    n_vertices = len(vertices)
-    for loop in loops:
-        loop_arr = np.array(loop)
-        if len(loop) == 3:
-            new_faces.append(loop_arr[::-1][None, :])
-            continue
-        new_vertices.append(vertices[loop_arr].mean(axis=0)[None, :])
-        centre = n_vertices
-        n_vertices += 1
-        fan = np.stack([np.roll(loop_arr, -1), loop_arr, np.full(len(loop), centre)], axis=1)
-        new_faces.append(fan)
-    added = sum(len(f) for f in new_faces[1:])
-    return np.concatenate(new_vertices), np.concatenate(new_faces), len(loops), added, untraced
-
-
-def _orient_outwards(vertices, faces):
-    labels = face_components(faces, len(vertices))
-    tri = vertices[faces] - vertices.mean(axis=0)
-    per_face = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2]))
-    volumes = np.bincount(labels, weights=per_face)
-    inward = np.nonzero(volumes < 0)[0]
-    flip = np.isin(labels, inward)
-    faces = faces.copy()
-    faces[flip] = faces[flip][:, ::-1]
-    return faces, len(inward)
+    centres = vertices[faces].mean(axis=1)
+    faces, changed, volumes = sort_bodies(vertices, faces, FLAT_RELATIVE_VOLUME)
+    texts = {
+        "flat": "faces of flat (zero-volume) bodies removed",
+        "cavity": "faces of cavities (inward bodies inside another body) removed: filled",
+        "inverted": "faces of inward bodies (not inside another) inverted",
+    }
+    for kind, index in changed.items():
+        if len(index):
+            change = -float(volumes[kind].sum()) if kind == "cavity" else 0.0
+            if kind == "inverted":
+                change = -2 * float(volumes[kind].sum())
+            actions.append(
+                RepairAction(kind, len(index), texts[kind], change, _where(centres[index]))
+            )
+    return compact(vertices, faces)
 
 
 def repair_surface(
     mesh: SurfaceMesh,
-    merge_vertices: bool = True,
-    fix_winding: bool = True,
-    fill_holes: bool = True,
-    remove_degenerate: bool = True,
+    *,
+    merge_tolerance: float = MERGE_RELATIVE_TOLERANCE,
+    max_rings: int = 5,
+    keep_largest: bool = False,
 ) -> tuple[SurfaceMesh, RepairReport]:
-    """Repair a surface explicitly and report what changed.
+    """Repair a surface into closed, manifold, outward bodies without crossings; report
+    every change and the volume before and after.
 
-    mesh: surface [m].  merge_vertices: merge vertices closer than 1e-9 of the bounding-box
-    diagonal.  remove_degenerate: drop zero-area and duplicated faces.  fix_winding: make
-    neighbouring faces consistent and every closed body outward-wound.  fill_holes: close
-    each boundary loop with a fan of triangles (around the loop's centroid).
-    Returns the repaired surface and a :class:`RepairReport`; run
-    :func:`~mf_dmri.geometry.validate_surface` on the result before using it.
+    mesh: surface [m].  merge_tolerance: merge vertices closer than this fraction of their
+    local edge length [1].  max_rings: largest neighbourhood (rings of faces) re-
+    triangulated around a defect.  keep_largest: drop every body but the largest.
+    Raises :class:`~mf_dmri.geometry.errors.RepairError` (naming the next route) when a
+    problem remains.
     """
+    if not 0 <= merge_tolerance < 0.5:
+        raise ValueError(f"merge_tolerance must be in [0, 0.5) [1], got {merge_tolerance!r}")
+    if max_rings < 1:
+        raise ValueError(f"max_rings must be >= 1, got {max_rings!r}")
     vertices, faces = np.array(mesh.vertices), np.array(mesh.faces)
-    merged = degenerate = duplicates = reoriented = inverted = 0
-    filled = added = unfilled = 0
-    if merge_vertices:
-        vertices, faces, merged = _merge_vertices(vertices, faces)
-    if remove_degenerate:
-        vertices, faces, degenerate, duplicates = _remove_degenerate(vertices, faces)
-    if fix_winding:
-        faces, reoriented = _consistent_winding(faces)
-    if fill_holes:
-        vertices, faces, filled, added, unfilled = _fill_holes(vertices, faces)
-    if fix_winding:
-        faces, inverted = _orient_outwards(vertices, faces)
+    input_volume = signed_volume(vertices, faces)
+    actions: list[RepairAction] = []
+    vertices, faces, _ = _clean(vertices, faces, merge_tolerance, actions)
+    before = signed_volume(vertices, faces)
+    vertices, faces = _bodies(vertices, faces, actions)
+    vertices, faces, patches, _ = repair_defects(vertices, faces, max_rings)
+    if patches:
+        actions.append(
+            RepairAction(
+                "retriangulated",
+                len(patches),
+                "regions around crossing, non-manifold or zero-area faces and holes "
+                f"re-triangulated ({sum(p.faces_removed for p in patches)} faces replaced by "
+                f"{sum(p.faces_added for p in patches)})",
+                float(sum(p.volume_change for p in patches)),
+                _where([p.centre for p in patches]),
+            )
+        )
+    surface = SurfaceMesh(vertices, faces)
+    surface = _union(surface, actions)
+    if keep_largest:
+        surface = _keep_largest(surface, actions)
     report = RepairReport(
-        merged, degenerate, duplicates, reoriented, inverted, filled, added, unfilled
+        tuple(actions),
+        input_volume,
+        before,
+        surface.signed_volume(),
+        mesh.n_faces,
+        surface.n_faces,
     )
-    logger.info("repair_surface: %s", report.summary())
-    return SurfaceMesh(vertices, faces), report
+    logger.info("repair_surface: %s", report.summary().replace("\n", "; "))
+    _check_result(surface, report)
+    return surface, report
+
+
+def _union(surface: SurfaceMesh, actions: list) -> SurfaceMesh:
+    before = surface.signed_volume()
+    merged_surface, merged = union_of_bodies(surface)
+    if merged:
+        actions.append(
+            RepairAction(
+                "union",
+                merged,
+                "crossing bodies replaced by their union (manifold3d)",
+                merged_surface.signed_volume() - before,
+            )
+        )
+    return merged_surface
+
+
+def _keep_largest(surface: SurfaceMesh, actions: list) -> SurfaceMesh:
+    labels, volumes = body_volumes(surface.vertices, surface.faces)
+    if len(volumes) < 2:
+        return surface
+    largest = int(np.argmax(volumes))
+    vertices, faces = compact(surface.vertices, surface.faces[labels == largest])
+    dropped = float(volumes.sum() - volumes[largest])
+    detail = "bodies other than the largest removed"
+    actions.append(RepairAction("dropped_bodies", len(volumes) - 1, detail, -dropped))
+    return SurfaceMesh(vertices, faces)
+
+
+def _check_result(surface: SurfaceMesh, report: RepairReport) -> None:
+    result = check_surface(surface, allow_multiple_bodies=True)
+    left = [name for name in result.problems if name != "implausible_size"]
+    if not left:
+        return
+    details = "; ".join(f"{name}: {result.descriptions[name]}" for name in left)
+    raise RepairError(
+        f"repair could not make the surface valid ({details}); mesh it with fTetWild, "
+        "which tolerates these defects (tetrahedralize(surface, method='tetwild'); the "
+        "partly repaired surface is in this error's .surface), or fix the surface in a "
+        "mesh editor",
+        surface=surface,
+        report=report,
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mf_dmri.geometry.budget import run_with_budget
 from mf_dmri.geometry.checks import check_surface
 from mf_dmri.geometry.compartments import CompartmentModel, build_compartments
 from mf_dmri.geometry.errors import MesherError, VolumeFidelityError
@@ -27,11 +28,14 @@ from mf_dmri.geometry.quality import (
 )
 from mf_dmri.geometry.sizing import local_sizes, refine_surfaces, target_edge
 from mf_dmri.geometry.surface import SurfaceMesh
+from mf_dmri.geometry.tet_checks import check_bodies, check_interior_nodes
 
 logger = logging.getLogger(__name__)
 
 #: methods that keep the input surfaces exactly (volume and area must match to rounding)
 EXACT_BOUNDARY = ("netgen", "tetgen")
+#: default wall-time budget of one mesher call [s] per method; the others run in process
+DEFAULT_TIME_BUDGET = {"tetwild": 600.0}
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,10 @@ def tetrahedralize(
     thin_part_cells: float | None = 3.0,
     volume_tolerance: float = 0.02,
     envelope: float | None = None,
+    tetwild_options: dict | None = None,
+    time_budget: float | str | None = "default",
+    allow_multiple_bodies: bool = False,
+    strict: bool = False,
 ) -> VolumeMesh:
     """Fill closed surfaces with tetrahedra, labelled by compartment.
 
@@ -153,9 +161,20 @@ def tetrahedralize(
     the surface volume [1] (a VolumeFidelityError is raised beyond it).
     envelope: tetwild only: largest distance of the meshed boundary from the input surface
     [m] (default 1e-4 of the bounding-box diagonal); must stay well below the thinnest part.
+    tetwild_options: tetwild only: fTetWild settings passed on (``stop_energy``,
+    ``num_opt_iter``, ``coarsen``, ``num_threads``, ...; defaults in TETWILD_DEFAULTS).
+    time_budget: wall-time limit of the mesher [s]; it then runs in a child process that is
+    killed when the budget is spent (MesherTimeoutError naming the next route); None runs
+    it in this process without a limit; "default": DEFAULT_TIME_BUDGET (600 s for tetwild,
+    whose optimisation loop can run for an hour; no limit for netgen and tetgen).
+    allow_multiple_bodies: accept a surface of several bodies (each a compartment), as in
+    check_surface; refused otherwise (MultipleBodiesError).
+    strict: raise UnresolvedThinPartError instead of warning when more than half of the
+    volume lies in tetrahedra without an interior node.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_bodies(geometry, allow_multiple_bodies)
     model = _model(geometry, method)
     scale = max(s.extent() for s in model.surfaces)
     scaled = scaled_model(model, scale)
@@ -170,11 +189,16 @@ def tetrahedralize(
             local = local_sizes(scaled, 1.0 / float(thin_part_cells))
     start = time.perf_counter()
     options = {} if envelope is None else {"envelope": _positive_length(envelope) / scale}
+    if tetwild_options:
+        options["options"] = dict(tetwild_options)
     if options and method != "tetwild":
-        raise ValueError("envelope applies to method='tetwild' only")
-    nodes, elements, labels = BACKENDS[method](
-        scaled, None if max_edge is None else max_edge / scale, local, **options
-    )
+        raise ValueError("envelope and tetwild_options apply to method='tetwild' only")
+    args = (scaled, None if max_edge is None else max_edge / scale, local)
+    if isinstance(time_budget, str):
+        if time_budget != "default":
+            raise ValueError(f"time_budget must be seconds, None or 'default', got {time_budget!r}")
+        time_budget = DEFAULT_TIME_BUDGET.get(method)
+    nodes, elements, labels = run_with_budget(method, BACKENDS[method], args, options, time_budget)
     seconds = time.perf_counter() - start
     nodes = np.asarray(nodes, dtype=np.float64) * scale
     elements = np.asarray(elements, dtype=np.int64)
@@ -199,6 +223,7 @@ def tetrahedralize(
             quality.min_radius_ratio,
             quality.min_dihedral,
         )
+    check_interior_nodes(nodes, elements, strict)
     if quality.volume_error > volume_tolerance:
         raise VolumeFidelityError(
             f"the {method} mesh volume {quality.volume:.6g} m^3 differs from the surface "

@@ -13,6 +13,7 @@ from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.compartment import Compartment, as_compartments
 from mf_dmri.signal.coupled import coupled_signal
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, factor_signal
+from mf_dmri.signal.propagators import Propagator
 
 
 class _HasPieces(Protocol):
@@ -56,12 +57,13 @@ def domain_signal(
     pieces: GradientPieces,
     *,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    propagator: Propagator | None = None,
 ) -> torch.Tensor:
     """Normalised echo signal of one product domain, complex (M,)."""
     result = free_signal(diffusivity, domain.free_axes, pieces)
     for factor in domain.factors:
         result = result * factor_signal(
-            factor, diffusivity, pieces, max_chunk_bytes=max_chunk_bytes
+            factor, diffusivity, pieces, max_chunk_bytes=max_chunk_bytes, propagator=propagator
         )
     return result
 
@@ -73,6 +75,7 @@ def signal(
     time_step: float | None = None,
     normalize: bool = True,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    propagator: Propagator | None = None,
 ) -> torch.Tensor:
     """Diffusion MRI signal at the echo by the matrix formalism, complex128 (M,).
 
@@ -93,7 +96,10 @@ def signal(
         normalize: divide by the sum over compartments of volume x spin density (the
             signal without diffusion weighting and without T2 decay), giving a
             dimensionless signal; otherwise the signal is in [m^3] (volume-weighted).
-        max_chunk_bytes: memory budget for one batch of matrix exponentials [bytes].
+        max_chunk_bytes: memory budget for one batch of propagation [bytes].
+        propagator: how the products of exponentials are computed, a
+            :class:`~mf_dmri.signal.propagators.Propagator` (default: the one of least
+            measured cost, :func:`~mf_dmri.signal.propagators.choose_propagator`).
 
     Returns:
         complex128 tensor (M,), on the device of the compartments.  Its magnitude is the
@@ -103,7 +109,11 @@ def signal(
     pieces = as_pieces(acquisition, time_step)
     if isinstance(compartments, CoupledBasis):
         return coupled_signal(
-            compartments, pieces, normalize=normalize, max_chunk_bytes=max_chunk_bytes
+            compartments,
+            pieces,
+            normalize=normalize,
+            max_chunk_bytes=max_chunk_bytes,
+            propagator=propagator,
         )
     compartments = as_compartments(compartments)
     device = compartments[0].domain.free_axes.device
@@ -112,7 +122,11 @@ def signal(
     reference = torch.zeros((), dtype=echo_time.dtype, device=device)
     for compartment in compartments:
         attenuation = domain_signal(
-            compartment.domain, compartment.diffusivity, pieces, max_chunk_bytes=max_chunk_bytes
+            compartment.domain,
+            compartment.diffusivity,
+            pieces,
+            max_chunk_bytes=max_chunk_bytes,
+            propagator=propagator,
         )
         total = total + compartment.weight(echo_time) * attenuation
         reference = reference + compartment.volume * compartment.spin_density

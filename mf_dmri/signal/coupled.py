@@ -17,7 +17,8 @@ import torch
 
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.sequences.pieces import GradientPieces
-from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, chunk_size, plan_pieces, propagate
+from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, plan_pieces
+from mf_dmri.signal.propagators import PropagationBatch, Propagator, choose_propagator
 
 
 def coupled_signal(
@@ -27,6 +28,7 @@ def coupled_signal(
     normalize: bool = True,
     time_course: bool = False,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    propagator: Propagator | None = None,
 ) -> torch.Tensor:
     """Signal of a coupled basis, complex128 (M,) at the echo or (M, P) after every piece.
 
@@ -36,30 +38,36 @@ def coupled_signal(
         normalize: divide by ``reference = r^T M m0`` (dimensionless); otherwise the
             signal is ``r^T M m(TE)`` [m^d].
         time_course: return the signal at the end of every piece.
-        max_chunk_bytes: memory budget of one batch of matrix exponentials [bytes].
+        max_chunk_bytes: memory budget of one batch of propagation [bytes].
+        propagator: the :class:`~mf_dmri.signal.propagators.Propagator` (default: chosen
+            by :func:`~mf_dmri.signal.propagators.choose_propagator`).
     """
     device = basis.device
     durations = pieces.durations.to(device)
     gradients = pieces.gradients.to(device)
     local = gradients @ basis.axes.T  # (M, P, d)
     _check_in_plane(gradients.detach(), local.detach(), basis.axes.detach())
-    plans = plan_pieces(durations, local)
+    plans = tuple(plan_pieces(durations, local))
     num_new = sum(p.kind == "new" for p in plans)
-    chunk = chunk_size(basis.num_modes, num_new, max_chunk_bytes)
+    if propagator is None:
+        propagator = choose_propagator(basis.num_modes, local.shape[0], num_new, device)
+    chunk = propagator.rows_per_batch(basis.num_modes, num_new, max_chunk_bytes)
     one = torch.ones((), dtype=basis.rates.dtype, device=device)
     outputs = [
-        propagate(
-            basis.rates[None],
-            basis.moments[None],
-            basis.initial[None],
-            one,
-            durations,
-            local[start : start + chunk],
-            plans,
-            pieces.gyromagnetic_ratio,
-            time_course,
-            basis.coupling,
-            readout=basis.readout[None],
+        propagator.propagate(
+            PropagationBatch(
+                eigenvalues=basis.rates[None],
+                moments=basis.moments[None],
+                initial=basis.initial[None],
+                readout=basis.readout[None],
+                diffusivity=one,
+                durations=durations,
+                gradients=local[start : start + chunk],
+                plans=plans,
+                gamma=pieces.gyromagnetic_ratio,
+                coupling=basis.coupling,
+            ),
+            time_course=time_course,
         )
         for start in range(0, local.shape[0], chunk)
     ]

@@ -25,6 +25,9 @@ import torch
 from mf_dmri.eigenbasis import Eigenbasis, ProductDomain
 from mf_dmri.signal.api import as_pieces, signal
 from mf_dmri.signal.compartment import Compartment, as_compartments
+from mf_dmri.signal.dense import DenseExponential
+from mf_dmri.signal.propagators import Propagator
+from mf_dmri.signal.result import SignalResult
 
 
 @dataclass(frozen=True)
@@ -135,3 +138,54 @@ def _check_cutoff(value: float, name: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite eigenvalue [1/m^2], got {value!r}")
     return float(value)
+
+
+def signal_with_error(
+    compartments: Compartment | list[Compartment],
+    acquisition,
+    *,
+    tolerance: float = 1e-3,
+    time_step: float | None = None,
+    normalize: bool = True,
+    propagator: Propagator | None = None,
+) -> SignalResult:
+    """The signal of the compartments with its error bar (:class:`SignalResult`).
+
+    Interim rule (to be replaced by the acquisition-aware error control of issue 12): the
+    signal uses every mode of the bases; the truncation error is bounded by the change of
+    the signal when the cutoff is halved, the discretisation error is not yet estimated
+    (zero), the propagation error is the propagator's tolerance.
+
+    Args:
+        compartments: one ``Compartment`` or a list.
+        acquisition: an ``Acquisition`` or ``GradientPieces``.
+        tolerance: requested absolute tolerance on the signal [signal unit].
+        time_step: longest piece for smooth waveforms [s] (as in :func:`signal`).
+        normalize: as in :func:`signal`.
+        propagator: as in :func:`signal` (default: chosen by measured cost).
+    """
+    compartments = as_compartments(compartments)
+    pieces = as_pieces(acquisition, time_step)
+    propagator = propagator or DenseExponential()
+    value = signal(list(compartments), pieces, normalize=normalize, propagator=propagator)
+    factors = _factors(compartments)
+    cutoffs = tuple(float(f.eigenvalues.detach()[-1]) for f in factors)
+    halved = tuple(
+        replace(c, domain=replace(c.domain, factors=tuple(_halved(f) for f in c.domain.factors)))
+        for c in compartments
+    )
+    coarse = signal(list(halved), pieces, normalize=normalize, propagator=propagator)
+    scale = torch.ones_like(value.real) if normalize else value.abs().max().detach()
+    return SignalResult(
+        signal=value,
+        truncation_error=(value - coarse).abs().detach(),
+        discretisation_error=torch.zeros_like(value.real).detach(),
+        propagation_error=(propagator.tolerance * scale).detach(),
+        tolerance=float(tolerance),
+        num_modes=tuple(f.num_modes for f in factors),
+        max_eigenvalues=cutoffs,
+    )
+
+
+def _halved(factor: Eigenbasis) -> Eigenbasis:
+    return factor.truncated(0.5 * float(factor.eigenvalues.detach()[-1]))

@@ -7,10 +7,13 @@ eigenbasis, dc/dt = -(D Lambda + i gamma g(t).Q) c, so that over constant pieces
     E = u^T exp(-t_P A_P) ... exp(-t_1 A_1) u / V,   A_p = D Lambda + i gamma g_p.Q
 
 (Callaghan 1997, J. Magn. Reson. 129, 74; Barzykin 1999, J. Magn. Reson. 139, 342;
-Grebenkov 2007, Rev. Mod. Phys. 79, 1077).  All measurements share one batched
-``torch.linalg.matrix_exp`` per distinct piece: pieces with zero gradient are diagonal,
-a piece equal to an earlier one reuses its exponential, and a piece equal to the negative of
-an earlier one (the refocused lobe) reuses its complex conjugate (Lambda and Q are real).
+Grebenkov 2007, Rev. Mod. Phys. 79, 1077).  This module plans the propagation (distinct
+waveforms, exact reductions, piece plans: pieces with zero gradient are diagonal, a piece
+equal to an earlier one is reused, and a piece equal to the negative of an earlier one, the
+refocused lobe, is its complex conjugate) and hands batches to a
+:class:`~mf_dmri.signal.propagators.Propagator`, which computes the products of
+exponentials (:mod:`mf_dmri.signal.dense`, or the one chosen by
+:func:`~mf_dmri.signal.propagators.choose_propagator`).
 """
 
 from __future__ import annotations
@@ -19,54 +22,44 @@ from dataclasses import dataclass
 
 import torch
 
-from mf_dmri._checks import CDTYPE
 from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.canonical import canonical_gradients, distinct_waveforms
-from mf_dmri.signal.parity import plan_parity, real_moments, similarity
+from mf_dmri.signal.parity import plan_parity
+from mf_dmri.signal.propagators import (
+    PiecePlan,
+    PropagationBatch,
+    Propagator,
+    choose_propagator,
+)
 from mf_dmri.signal.reduction import reduced_data
 
-#: Default memory budget for one batch of complex L x L matrices [bytes].
+#: Default memory budget for one batch of propagation [bytes].
 DEFAULT_CHUNK_BYTES = 512 * 2**20
 
 
-@dataclass(frozen=True)
-class _PiecePlan:
-    """How piece ``index`` is propagated: 'zero', 'new', 'same' or 'conj' of ``source``."""
-
-    kind: str
-    source: int
-
-
-def plan_pieces(durations: torch.Tensor, local_gradients: torch.Tensor) -> list[_PiecePlan]:
+def plan_pieces(durations: torch.Tensor, local_gradients: torch.Tensor) -> list[PiecePlan]:
     """Classify each piece (see the module docstring); comparisons are exact, on values."""
     tau = durations.detach()
     grad = local_gradients.detach()
-    plans: list[_PiecePlan] = []
+    plans: list[PiecePlan] = []
     for index in range(tau.numel()):
         g = grad[:, index]
         if not bool(g.any()):
-            plans.append(_PiecePlan("zero", index))
+            plans.append(PiecePlan("zero", index))
             continue
-        plan = _PiecePlan("new", index)
+        plan = PiecePlan("new", index)
         for earlier, earlier_plan in enumerate(plans):
             if earlier_plan.kind != "new" or bool(tau[earlier] != tau[index]):
                 continue
             if torch.equal(grad[:, earlier], g):
-                plan = _PiecePlan("same", earlier)
+                plan = PiecePlan("same", earlier)
                 break
             if torch.equal(grad[:, earlier], -g):
-                plan = _PiecePlan("conj", earlier)
+                plan = PiecePlan("conj", earlier)
                 break
         plans.append(plan)
     return plans
-
-
-def chunk_size(num_modes: int, num_new: int, max_bytes: int) -> int:
-    """Waveforms per batch so that their ``num_new`` complex (num_modes x num_modes)
-    exponentials, with two work copies, fit in ``max_bytes`` [bytes]; at least 1."""
-    per_measurement = 16 * num_modes * num_modes * max(num_new, 1) * 3
-    return max(1, max_bytes // per_measurement)
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,7 @@ class FactorPlan:
     basis: Eigenbasis
     durations: torch.Tensor
     local: torch.Tensor
-    plans: tuple[_PiecePlan, ...]
+    plans: tuple[PiecePlan, ...]
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     gamma: float
     inverse: torch.Tensor | None
@@ -147,17 +140,21 @@ def evaluate_factor(
     *,
     time_course: bool = False,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    propagator: Propagator | None = None,
 ) -> torch.Tensor:
     """Normalised signal of a planned factor for one diffusivity [m^2/s] (scalar): complex
     (M,), or (M, P) after every piece if ``time_course``; for a vector of diffusivities
     (B,): (B, M) or (B, M, P).  All diffusivities x waveforms go through one batched
-    propagation, split to respect ``max_chunk_bytes`` [bytes]."""
+    propagation by ``propagator`` (default: :func:`choose_propagator`), split to respect
+    ``max_chunk_bytes`` [bytes]."""
     rates = torch.as_tensor(diffusivity, dtype=plan.durations.dtype, device=plan.local.device)
     values = rates.reshape(-1)
     count_b, count_w = values.numel(), plan.local.shape[0]
+    num_modes = plan.data[0].shape[-1]
     num_new = sum(p.kind == "new" for p in plan.plans)
-    step = chunk_size(plan.data[0].shape[-1], num_new, max_chunk_bytes)
-    parity = plan.parity
+    if propagator is None:
+        propagator = choose_propagator(num_modes, count_b * count_w, num_new, plan.local.device)
+    step = propagator.rows_per_batch(num_modes, num_new, max_chunk_bytes)
     outputs = []
     for start in range(0, count_b * count_w, step):
         stop = min(start + step, count_b * count_w)
@@ -166,20 +163,22 @@ def evaluate_factor(
         else:
             flat = torch.arange(start, stop, device=plan.local.device)
             rows, rate = flat % count_w, values[flat // count_w][:, None]
-        part = tuple(x if x.shape[0] == 1 else x[rows] for x in plan.data)
-        outputs.append(
-            propagate(
-                *part,
-                rate,
-                plan.durations,
-                plan.local[rows],
-                list(plan.plans),
-                plan.gamma,
-                time_course,
-                plan.coupling,
-                parity=parity if parity is None or parity.shape[0] == 1 else parity[rows],
-            )
+        eigenvalues, moments, integrals = (x if x.shape[0] == 1 else x[rows] for x in plan.data)
+        parity = plan.parity
+        batch = PropagationBatch(
+            eigenvalues=eigenvalues,
+            moments=moments,
+            initial=integrals,
+            readout=integrals,
+            diffusivity=rate,
+            durations=plan.durations,
+            gradients=plan.local[rows],
+            plans=plan.plans,
+            gamma=plan.gamma,
+            coupling=plan.coupling,
+            parity=parity if parity is None or parity.shape[0] == 1 else parity[rows],
         )
+        outputs.append(propagator.propagate(batch, time_course=time_course))
     result = torch.cat(outputs, dim=0) / plan.basis.volume
     result = result.reshape((count_b, count_w) + result.shape[1:])
     if plan.inverse is not None:
@@ -195,6 +194,7 @@ def factor_signal(
     time_course: bool = False,
     reduce: bool = True,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    propagator: Propagator | None = None,
 ) -> torch.Tensor:
     """Normalised signal of one restricted factor, complex (M,) at the echo, or (M, P) at
     the end of every piece if ``time_course``; with a vector of diffusivities (B,), one
@@ -207,90 +207,15 @@ def factor_signal(
         time_course: return the signal after every piece instead of at the echo only.
         reduce: restrict each measurement to the exactly reachable subspace of the basis
             when that saves work (see ``mf_dmri.signal.reduction``); the result is the same.
-        max_chunk_bytes: memory budget of one batch of matrix exponentials [bytes].
+        max_chunk_bytes: memory budget of one batch of propagation [bytes].
+        propagator: the :class:`~mf_dmri.signal.propagators.Propagator` (default: chosen
+            by :func:`~mf_dmri.signal.propagators.choose_propagator`).
     """
     plan = prepare_factor(basis, pieces, reduce=reduce)
     return evaluate_factor(
-        plan, diffusivity, time_course=time_course, max_chunk_bytes=max_chunk_bytes
+        plan,
+        diffusivity,
+        time_course=time_course,
+        max_chunk_bytes=max_chunk_bytes,
+        propagator=propagator,
     )
-
-
-def propagate(
-    eigenvalues: torch.Tensor,
-    moments: torch.Tensor,
-    integrals: torch.Tensor,
-    diffusivity: torch.Tensor,
-    durations: torch.Tensor,
-    local: torch.Tensor,
-    plans: list[_PiecePlan],
-    gamma: float,
-    time_course: bool,
-    coupling: torch.Tensor | None = None,
-    readout: torch.Tensor | None = None,
-    parity: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Propagate a batch; eigen-data either shared (leading size 1) or per measurement.
-
-    Returns ``readout^T c(t)`` (M,) at the echo, or (M, P) after every piece, where the
-    state starts at ``c(0) = integrals`` and ``readout`` defaults to ``integrals`` (uniform
-    spin density read out over the whole domain).  ``eigenvalues`` are multiplied by
-    ``diffusivity``: pass rates [1/s] with ``diffusivity = 1`` for operators whose
-    eigenvalues already include it (permeable or relaxing systems).
-
-    ``coupling`` (L, L), zero in value, is added to diag(eigenvalues) in every generator;
-    on zero-gradient pieces its first-order effect -tau D exp(-tau D lambda) W (exact for a
-    W supported on exactly degenerate clusters) is added so that its gradient flows.
-
-    ``parity`` (M or 1, L) of +1/-1 (``mf_dmri.signal.parity``; only without coupling)
-    states that the moments of the pieces couple only modes of opposite parity: the
-    propagators are then real matrix exponentials of the similar system (same result)."""
-    if parity is not None and coupling is not None:
-        raise ValueError("parity needs coupling=None: the coupling may mix parities")
-    relaxation = diffusivity * eigenvalues  # (B, L) [1/s]
-    start = integrals.to(CDTYPE)
-    u = (integrals if readout is None else readout).to(CDTYPE)
-    if parity is not None:
-        diagonal = similarity(parity)  # c = S x: x starts at S^-1 c(0), read out by S^T
-        start, u = start / diagonal, u * diagonal
-        moments = real_moments(moments, parity)
-        flip = parity[..., :, None] * parity[..., None, :]
-    state = start.expand(local.shape[0], -1)  # (M, L)
-    exponentials: dict[int, torch.Tensor] = {}
-    history = []
-    for index, plan in enumerate(plans):
-        tau = durations[index]
-        if plan.kind == "zero":
-            decay = torch.exp(-tau * relaxation).to(CDTYPE)
-            if coupling is None:
-                state = state * decay
-            else:
-                mixed = torch.einsum("ij,mj->mi", coupling.to(CDTYPE), state)
-                state = decay * (state - tau * diffusivity * mixed)
-        else:
-            if plan.kind == "new":
-                phase = torch.einsum(
-                    "mk,mkij->mij", local[:, index], moments.expand(local.shape[0], -1, -1, -1)
-                )
-                generator = _generator(relaxation, phase, gamma, diffusivity, coupling, parity)
-                exponentials[index] = torch.linalg.matrix_exp(-tau * generator)
-            propagator = exponentials[plan.source]
-            if plan.kind == "conj":
-                propagator = propagator.conj() if parity is None else propagator * flip
-            state = torch.einsum("mij,mj->mi", propagator.to(CDTYPE), state)
-        if time_course:
-            history.append((state * u).sum(-1))
-    if time_course:
-        return torch.stack(history, dim=1)
-    return (state * u).sum(-1)
-
-
-def _generator(relaxation, phase, gamma, diffusivity, coupling, parity) -> torch.Tensor:
-    """D Lambda + i gamma g.Q (+ D W), or the real D Lambda + gamma g.J under ``parity``."""
-    if parity is not None:
-        return torch.diag_embed(relaxation).to(phase.dtype) + gamma * phase
-    generator = torch.diag_embed(relaxation).to(CDTYPE) + 1j * gamma * phase
-    if coupling is not None:
-        rate = torch.as_tensor(diffusivity, dtype=coupling.dtype)
-        rate = rate.reshape(rate.shape[:1] + (1, 1)) if rate.ndim else rate
-        generator = generator + (rate * coupling).to(CDTYPE)
-    return generator

@@ -1,0 +1,293 @@
+"""Local re-triangulation of defective parts of a surface.
+
+The faces at a defect (crossing another face, at a non-manifold edge or vertex, of zero
+area) are removed together with ``ring`` rings of neighbouring faces, and each hole left
+is closed again (:mod:`mf_dmri.geometry.hole_filling`; a hole bounded by two loops, such
+as a band cut out of a neurite, is closed by a tube strip so the neurite stays in one
+piece).  The new patches are checked like the rest of the surface; where a defect remains
+the ring grows by one and the step repeats.  Only the neighbourhood of each defect moves,
+so thin parts elsewhere are kept exactly and the volume changes only locally.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from mf_dmri.geometry.checks import DEGENERATE_RELATIVE_HEIGHT
+from mf_dmri.geometry.hole_filling import boundary_loops, fill_hole, refine_patch
+from mf_dmri.geometry.intersections import self_intersections
+from mf_dmri.geometry.repair_steps import (
+    compact,
+    incident_edge_lengths,
+    nonmanifold_faces,
+)
+from mf_dmri.geometry.strip import strip_between
+from mf_dmri.geometry.surface import SurfaceMesh
+from mf_dmri.geometry.topology import edge_table, face_components
+
+logger = logging.getLogger(__name__)
+
+#: kept pieces of at most this many faces enclosed by a removed region are removed too
+ISLAND_FACES = 6
+
+
+@dataclass(frozen=True)
+class Defects:
+    """Boolean masks (F,) of the faces at each kind of defect."""
+
+    intersecting: np.ndarray
+    nonmanifold: np.ndarray
+    degenerate: np.ndarray
+
+    @property
+    def any(self) -> np.ndarray:
+        return self.intersecting | self.nonmanifold | self.degenerate
+
+
+def find_defects(vertices: np.ndarray, faces: np.ndarray) -> Defects:
+    """Faces that cross another face of their own body, sit at a non-manifold edge or
+    vertex, or have zero area (height below 1e-9 of their longest edge).  Crossings
+    between different bodies are left to the union of bodies."""
+    mesh = SurfaceMesh(vertices, faces)
+    crossing = np.zeros(len(faces), dtype=bool)
+    pairs = self_intersections(mesh)
+    body = face_components(faces, len(vertices))
+    pairs = pairs[body[pairs[:, 0]] == body[pairs[:, 1]]]
+    crossing[pairs.reshape(-1)] = True
+    tri = mesh.triangles()
+    longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
+    height = 2 * mesh.face_areas() / np.where(longest > 0, longest, 1.0)
+    degenerate = height <= DEGENERATE_RELATIVE_HEIGHT * longest
+    return Defects(crossing, nonmanifold_faces(faces), degenerate)
+
+
+def _face_adjacency(faces: np.ndarray) -> sparse.csr_matrix:
+    """Faces sharing an edge, as a sparse (F, F) matrix."""
+    _, inverse, counts = edge_table(faces)
+    rows = np.repeat(np.arange(len(faces)), 3)
+    incidence = sparse.csr_matrix(
+        (np.ones(len(rows)), (rows, inverse)), shape=(len(faces), len(counts))
+    )
+    return (incidence @ incidence.T).tocsr()
+
+
+def grow(faces: np.ndarray, selected: np.ndarray, rings: int) -> np.ndarray:
+    """The mask ``selected`` (F,) grown by ``rings`` rings of faces sharing an edge, then
+    closed over islands: kept pieces that would be left enclosed by the selection."""
+    adjacency = _face_adjacency(faces)
+    mask = selected.copy()
+    for _ in range(rings):
+        mask = np.asarray(adjacency[:, mask].sum(axis=1)).reshape(-1) > 0
+    return _absorb_islands(faces, mask, adjacency)
+
+
+def _absorb_islands(faces: np.ndarray, mask: np.ndarray, adjacency) -> np.ndarray:
+    """Add to ``mask`` every kept piece (faces connected through edges) of at most
+    :data:`ISLAND_FACES` faces that is not the rest of its body: islands that would be left
+    inside a removed region (larger pieces, such as a neurite tip beyond a removed band,
+    stay and are joined back by a strip)."""
+    keep = np.nonzero(~mask)[0]
+    if len(keep) == 0 or not mask.any():
+        return mask
+    sub = adjacency[keep][:, keep]
+    n_pieces, piece = connected_components(sub, directed=False)
+    sizes = np.bincount(piece, minlength=n_pieces)
+    largest = sizes.max()
+    small = np.nonzero((sizes < largest) & (sizes <= ISLAND_FACES))[0]
+    mask = mask.copy()
+    if len(small):
+        body = face_components(faces, int(faces.max()) + 1)
+        # a piece is an island when every face of its body outside it is selected
+        for index in small:
+            members = keep[piece == index]
+            others = (body == body[members[0]]) & ~np.isin(np.arange(len(faces)), members)
+            if np.all(mask[others]):
+                continue  # the whole rest of this body: not an island but a body
+            mask[members] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One re-triangulated region: centre (3,) [m], faces removed and added, and the
+    volume change [m^3] it caused."""
+
+    centre: np.ndarray
+    faces_removed: int
+    faces_added: int
+    volume_change: float
+
+
+def _regions(faces: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Component label (F,) of the masked faces (connected through vertices), -1 else."""
+    index = np.nonzero(mask)[0]
+    labels = np.full(len(faces), -1)
+    if len(index) == 0:
+        return labels
+    sub = faces[index]
+    incidence = sparse.csr_matrix(
+        (np.ones(sub.size), (np.repeat(np.arange(len(sub)), 3), sub.reshape(-1)))
+    )
+    _, component = connected_components(incidence @ incidence.T, directed=False)
+    labels[index] = component
+    return labels
+
+
+def _euler_characteristic(faces: np.ndarray) -> int:
+    """V - E + F of a set of faces."""
+    if len(faces) == 0:
+        return 0
+    edges, _, _ = edge_table(faces)
+    return len(np.unique(faces)) - len(edges) + len(faces)
+
+
+def _close(vertices, loops, scale, neighbours, removed):
+    """New vertices and faces closing the hole bounded by ``loops`` with a patch of the
+    topology of the ``removed`` faces (one piece joining all loops when they bounded one
+    connected piece, else a cap per loop), or None."""
+    joined = len(loops) > 1 and _euler_characteristic(removed) <= 2 - len(loops)
+    attempts = ["joined", "caps"] if joined else ["caps", "joined"]
+    for attempt in attempts if len(loops) > 1 else ["joined"]:
+        if attempt == "caps":
+            closed = _caps(vertices, loops, scale, neighbours)
+        elif len(loops) == 2 and not set(loops[0]) & set(loops[1]):
+            faces = strip_between(vertices, loops[0], loops[1])
+            closed = None
+            if _valid_patch(faces, loops, neighbours):
+                closed = refine_patch(vertices, faces, scale, neighbours)
+            if closed is None or not _valid_patch(closed[1], loops, neighbours):
+                closed = fill_hole(vertices, loops, scale, neighbours)
+        else:
+            closed = fill_hole(vertices, loops, scale, neighbours)
+        if closed is not None and _valid_patch(closed[1], loops, neighbours):
+            return closed
+    return None
+
+
+def _caps(vertices, loops, scale, neighbours):
+    """One patch per loop, or None when one fails."""
+    points, faces, total = [], [], len(vertices)
+    for loop in loops:
+        closed = fill_hole(np.concatenate([vertices, *points]), [loop], scale, neighbours)
+        if closed is None:
+            return None
+        points.append(closed[0])
+        faces.append(closed[1])
+        total += len(closed[0])
+        scale = np.concatenate([scale, np.full(len(closed[0]), np.median(scale))])
+    return np.concatenate(points), np.concatenate(faces)
+
+
+def _valid_patch(faces: np.ndarray, loops: list[list[int]], neighbours) -> bool:
+    """Whether the patch runs every loop edge backwards exactly once and adds no edge that
+    exists already."""
+    directed = {(int(a), int(b)) for f in faces for a, b in zip(f, np.roll(f, -1))}
+    loop_edges = {(a, b) for loop in loops for a, b in zip(loop, loop[1:] + loop[:1])}
+    if len(directed) != 3 * len(faces) or loop_edges & directed:
+        return False
+    if not all((b, a) in directed for a, b in loop_edges):
+        return False
+    inner = {tuple(sorted(e)) for e in directed} - {tuple(sorted(e)) for e in loop_edges}
+    return not any(b in neighbours.get(a, ()) for a, b in inner)
+
+
+def _open_faces(faces: np.ndarray) -> np.ndarray:
+    """Faces with a boundary edge (F,) bool."""
+    _, inverse, counts = edge_table(faces)
+    return (counts[inverse] == 1).reshape(-1, 3).any(axis=1)
+
+
+def _neighbours(faces: np.ndarray) -> dict[int, set[int]]:
+    edges, _, _ = edge_table(faces)
+    result: dict[int, set[int]] = {}
+    for a, b in edges.tolist():
+        result.setdefault(a, set()).add(b)
+        result.setdefault(b, set()).add(a)
+    return result
+
+
+def retriangulate(
+    vertices: np.ndarray, faces: np.ndarray, remove: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[Patch]]:
+    """Remove the faces in ``remove`` (F,) and close every hole then open (pre-existing
+    holes included).  A region whose hole cannot be closed keeps its faces.  Returns
+    (vertices, faces, patches)."""
+    scale = incident_edge_lengths(vertices, faces)
+    scale = np.where(np.isfinite(scale), scale, np.nanmedian(scale[np.isfinite(scale)]))
+    labels = _regions(faces, remove)
+    rest = faces[~remove]
+    loops, _ = boundary_loops(rest)
+    owner = np.full(len(vertices), -1)
+    owner[faces[remove].reshape(-1)] = np.repeat(labels[remove], 3)
+    groups: dict[tuple, list[list[int]]] = {("region", r): [] for r in range(labels.max() + 1)}
+    for number, loop in enumerate(loops):
+        region = owner[loop]
+        key = ("region", int(region.max())) if region.max() >= 0 else ("hole", number)
+        groups.setdefault(key, []).append(loop)
+    neighbours = _neighbours(rest) if len(rest) else {}
+    points, new_faces, patches = [vertices], [rest], []
+    total = len(vertices)
+    origin = vertices.mean(axis=0)
+    for key, group in groups.items():
+        removed = faces[labels == key[1]] if key[0] == "region" else np.zeros((0, 3), int)
+        sizes = np.concatenate([scale, np.full(total - len(vertices), np.median(scale))])
+        closed = (
+            _close(np.concatenate(points), group, sizes, neighbours, removed) if group else None
+        )
+        if closed is None:
+            new_faces.append(removed)  # left as it was, for a larger region next round
+            continue
+        added_points, added_faces = closed
+        points.append(added_points)
+        total += len(added_points)
+        new_faces.append(added_faces)
+        all_points = np.concatenate(points)
+        change = signed_volume_about(all_points, added_faces, origin) - signed_volume_about(
+            vertices, removed, origin
+        )
+        centre = vertices[np.concatenate(group)].mean(axis=0)
+        patches.append(Patch(centre, len(removed), len(added_faces), change))
+    vertices, faces = compact(np.concatenate(points), np.concatenate(new_faces))
+    return vertices, faces, patches
+
+
+def signed_volume_about(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray) -> float:
+    """Sum of the signed tetrahedra (origin, face) [m^3]."""
+    if len(faces) == 0:
+        return 0.0
+    tri = vertices[faces] - origin
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6)
+
+
+def repair_defects(
+    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 5
+) -> tuple[np.ndarray, np.ndarray, list[Patch], Defects]:
+    """Re-triangulate around every defect, growing the ring where one remains.  Returns
+    (vertices, faces, patches, defects left)."""
+    patches: list[Patch] = []
+    defects = find_defects(vertices, faces)
+    for ring in range(max_rings + 1):
+        mask = defects.any
+        open_loops = boundary_loops(faces)[0]
+        if not mask.any() and not open_loops:
+            break
+        if ring > 0:  # holes left open by the previous round grow too
+            mask = mask | _open_faces(faces)
+        remove = grow(faces, mask, ring) if mask.any() else mask
+        vertices, faces, new = retriangulate(vertices, faces, remove)
+        logger.debug(
+            "ring %d: %d defect faces, %d removed, %d patches, %d open loops before",
+            ring,
+            int(mask.sum()),
+            int(remove.sum()),
+            len(new),
+            len(open_loops),
+        )
+        patches += new
+        defects = find_defects(vertices, faces)
+    return vertices, faces, patches, defects

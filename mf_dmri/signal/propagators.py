@@ -1,0 +1,98 @@
+"""How a batch of measurements is propagated: the ``Propagator`` interface.
+
+Every restricted factor (and every coupled system) reduces, for a batch of measurements,
+to products of exponentials of generators over piecewise-constant gradients:
+
+    E_m = r^T exp(-t_P A_mP) ... exp(-t_1 A_m1) c0,   A_mp = D Lambda + i gamma g_mp . Q,
+
+(see :mod:`mf_dmri.signal.propagation`).  A :class:`PropagationBatch` holds exactly these
+data; a propagator turns it into the values ``E_m`` (not yet divided by the volume).  The
+algorithm is an object passed in (``signal(..., propagator=DenseExponential())``); when none
+is given, :func:`choose_propagator` picks one from the measured cost model.  Each
+propagator states ``tolerance``: a bound on the absolute error of every returned value,
+relative to the exact product of exponentials of the (truncated) system and divided by
+``r^T c0`` (the value without diffusion weighting), so that it adds directly to the error
+bar of a normalised signal (``mf_dmri.signal.result.SignalResult.propagation_error``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass(frozen=True)
+class PiecePlan:
+    """How piece ``index`` is propagated: 'zero' (no gradient), 'new', or 'same'/'conj'
+    (the propagator of the earlier piece ``source``, or its complex conjugate)."""
+
+    kind: str
+    source: int
+
+
+@dataclass(frozen=True)
+class PropagationBatch:
+    """One batch of measurements of one factor, in the factor's local frame.
+
+    Fields (W = measurements of the batch, L = modes, d = local dimension, P = pieces):
+    ``eigenvalues`` (W or 1, L) [1/m^2] (or rates [1/s] with ``diffusivity`` 1);
+    ``moments`` (W or 1, d, L, L) [m]; ``initial`` (W or 1, L) start state c0;
+    ``readout`` (W or 1, L) read-out vector r; ``diffusivity`` [m^2/s], scalar or (W, 1);
+    ``durations`` (P,) [s]; ``gradients`` (W, P, d) [T/m]; ``plans`` one
+    :class:`PiecePlan` per piece (shared by the batch); ``gamma`` [rad/(s T)];
+    ``coupling`` (L, L) stiffness coupling (zero in value, carries derivatives at
+    degenerate spectra) or None; ``parity`` (W or 1, L) of +1/-1 for real arithmetic
+    (:mod:`mf_dmri.signal.parity`) or None.
+    """
+
+    eigenvalues: torch.Tensor
+    moments: torch.Tensor
+    initial: torch.Tensor
+    readout: torch.Tensor
+    diffusivity: torch.Tensor
+    durations: torch.Tensor
+    gradients: torch.Tensor
+    plans: tuple[PiecePlan, ...]
+    gamma: float
+    coupling: torch.Tensor | None = None
+    parity: torch.Tensor | None = None
+
+    @property
+    def num_modes(self) -> int:
+        return int(self.eigenvalues.shape[-1])
+
+    @property
+    def num_new_pieces(self) -> int:
+        """Pieces whose propagator has to be computed (not zero, repeated or conjugate)."""
+        return sum(plan.kind == "new" for plan in self.plans)
+
+
+@runtime_checkable
+class Propagator(Protocol):
+    """Computes ``r^T exp(-t_P A_P) ... exp(-t_1 A_1) c0`` for every row of a batch.
+
+    ``tolerance``: bound on the absolute error of each value divided by ``r^T c0`` [-].
+    """
+
+    tolerance: float
+
+    def rows_per_batch(self, num_modes: int, num_new_pieces: int, max_bytes: int) -> int:
+        """Measurements per batch so that one batch stays within ``max_bytes`` [bytes]."""
+        ...
+
+    def propagate(self, batch: PropagationBatch, *, time_course: bool = False) -> torch.Tensor:
+        """Values (W,) at the echo, or (W, P) after every piece, complex128."""
+        ...
+
+
+def choose_propagator(
+    num_modes: int, num_measurements: int, num_new_pieces: int, device: torch.device
+) -> Propagator:
+    """The propagator with the least predicted cost for this problem size (one place where
+    the choice is made; the cost model is measured in benchmarks/)."""
+    from mf_dmri.signal.dense import DenseExponential
+
+    del num_modes, num_measurements, num_new_pieces, device
+    return DenseExponential()

@@ -1,0 +1,193 @@
+"""One test per defect class of real cell surfaces: the message a user sees on the broken
+surface, and what repair_surface / tetrahedralize do with it.  Volumes are checked against
+the closed forms of the intact shapes (sphere: the polyhedron's own divergence-theorem
+volume; boxes: side products)."""
+
+import builtins
+import logging
+
+import numpy as np
+import pytest
+
+from mf_dmri import units
+from mf_dmri.geometry import (
+    MesherError,
+    MultipleBodiesError,
+    NonManifoldError,
+    SurfaceMesh,
+    box,
+    check_surface,
+    concatenate,
+    cylinder,
+    repair_surface,
+    sphere,
+    tetrahedralize,
+    validate_surface,
+)
+from mf_dmri.geometry.errors import MesherTimeoutError, UnresolvedThinPartError
+
+um = units.um
+CELL = sphere(5 * um, subdivisions=3)
+
+
+def test_fin_with_near_coincident_apex_is_removed():
+    """Two needle faces on the same three vertices with opposite winding, whose apex lies
+    within the local merge tolerance of an existing vertex (the STL case of issue 11)."""
+    a, b, _ = CELL.faces[0]
+    edge = np.linalg.norm(CELL.vertices[a] - CELL.vertices[b])
+    apex = CELL.vertices[a] + 3e-5 * edge * np.array([1.0, 0.0, 0.0])
+    vertices = np.vstack([CELL.vertices, apex])
+    m = len(CELL.vertices)
+    broken = SurfaceMesh(vertices, np.vstack([CELL.faces, [[a, b, m], [b, a, m]]]))
+    with pytest.raises(NonManifoldError, match=r"repair it: mf_dmri.geometry.repair_surface"):
+        validate_surface(broken)
+    repaired, report = repair_surface(broken)
+    assert report.count("merge_vertices") == 1 and report.count("collapsed") == 2
+    assert validate_surface(repaired).ok
+    assert repaired.signed_volume() == pytest.approx(CELL.signed_volume(), rel=1e-12)
+
+
+def test_double_sided_sheet_goes_with_both_faces():
+    a, b, _ = CELL.faces[0]
+    outside = 1.5 * CELL.vertices[a]
+    vertices = np.vstack([CELL.vertices, outside])
+    m = len(CELL.vertices)
+    broken = SurfaceMesh(vertices, np.vstack([CELL.faces, [[a, b, m], [b, a, m]]]))
+    assert "nonmanifold_edges" in check_surface(broken).problems
+    repaired, report = repair_surface(broken)
+    assert report.count("double_sided") == 2
+    assert repaired.n_faces == CELL.n_faces and validate_surface(repaired).ok
+
+
+@pytest.mark.parametrize("same_triangles", [True, False])
+def test_coincident_opposite_faces(same_triangles):
+    """Two boxes sharing a face: coplanar coincident faces of opposite orientation, on the
+    same vertices (cancelled) or triangulated differently (merged by the union)."""
+    side = 2 * um
+    first = box((side, side, side))
+    edge = None if same_triangles else 0.3 * side
+    second = box((side, side, side), edge_length=edge).translated([side, 0, 0])
+    touching = concatenate([first, second])
+    report = check_surface(touching)
+    assert "multiple_bodies" in report.problems
+    repaired, repair = repair_surface(touching)
+    if same_triangles:
+        assert repair.count("double_sided") > 0 and repair.count("union") == 0
+    else:  # corners merged, the overlapping faces re-triangulated
+        assert repair.count("merge_vertices") > 0
+    result = validate_surface(repaired)
+    assert result.n_bodies == 1
+    assert result.volume == pytest.approx(2 * side**3, rel=1e-3)
+
+
+def test_self_intersecting_fold_is_retriangulated_locally():
+    vertices = CELL.vertices.copy()
+    vertices[0] = -1.5 * vertices[0]  # pull a vertex through the opposite side
+    broken = SurfaceMesh(vertices, CELL.faces)
+    message = check_surface(broken).summary(for_cli=True)
+    assert "self_intersections" in message and "mf-dmri mesh repair IN OUT" in message
+    repaired, report = repair_surface(broken)
+    assert validate_surface(repaired).ok
+    patched = report.count("retriangulated")
+    assert 1 <= patched and repaired.n_faces > 0.9 * CELL.n_faces
+    # only the spike's neighbourhood changed: the volume is that of the sphere minus a cap
+    assert abs(report.volume_after - CELL.signed_volume()) < 0.05 * CELL.signed_volume()
+
+
+def _naive_neuron(fin: bool = True) -> tuple[SurfaceMesh, float]:
+    """Soma ball plus neurite cylinders (radii 0.15-0.5 um) as separate closed bodies
+    overlapping each other; two collinear pieces abut with coincident end discs; a fin.
+    Returns the surface and the exact union volume of the polyhedral parts' layout (the
+    manifold3d union is the independent reference computed in the test)."""
+    soma = sphere(3 * um, subdivisions=3)
+    parts = [soma]
+    for radius, length, axis in ((0.5, 8.0, 0), (0.3, 6.0, 1), (0.15, 5.0, 2)):
+        tube = cylinder(radius * um, length * um, segments=12)
+        vertices = tube.vertices.copy()
+        vertices[:, 2] += 0.5 * length * um + 2 * um  # from inside the soma outwards
+        order = {0: [2, 1, 0], 1: [0, 2, 1], 2: [0, 1, 2]}[axis]
+        parts.append(SurfaceMesh(vertices[:, order], tube.faces))
+        if axis == 2:  # a second piece abutting the first with a coincident end disc
+            shifted = vertices.copy()
+            shifted[:, 2] += length * um
+            parts.append(SurfaceMesh(shifted[:, order], tube.faces))
+    surface = concatenate(parts)
+    if fin:
+        a, b, _ = surface.faces[0]
+        apex = 1.3 * surface.vertices[a]
+        vertices = np.vstack([surface.vertices, apex])
+        m = len(surface.vertices)
+        surface = SurfaceMesh(vertices, np.vstack([surface.faces, [[a, b, m], [b, a, m]]]))
+    return surface, len(parts)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 11): vertices shared by touching bodies are merged before the "
+    "union, so part of the overlap is re-triangulated locally instead of united; the "
+    "repaired volume is 6 % above manifold3d's union",
+)
+def test_naive_union_of_frusta_neuron_is_repaired_and_meshed():
+    import manifold3d
+
+    surface, n_parts = _naive_neuron()
+    problems = check_surface(surface).problems
+    assert {"nonmanifold_edges", "self_intersections", "multiple_bodies"} <= set(problems)
+    repaired, report = repair_surface(surface)
+    # the fin and the coincident end discs cancel; the crossing bodies are united
+    assert report.count("double_sided") >= 2 and report.count("union") >= 2
+    assert validate_surface(repaired).n_bodies == 1
+    # independent reference: manifold3d's union of the clean parts, computed directly
+    clean, _ = _naive_neuron(fin=False)
+    from mf_dmri.geometry.topology import split_bodies
+
+    solids = [
+        manifold3d.Manifold(
+            manifold3d.Mesh64(
+                vert_properties=np.ascontiguousarray(b.vertices / um),
+                tri_verts=np.ascontiguousarray(b.faces, dtype=np.uint32),
+            )
+        )
+        for b in split_bodies(clean)
+    ]
+    reference = manifold3d.Manifold.batch_boolean(solids, manifold3d.OpType.Add).volume()
+    assert repaired.signed_volume() / um**3 == pytest.approx(reference, rel=0.01)
+    mesh = tetrahedralize(repaired, length_scale=1.0 * um)
+    assert mesh.quality.volume_error < 0.02
+
+
+def test_several_bodies_one_rule_in_check_and_tetrahedralize():
+    two = concatenate([CELL, CELL.translated([20 * um, 0, 0])])
+    assert "multiple_bodies" in check_surface(two).problems
+    with pytest.raises(MultipleBodiesError, match="allow_multiple_bodies=True"):
+        tetrahedralize(two, thin_part_cells=None)
+    mesh = tetrahedralize(two, thin_part_cells=None, allow_multiple_bodies=True)
+    assert set(np.unique(mesh.labels)) == {0, 1}
+
+
+def test_needle_without_interior_nodes_warns_and_strict_refuses(caplog):
+    needle = cylinder(0.05 * um, 50 * um, segments=6)  # aspect ratio 1000
+    with caplog.at_level(logging.WARNING, logger="mf_dmri.geometry.tetra"):
+        tetrahedralize(needle, thin_part_cells=None)
+    assert "no node inside" in caplog.text
+    with pytest.raises(UnresolvedThinPartError, match="smaller length_scale"):
+        tetrahedralize(needle, thin_part_cells=None, strict=True)
+
+
+def test_time_budget_stops_the_mesher_and_names_the_next_route():
+    pytest.importorskip("pytetwild")
+    with pytest.raises(MesherTimeoutError, match=r"time budget of 0.2 s.*num_opt_iter"):
+        tetrahedralize(CELL, method="tetwild", thin_part_cells=None, time_budget=0.2)
+
+
+def test_pytetwild_without_pyvista_names_pyvista(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "pytetwild":
+            raise ModuleNotFoundError("No module named 'pyvista'", name="pyvista")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(MesherError, match="pytetwild is installed but its dependency pyvista"):
+        tetrahedralize(CELL, method="tetwild", thin_part_cells=None, time_budget=None)
