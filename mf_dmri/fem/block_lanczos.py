@@ -18,9 +18,9 @@ Rayleigh-Ritz step with ``K`` and ``M`` gives M-orthonormal vectors and their Ra
 quotients, whose true residuals ``||K x - lambda M x||_{M^-1} / lambda`` must be at most
 ``tolerance``; if not, the Rayleigh-Ritz step is repeated on the whole basis, and if that
 fails too ``t`` is tightened tenfold, the next blocks' solves get one step of iterative
-refinement and the basis grows on.  Vectors in
-``deflation`` (exact zero modes, modes of a neighbouring window) are projected out of every
-block, so the window's modes are M-orthogonal to them.
+refinement and the basis grows on, down to ``t = 1e-13`` (then :class:`ResidualFloorError`).
+Vectors in ``deflation`` (exact zero modes, modes of a neighbouring window) are projected
+out of every block, so the window's modes are M-orthogonal to them.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ from mf_dmri.fem.sparse_factor import ShiftedFactor
 
 class IncompleteSpectrumError(RuntimeError):
     """The eigensolver found fewer (or more) eigenpairs in a window than the inertia count."""
+
+
+class ResidualFloorError(IncompleteSpectrumError):
+    """All counted eigenpairs were found, but round-off keeps a residual above tolerance."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,12 @@ def window_eigenpairs(
                     return WindowModes(modes[0], modes[1], m, m, timings)
             timings["rayleigh_ritz"] += time.perf_counter() - clock
             if modes is not None:  # Ritz residuals small, true ones not yet: tighten and
-                ritz_tolerance = max(0.1 * ritz_tolerance, 1e-15)  # refine the solves
+                if ritz_tolerance <= 1e-13:  # refine the solves, up to round-off
+                    raise ResidualFloorError(
+                        f"relative residual {modes[2]:.1e} > tolerance {tolerance:.1e} at the "
+                        "round-off floor of the shift-invert solves"
+                    )
+                ritz_tolerance *= 0.1
                 refine = (stiffness - factor.shift * mass).tocsr()
             if m + block_size > max_basis:
                 raise IncompleteSpectrumError(

@@ -12,10 +12,13 @@ caller (mesh eigenbases, the differentiable eigen-solve, permeable operators):
    the factorisations (two per slice) against the orthogonalisation (``~N m^2`` for a Krylov
    basis of ``m ~ 2.5 x`` the slice's modes), from the measured time of the first count.
 3. **Solve.** Each slice runs shift-invert block Lanczos (:mod:`mf_dmri.fem.block_lanczos`)
-   with its shift inside the slice until it has found exactly the counted eigenpairs: no mode
-   is missing, or :class:`IncompleteSpectrumError` is raised.  The modes of the upper part of
-   the previous slice are deflated (kept M-orthogonal), so a degenerate cluster that straddles
-   a boundary is split between two slices without losing or duplicating a direction.
+   with its shift in the middle of the slice until it has found exactly the counted
+   eigenpairs: no mode is missing, or :class:`IncompleteSpectrumError` is raised.  If the
+   round-off of the indefinite solves keeps some residual above the tolerance, the slice is
+   solved again with its shift at its bottom (positive definite factor for the lowest slice).
+   The modes of the upper part of the previous slice are deflated (kept M-orthogonal), so a
+   degenerate cluster that straddles a boundary is split between two slices without losing
+   or duplicating a direction.
 4. **Small problems** (at most ``dense_limit`` unknowns, or up to 4,000 unknowns when a third
    of the spectrum is wanted) go to LAPACK ``eigh``: complete by construction and cheaper
    than a Krylov basis nearly as large as the matrix.
@@ -36,7 +39,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.linalg as la
 
-from mf_dmri.fem.block_lanczos import IncompleteSpectrumError, window_eigenpairs
+from mf_dmri.fem.block_lanczos import (
+    IncompleteSpectrumError,
+    ResidualFloorError,
+    window_eigenpairs,
+)
 from mf_dmri.fem.sparse_factor import ShiftedFactor, factor_near, fill_reducing_ordering
 
 __all__ = ["IncompleteSpectrumError", "ShiftInvertLanczos", "Spectrum", "lowest_spectrum"]
@@ -225,32 +232,35 @@ def _solve_slice(stiffness, mass, spectrum, window, expected, solver, stats) -> 
     if expected == 0:
         return replace(spectrum, stats=stats)
     start, stop = window
-    first = spectrum.eigenvalues.size == spectrum.num_zero
-    shift = start + (0.7 if first else 0.55) * (stop - start)
-    clock = time.perf_counter()
-    factor = factor_near(stiffness, mass, shift, spectrum.ordering)
-    factor_time = time.perf_counter() - clock
     deflation = _deflation(spectrum, start, stop)
     room = stiffness.shape[0] - deflation.shape[1]
-    modes = window_eigenpairs(
-        stiffness,
-        mass,
-        factor,
-        window,
-        expected,
-        (deflation, mass @ deflation),
-        block_size=min(solver.block_size, max(1, room // 4)),
-        tolerance=solver.tolerance,
-        max_basis=min(room - solver.block_size, 8 * expected + 10 * solver.block_size),
-        seed=spectrum.eigenvalues.size,
-    )
-    extra = {
-        "factorisations": 1,
-        "factorisation": factor_time,
-        "slices": 1,
-        "solves": modes.solves,
-        **modes.timings,
-    }
+    extra: dict = {"slices": 1}
+    # shift in the middle of the slice; if the solves' round-off keeps the residuals of the
+    # modes far from it above the tolerance, once more with the shift at the slice's bottom
+    for fraction in (0.5, -0.02):
+        clock = time.perf_counter()
+        factor = factor_near(stiffness, mass, start + fraction * (stop - start), spectrum.ordering)
+        extra = _merged_stats(
+            extra, {"factorisations": 1, "factorisation": time.perf_counter() - clock}
+        )
+        try:
+            modes = window_eigenpairs(
+                stiffness,
+                mass,
+                factor,
+                window,
+                expected,
+                (deflation, mass @ deflation),
+                block_size=min(solver.block_size, max(1, room // 4)),
+                tolerance=solver.tolerance,
+                max_basis=min(room - solver.block_size, 8 * expected + 10 * solver.block_size),
+                seed=spectrum.eigenvalues.size,
+            )
+            break
+        except ResidualFloorError:
+            if fraction < 0:
+                raise
+    extra = _merged_stats(extra, {"solves": modes.solves, **modes.timings})
     return replace(
         spectrum,
         eigenvalues=np.concatenate([spectrum.eigenvalues, modes.eigenvalues]),
