@@ -63,11 +63,6 @@ class ShiftedFactor:
             raise ArithmeticError(f"SuperLU pivoted off the diagonal at shift {shift:.6g}")
         self._negatives: int | None = None
 
-    @property
-    def fill(self) -> int:
-        """Stored entries of the factor (L and U)."""
-        return int(self._lu.L.nnz + self._lu.U.nnz)
-
     def solve(self, rhs: np.ndarray, matrix=None) -> np.ndarray:
         """``(K - shift M)^{-1} rhs`` for a vector (N,) or a block (N, b) at once; with
         ``matrix`` (= K - shift M) one step of iterative refinement (two solves)."""

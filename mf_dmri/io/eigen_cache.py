@@ -4,7 +4,7 @@ A cache file stores the :class:`~mf_dmri.eigenbasis.Eigenbasis` arrays, the sett
 produced it (JSON) and ``key``: the SHA-256 of the mesh arrays (nodes, elements, labels, as
 float64/int64 little-endian bytes with their shapes) and of the settings that change the
 result (cutoff, element order, cluster tolerance, axes, format version).  The solver settings
-is not part of the key: every back-end returns the same basis to round-off.
+are not part of the key: every setting returns the same basis to within its tolerance.
 
 Loading checks the key: a file whose key differs from the mesh/settings in hand is stale and
 is never used silently (:class:`StaleCacheError`, or recomputed and overwritten with a logged
