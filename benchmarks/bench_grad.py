@@ -62,7 +62,7 @@ def _run_case(points_per_side: int, num_modes: int) -> dict:
             if "converged in" in record.getMessage():
                 iterations.append(int(record.args[0]))
 
-    log = logging.getLogger("mf_dmri.fem._sparse_eigen")
+    log = logging.getLogger("mf_dmri.fem.mode_set")
     log.setLevel(logging.DEBUG)
     log.addHandler(_Counter())
     nodes_np, elements = _mesh(points_per_side)

@@ -13,7 +13,7 @@ import skfem
 import torch
 
 from mf_dmri import units
-from mf_dmri.fem import assemble_mesh, mesh_eigenbasis
+from mf_dmri.fem import ShiftInvertLanczos, assemble_mesh, mesh_eigenbasis
 from mf_dmri.fem.bloch_torrey import BlochTorreyOperator, impermeable_operator
 from mf_dmri.geometry import generators, tetrahedralize
 from mf_dmri.geometry.neuron import NeuronSkeleton, neuron_surface
@@ -118,7 +118,9 @@ def full_basis(name: str):
     sphere and cylinder (the MF without truncation); on the neuron, whose sliver elements
     have larger eigenvalues, every mode of wavelength >= 0.2 um."""
     nodes, elements = volume_mesh(name)
-    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1e15, solver="dense")
+    return mesh_eigenbasis(
+        nodes, elements, max_eigenvalue=1e15, solver=ShiftInvertLanczos(dense_limit=10**6)
+    )
 
 
 def mf_signal(name: str, pieces, max_eigenvalue: float) -> np.ndarray:

@@ -90,4 +90,6 @@ def test_eigenvalues_alone_miss_the_within_cluster_term():
     with_coupling, finite = directional_derivatives(signal(True), nodes, directions)
     diagonal_only, _ = directional_derivatives(signal(False), nodes, directions)
     assert relative_error(with_coupling, finite)[0] < 1e-6
-    assert relative_error(diagonal_only, finite)[0] > 1e-2
+    # the size of the miss depends on the (arbitrary) basis the solver returns inside each
+    # degenerate pair; it is ~1e-2 here, four orders of magnitude above the exact gradient's
+    assert relative_error(diagonal_only, finite)[0] > 1e-3

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from mf_dmri import units
-from mf_dmri.fem import assemble_mesh, mesh_eigenbasis
+from mf_dmri.fem import ShiftInvertLanczos, assemble_mesh, mesh_eigenbasis
 from mf_dmri.fem.bloch_torrey import impermeable_operator
 from mf_dmri.geometry import generators, tetrahedralize
 from mf_dmri.geometry.neuron import NeuronSkeleton, neuron_surface
@@ -80,7 +80,12 @@ def mf_vs_btpde(lines: list[str], quick: bool) -> None:
         mesh = tetrahedralize(surface, length_scale=edge, thin_part_cells=None)
         operator = impermeable_operator(list(assemble_mesh(mesh.nodes, mesh.elements).pieces), D)
         start = time.perf_counter()
-        basis = mesh_eigenbasis(mesh.nodes, mesh.elements, max_eigenvalue=1e15, solver="dense")
+        basis = mesh_eigenbasis(
+            mesh.nodes,
+            mesh.elements,
+            max_eigenvalue=1e15,
+            solver=ShiftInvertLanczos(dense_limit=10**6),
+        )
         eigen_time = time.perf_counter() - start
         compartment = Compartment(basis, D)
         lines += [
@@ -140,7 +145,9 @@ def step_convergence(lines: list[str]) -> None:
     surface = generators.sphere(5 * um, subdivisions=2)
     mesh = tetrahedralize(surface, thin_part_cells=None)
     operator = impermeable_operator(list(assemble_mesh(mesh.nodes, mesh.elements).pieces), D)
-    basis = mesh_eigenbasis(mesh.nodes, mesh.elements, max_eigenvalue=1e15, solver="dense")
+    basis = mesh_eigenbasis(
+        mesh.nodes, mesh.elements, max_eigenvalue=1e15, solver=ShiftInvertLanczos(dense_limit=10**6)
+    )
     pieces = pieces_of("PGSE 10/30 ms")
     exact = signal(Compartment(basis, D), pieces).numpy()  # every mode: exact in time
     counts = np.array([2, 4, 8, 16, 32])

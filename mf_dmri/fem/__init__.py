@@ -4,10 +4,12 @@ from mf_dmri.fem.assembly import FemMatrices, assemble_piece, block_matrices
 from mf_dmri.fem.eigen import (
     FemEigenResult,
     cutoff_eigenvalue,
+    extend_eigenbasis,
     mesh_eigenbasis,
     mesh_eigenbasis_with_diagnostics,
     solve_eigenbasis,
 )
+from mf_dmri.fem.eigensolver import IncompleteSpectrumError, ShiftInvertLanczos
 from mf_dmri.fem.permeable import PermeableMesh, permeable_mesh
 from mf_dmri.fem.permeable_basis import permeable_eigenbasis
 from mf_dmri.fem.permeable_parameters import PermeableParameters, permeable_operator
@@ -23,14 +25,17 @@ __all__ = [
     "FemEigenResult",
     "FemMatrices",
     "FemSystem",
+    "IncompleteSpectrumError",
     "PermeableMesh",
     "PermeableParameters",
+    "ShiftInvertLanczos",
     "assemble_mesh",
     "assemble_piece",
     "block_matrices",
     "cross_section_eigenbasis",
     "cross_section_result",
     "cutoff_eigenvalue",
+    "extend_eigenbasis",
     "mesh_eigenbasis",
     "mesh_eigenbasis_with_diagnostics",
     "permeable_eigenbasis",

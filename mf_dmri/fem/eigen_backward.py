@@ -1,7 +1,7 @@
 """Sparse generalized eigen-solve with an exact adjoint (a ``torch.autograd.Function``).
 
 Forward: the lowest Neumann modes ``K phi_i = lambda_i M phi_i`` (``Phi^T M Phi = I``) of
-the assembled P1 matrices, cluster-complete (see :mod:`mf_dmri.fem._sparse_eigen`), and the
+the assembled P1 matrices, cluster-complete (see :mod:`mf_dmri.fem.mode_set`), and the
 reduced eigen-data
 
 * ``eigenvalues`` lambda (L,),
@@ -16,7 +16,8 @@ Backward: the adjoint with respect to the element values of K, M and Q_k.  Pairs
 different clusters use the classical ``1 / (lambda_i - lambda_j)`` rotation; inside a
 cluster the basis moves only by its symmetric (normalisation) part, never dividing by a
 small gap; the component outside the kept subspace comes from one projected shifted solve
-per mode (block CG).  The derivation is in docs/eigen_derivatives.md.
+per mode, all modes in one block CG preconditioned by the forward's own factorisation.
+The derivation is in docs/eigen_derivatives.md.
 
 The inputs are element matrices (E, n, n) on ``elements`` (E, n), as produced by
 :func:`mf_dmri.fem.torch_assembly.assemble_p1`; they are symmetrised, and the stiffness
@@ -32,7 +33,7 @@ import scipy.sparse as sp
 import torch
 
 from mf_dmri._checks import DTYPE
-from mf_dmri.fem._sparse_eigen import (
+from mf_dmri.fem.mode_set import (
     ModeSet,
     cluster_labels,
     lowest_modes,

@@ -1,10 +1,10 @@
 """Modes of the permeable/relaxing operator and their exact adjoint w.r.t. the parameters.
 
 Forward: every generalized eigenpair ``A phi = lambda M phi`` (rates [1/s]) up to a cutoff,
-cluster-complete, by shift-invert Lanczos (ARPACK) on ``A - sigma M`` (sigma slightly
-negative) with the exact null vectors of ``A`` deflated
-(:func:`~mf_dmri.fem.permeable_parameters.exact_null_modes`: a constant per exchange-
-connected piece without relaxation; none when something relaxes), then Rayleigh-Ritz.
+cluster-complete, by the project's eigensolver (:func:`mf_dmri.fem.mode_set.lowest_modes`:
+inertia-counted spectrum slices, shift-invert block Lanczos) with the exact null vectors of
+``A`` deflated (:func:`~mf_dmri.fem.permeable_parameters.exact_null_modes`: a constant per
+exchange-connected piece without relaxation; none when something relaxes).
 
 Backward (``A = sum_p theta_p A_p``, ``M`` fixed): the adjoint of docs/eigen_derivatives.md
 with ``dM = 0`` and ``dK = sum_p dtheta_p A_p``:
@@ -15,26 +15,24 @@ with ``dM = 0`` and ``dK = sum_p dtheta_p A_p``:
 cluster), ``H = Phi^T G``, ``G = sum_k 2 J_k Phi S_bar_k + sum_c M 1_c m_bar_c^T`` and
 ``(A - lambda_i M) y_i = P^T g_i`` (projected shifted solves, one per mode).  Unlike the
 Neumann case ``M 1_c`` is not in the kept subspace when something relaxes, so its part of G
-enters the solves too.  Parameters are few, so the cost is the L solves.
+enters the solves too.  Parameters are few, so the cost is the L solves, done as one block
+preconditioned by the forward's own factorisation.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 
 from mf_dmri._checks import DTYPE
-from mf_dmri.fem._sparse_eigen import (
+from mf_dmri.fem.mode_set import (
     ModeSet,
-    _kept_count,
-    _nonzero_modes,
     cluster_labels,
+    lowest_modes,
     projected_shifted_solve,
 )
 
@@ -71,39 +69,16 @@ class CoupledSpec:
 
 def coupled_modes(decay: sp.csr_matrix, spec: CoupledSpec, nulls: np.ndarray) -> ModeSet:
     """All modes up to the cutoff (cluster-complete) plus at least 8 buffer modes."""
-    mass, n_zero = spec.mass, nulls.shape[1]
-    n, dim = mass.shape[0], len(spec.moments)
-    scale = float(decay.diagonal().sum() / mass.diagonal().sum()) / n ** (2 / dim)
-    sigma = -1e-2 * scale
-    factor = spla.splu(
-        (decay - sigma * mass).tocsc(),
-        permc_spec="MMD_AT_PLUS_A",
-        diag_pivot_thresh=0.0,
-        options={"SymmetricMode": True},
+    return lowest_modes(
+        decay,
+        spec.mass,
+        num_modes=spec.num_modes,
+        max_eigenvalue=spec.max_rate,
+        cluster_rtol=spec.cluster_rtol,
+        dim=len(spec.moments),
+        null_vectors=nulls,
+        weyl_volume=spec.weyl_scale,
     )
-    if spec.num_modes is not None:
-        wanted = spec.num_modes - n_zero
-    else:
-        unit = 6 * math.pi**2 if dim == 3 else 4 * math.pi
-        wanted = int(spec.weyl_scale * spec.max_rate ** (dim / 2) / unit)
-    count = max(wanted + max(8, wanted // 4), 16)
-    limit = n - n_zero - 1
-    while True:
-        count = min(count, limit)
-        values, vecs = _nonzero_modes(decay, mass, nulls, factor, sigma, count)
-        lam = np.concatenate([np.zeros(n_zero), values])
-        kept = _kept_count(lam, spec.num_modes, spec.max_rate, spec.cluster_rtol)
-        if kept is not None and kept + 8 <= lam.size:
-            break
-        if count == limit:
-            if kept is not None and kept < lam.size:
-                break
-            raise ValueError(
-                f"the mesh has only {n} degrees of freedom, too few for the requested modes; "
-                "refine the mesh or lower the cutoff"
-            )
-        count *= 2
-    return ModeSet(lam, np.hstack([nulls, vecs]), kept, n_zero, factor, sigma)
 
 
 class CoupledEigenFunction(torch.autograd.Function):

@@ -12,6 +12,7 @@ import numpy as np
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
 from mf_dmri.fem.eigen import FemEigenResult, solve_eigenbasis
+from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.polygon import triangulate_polygon
 from mf_dmri.fem.system import assemble_mesh
 
@@ -40,7 +41,7 @@ def cross_section_result(
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
     order: int = 1,
-    solver: str = "auto",
+    solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
 ) -> FemEigenResult:
@@ -71,7 +72,7 @@ def cross_section_eigenbasis(
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
     order: int = 1,
-    solver: str = "auto",
+    solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
 ) -> Eigenbasis:
@@ -85,7 +86,7 @@ def cross_section_eigenbasis(
         length_scale: shortest wavelength kept ell [m]; lambda_max = (2 pi / ell)^2 [1/m^2].
         max_eigenvalue: the cutoff lambda_max [1/m^2] (instead of ``length_scale``).
         order: 1 (P1) or 2 (P2) Lagrange elements.
-        solver: "auto", "dense", "shift-invert" or "lobpcg".
+        solver: eigensolver settings (:class:`~mf_dmri.fem.ShiftInvertLanczos`; None: defaults).
         cluster_rtol: relative gap [-] under which eigenvalues form one (uncut) cluster.
         label: free text stored in the basis.
 
@@ -114,7 +115,7 @@ def polygon_eigenbasis(
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
     order: int = 1,
-    solver: str = "auto",
+    solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
 ) -> Eigenbasis:
@@ -127,7 +128,7 @@ def polygon_eigenbasis(
         length_scale: shortest wavelength kept ell [m]; lambda_max = (2 pi / ell)^2 [1/m^2].
         max_eigenvalue: the cutoff lambda_max [1/m^2] (instead of ``length_scale``).
         order: 1 (P1) or 2 (P2) Lagrange elements.
-        solver: "auto", "dense", "shift-invert" or "lobpcg".
+        solver: eigensolver settings (:class:`~mf_dmri.fem.ShiftInvertLanczos`; None: defaults).
         cluster_rtol: relative gap [-] under which eigenvalues form one (uncut) cluster.
         label: free text stored in the basis.
     """

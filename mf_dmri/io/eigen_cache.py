@@ -3,8 +3,8 @@
 A cache file stores the :class:`~mf_dmri.eigenbasis.Eigenbasis` arrays, the settings that
 produced it (JSON) and ``key``: the SHA-256 of the mesh arrays (nodes, elements, labels, as
 float64/int64 little-endian bytes with their shapes) and of the settings that change the
-result (cutoff, element order, cluster tolerance, axes, format version).  The solver back-end
-is not part of the key: every back-end returns the same basis to round-off.
+result (cutoff, element order, cluster tolerance, axes, format version).  The solver settings
+are not part of the key: every setting returns the same basis to within its tolerance.
 
 Loading checks the key: a file whose key differs from the mesh/settings in hand is stale and
 is never used silently (:class:`StaleCacheError`, or recomputed and overwritten with a logged
@@ -24,6 +24,7 @@ import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
 from mf_dmri.fem.eigen import cutoff_eigenvalue, default_axes, mesh_eigenbasis
+from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.mesh_input import mesh_arrays
 
 _LOG = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def cached_mesh_eigenbasis(
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
     order: int = 1,
-    solver: str = "auto",
+    solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     on_stale: str = "recompute",
     label: str = "",

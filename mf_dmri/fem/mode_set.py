@@ -1,17 +1,20 @@
-"""Sparse linear algebra behind :mod:`mf_dmri.fem.eigen_backward` (numpy/scipy, no autograd).
+"""The lowest modes of a symmetric pencil with a buffer, and the projected shifted solves of
+the adjoint (numpy/scipy, no autograd); used by :mod:`mf_dmri.fem.eigen_backward` and
+:mod:`mf_dmri.fem.permeable_eigen`.
 
-* :func:`lowest_modes`: every Neumann mode of ``K phi = lambda M phi`` up to a count or a
-  cutoff, never cutting a degenerate cluster.  The zero modes (one per connected piece of
-  the mesh) are exact: the normalised indicator of each piece with eigenvalue 0.  The
-  other modes come from ARPACK in shift-invert mode (one sparse LU of ``K - sigma M`` with
-  ``sigma`` slightly negative) with the zero modes projected out of the operator, then a
-  Rayleigh-Ritz step on the computed subspace so the returned data are exactly Galerkin.
+* :func:`lowest_modes`: every mode of ``K phi = lambda M phi`` up to a count or a cutoff,
+  never cutting a degenerate cluster, plus a few "buffer" modes beyond, by the project's one
+  eigensolver (:func:`mf_dmri.fem.eigensolver.lowest_spectrum`: inertia-counted spectrum
+  slices, shift-invert block Lanczos).  The exact null vectors (one per connected piece of
+  the mesh for a Neumann stiffness) come first with eigenvalue exactly 0.
 * :func:`projected_shifted_solve`: ``(K - lambda_i M) y_i = P^T b_i`` with ``y_i``
-  M-orthogonal to the kept modes, one column per mode, by block preconditioned conjugate
+  M-orthogonal to the kept modes, all columns at once by block preconditioned conjugate
   gradients.  On the M-orthogonal complement of a cluster-complete set of the lowest modes
   ``K - lambda_i M`` is positive definite (its eigenvalues there are ``lambda_k - lambda_i
-  > 0``), so CG applies; the preconditioner is the same LU of ``K - sigma M`` plus the
-  exact inverse on the extra "buffer" modes computed beyond the kept ones.
+  > 0``), so CG applies.  The preconditioner reuses the eigensolver's own factorisation of
+  ``K - sigma M`` (its top slice, ``sigma`` below every mode left out of the computed set, so
+  the factor is positive definite on that complement), applied to the whole block of
+  right-hand sides at once, plus the exact inverse on the buffer modes.
 """
 
 from __future__ import annotations
@@ -19,28 +22,36 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
+from mf_dmri.fem.eigensolver import (
+    ShiftInvertLanczos,
+    Spectrum,
+    extend_spectrum,
+    lowest_spectrum,
+)
+from mf_dmri.fem.sparse_factor import ShiftedFactor
+
 logger = logging.getLogger(__name__)
+
+#: Growth factor of the threshold when more modes are needed.
+_GROWTH = 1.25
 
 
 @dataclass(frozen=True)
 class ModeSet:
-    """Lowest eigenpairs of one mesh: the first ``num_kept`` columns are the kept modes
-    (``num_zero`` exact zero modes first), the rest is the buffer used by the backward."""
+    """Lowest eigenpairs of one pencil: the first ``num_kept`` columns are the kept modes
+    (``num_zero`` exact zero modes first), the rest is the buffer used by the backward;
+    ``factor`` is the eigensolver's factorisation reused by the adjoint solves."""
 
     eigenvalues: np.ndarray
     vectors: np.ndarray
     num_kept: int
     num_zero: int
-    factor: Any
-    sigma: float
+    factor: ShiftedFactor | None
 
 
 def zero_modes(mass: sp.csr_matrix) -> np.ndarray:
@@ -62,40 +73,13 @@ def cluster_labels(eigenvalues: np.ndarray, rtol: float, scale: float) -> np.nda
     return np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64)
 
 
-def _weyl_count(volume: float, max_eigenvalue: float, dim: int) -> int:
-    """Weyl estimate of the number of modes below ``max_eigenvalue`` (interior term)."""
+def weyl_threshold(count: int, weyl_volume: float, dim: int) -> float:
+    """Eigenvalue below which Weyl's law puts ``count`` modes, for a domain of volume
+    ``weyl_volume`` (interior term: n = V lambda^(3/2) / (6 pi^2) in 3-D, V lambda / (4 pi)
+    in 2-D)."""
     if dim == 3:
-        return int(volume * max_eigenvalue**1.5 / (6 * math.pi**2))
-    return int(volume * max_eigenvalue / (4 * math.pi))
-
-
-def _nonzero_modes(stiffness, mass, zeros, factor, sigma: float, count: int):
-    """``count`` lowest nonzero eigenpairs by deflated shift-invert Lanczos + Rayleigh-Ritz."""
-    n = mass.shape[0]
-    mass_zeros = mass @ zeros
-
-    def deflated_solve(x: np.ndarray) -> np.ndarray:
-        y = factor.solve(np.asarray(x, dtype=np.float64))
-        return y - zeros @ (mass_zeros.T @ y)
-
-    op = spla.LinearOperator((n, n), matvec=deflated_solve, dtype=np.float64)
-    start = np.random.default_rng(12345).standard_normal(n)
-    start -= zeros @ (mass_zeros.T @ start)
-    ncv = min(n - zeros.shape[1], max(2 * count + 1, count + 32))
-    _, vecs = spla.eigsh(
-        stiffness, k=count, M=mass, sigma=sigma, OPinv=op, v0=start, ncv=ncv, which="LM", tol=0
-    )
-    vecs -= zeros @ (mass_zeros.T @ vecs)
-    values, coeffs = la.eigh(vecs.T @ (stiffness @ vecs), vecs.T @ (mass @ vecs))
-    vecs = vecs @ coeffs
-    residual = np.linalg.norm(stiffness @ vecs - (mass @ vecs) * values, axis=0)
-    scale = np.linalg.norm(mass @ vecs, axis=0) * max(abs(values[-1]), 1e-300)
-    if (residual > 1e-8 * scale).any():
-        raise RuntimeError(
-            f"eigen-solve did not converge (relative residual "
-            f"{float((residual / scale).max()):.1e}); check the mesh quality"
-        )
-    return values, vecs
+        return (6 * math.pi**2 * count / weyl_volume) ** (2.0 / 3.0)
+    return 4 * math.pi * count / weyl_volume
 
 
 def lowest_modes(
@@ -106,52 +90,67 @@ def lowest_modes(
     max_eigenvalue: float | None,
     cluster_rtol: float,
     dim: int,
+    null_vectors: np.ndarray | None = None,
+    weyl_volume: float | None = None,
     min_buffer: int = 8,
+    solver: ShiftInvertLanczos | None = None,
 ) -> ModeSet:
     """All modes up to ``num_modes`` (extended to close the last cluster) or up to
     ``max_eigenvalue`` [1/m^2] (inclusive, cluster-complete), plus at least ``min_buffer``
-    buffer modes beyond them."""
+    buffer modes beyond them.
+
+    ``null_vectors`` (N, z): exact M-orthonormal null vectors of K (default: the piece
+    indicators of :func:`zero_modes`); ``weyl_volume``: the volume in Weyl's law for the
+    first threshold guess (default ``1^T M 1``).
+    """
     if (num_modes is None) == (max_eigenvalue is None):
         raise ValueError("give exactly one of num_modes and max_eigenvalue")
-    zeros = zero_modes(mass)
-    n, n_zero = mass.shape[0], zeros.shape[1]
-    volume = float(np.sum(mass @ np.ones(n)))
-    lam_scale = float(stiffness.diagonal().sum() / mass.diagonal().sum()) / n ** (2 / dim)
-    sigma = -1e-2 * lam_scale
-    factor = spla.splu(
-        (stiffness - sigma * mass).tocsc(),
-        permc_spec="MMD_AT_PLUS_A",
-        diag_pivot_thresh=0.0,
-        options={"SymmetricMode": True},
-    )
-    if num_modes is not None:
-        wanted = num_modes - n_zero
+    nulls = zero_modes(mass) if null_vectors is None else null_vectors
+    n = mass.shape[0]
+    volume = float(np.sum(mass @ np.ones(n))) if weyl_volume is None else weyl_volume
+    if n <= (solver or ShiftInvertLanczos()).dense_limit:
+        threshold = math.inf  # dense: every mode, so the adjoint solves are exact
+    elif num_modes is not None:
+        threshold = weyl_threshold(int(1.15 * num_modes) + min_buffer, volume, dim)
     else:
-        wanted = _weyl_count(volume, max_eigenvalue, dim)
-    count = max(wanted + max(min_buffer, wanted // 4), 2 * min_buffer)
-    limit = n - n_zero - 1
+        threshold = max_eigenvalue * 1.05
+    spectrum = lowest_spectrum(
+        stiffness, mass, threshold, deflation=nulls, dimension=dim, solver=solver
+    )
     while True:
-        count = min(count, limit)
-        values, vecs = _nonzero_modes(stiffness, mass, zeros, factor, sigma, count)
-        lam = np.concatenate([np.zeros(n_zero), values])
-        kept = _kept_count(lam, num_modes, max_eigenvalue, cluster_rtol)
+        lam = spectrum.eigenvalues
+        kept = _kept_count(lam, num_modes, max_eigenvalue, cluster_rtol) if lam.size else None
         if kept is not None and kept + min_buffer <= lam.size:
             break
-        if count == limit:
+        if lam.size >= n - 1:
             if kept is not None and kept < lam.size:
                 break
             raise ValueError(
-                f"the mesh has only {n} nodes, too few for the requested "
+                f"the mesh has only {n} degrees of freedom, too few for the requested "
                 "modes; refine the mesh or ask for fewer modes"
             )
-        count *= 2
+        threshold = _next_threshold(spectrum, threshold, num_modes, min_buffer, dim)
+        spectrum = extend_spectrum(
+            stiffness, mass, spectrum, threshold, dimension=dim, solver=solver
+        )
+    return _mode_set(spectrum, kept)
+
+
+def _next_threshold(spectrum: Spectrum, threshold, num_modes, min_buffer, dim) -> float:
+    """A higher threshold: scaled by Weyl's law towards the wanted count, at least x1.25."""
+    have = max(spectrum.eigenvalues.size, 1)
+    want = (num_modes or have) + 2 * min_buffer
+    ratio = max((1.1 * want / have) ** (2.0 / dim), _GROWTH)
+    return threshold * ratio
+
+
+def _mode_set(spectrum: Spectrum, kept: int) -> ModeSet:
     return ModeSet(
-        eigenvalues=lam,
-        vectors=np.hstack([zeros, vecs]),
+        eigenvalues=spectrum.eigenvalues,
+        vectors=spectrum.vectors,
         num_kept=kept,
-        num_zero=n_zero,
-        factor=factor,
-        sigma=sigma,
+        num_zero=spectrum.num_zero,
+        factor=spectrum.factor,
     )
 
 
@@ -196,10 +195,13 @@ def projected_shifted_solve(
         return r - mass_phi @ (phi.T @ r)
 
     def precondition(r: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        exact = buffer @ ((buffer.T @ r) / buffer_gap[:, columns])
+        if modes.factor is None:  # dense: the buffer is the whole complement
+            return exact
         inner = r - mass_all @ (modes.vectors.T @ r)
         z = modes.factor.solve(inner)
         z -= modes.vectors @ (mass_all.T @ z)
-        return z + buffer @ ((buffer.T @ r) / buffer_gap[:, columns])
+        return z + exact
 
     def apply(x: np.ndarray) -> np.ndarray:
         return stiffness @ x - (mass @ x) * shifts
