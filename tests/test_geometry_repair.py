@@ -191,3 +191,23 @@ def test_pytetwild_without_pyvista_names_pyvista(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(MesherError, match="pytetwild is installed but its dependency pyvista"):
         tetrahedralize(CELL, method="tetwild", thin_part_cells=None, time_budget=None)
+
+
+NAVIS_MESHES = (1734350788, 1734350908, 722817260, 754534424, 754538881)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("neuron_id", NAVIS_MESHES)
+def test_every_navis_example_mesh_repairs_to_a_valid_surface(neuron_id):
+    """The five navis example meshes (8 nm voxel units; fins, double-sided sheets, cavities,
+    non-manifold edges, ~1000 folded face pairs each) repair to closed, manifold, outward
+    bodies without crossings.  Measured volume change of the repair: -1.6 % to -5.0 %
+    (docs/meshing.md: the 1 % target is not met); bounded here at 6 %."""
+    navis = pytest.importorskip("navis")
+    neuron = next(n for n in navis.example_neurons(kind="mesh") if int(n.id) == neuron_id)
+    surface = SurfaceMesh(np.asarray(neuron.vertices, float) * 8e-9, np.asarray(neuron.faces))
+    assert "self_intersections" in check_surface(surface).problems
+    repaired, report = repair_surface(surface)
+    result = check_surface(repaired, allow_multiple_bodies=True)
+    assert result.ok, result.problems
+    assert abs(report.volume_change) < 0.06

@@ -12,8 +12,10 @@ Steps, in order (docs/meshing.md):
    bodies inside another body), invert the other inward bodies;
 4. re-triangulate the neighbourhood of every remaining defect (faces crossing another
    face of their body, non-manifold edges and vertices, zero-area faces) and close every
-   hole (:mod:`mf_dmri.geometry.repair_local`), growing the neighbourhood where needed;
-5. take the exact union (manifold3d) of bodies that cross each other;
+   hole (:mod:`mf_dmri.geometry.repair_local`), growing the neighbourhood of each defect
+   that remains;
+5. take the exact union (manifold3d) of bodies that cross each other; bodies it leaves
+   touching (coplanar contact) are re-triangulated where they touch, as in step 4;
 6. optionally keep only the largest body.
 
 The result is checked like any input; when a problem remains a
@@ -29,6 +31,7 @@ import numpy as np
 
 from mf_dmri.geometry.checks import check_surface
 from mf_dmri.geometry.errors import RepairError
+from mf_dmri.geometry.intersections import self_intersections
 from mf_dmri.geometry.repair_local import repair_defects
 from mf_dmri.geometry.repair_steps import (
     body_volumes,
@@ -183,21 +186,11 @@ def repair_surface(
     vertices, faces, _ = _clean(vertices, faces, merge_tolerance, actions)
     before = signed_volume(vertices, faces)
     vertices, faces = _bodies(vertices, faces, actions)
-    vertices, faces, patches, _ = repair_defects(vertices, faces, max_rings)
-    if patches:
-        actions.append(
-            RepairAction(
-                "retriangulated",
-                len(patches),
-                "regions around crossing, non-manifold or zero-area faces and holes "
-                f"re-triangulated ({sum(p.faces_removed for p in patches)} faces replaced by "
-                f"{sum(p.faces_added for p in patches)})",
-                float(sum(p.volume_change for p in patches)),
-                _where([p.centre for p in patches]),
-            )
-        )
-    surface = SurfaceMesh(vertices, faces)
-    surface = _union(surface, actions)
+    vertices, faces = _retriangulate(vertices, faces, max_rings, False, actions)
+    surface = _union(SurfaceMesh(vertices, faces), actions)
+    if len(self_intersections(surface)):  # bodies the union left touching or crossing
+        vertices, faces = _retriangulate(surface.vertices, surface.faces, max_rings, True, actions)
+        surface = SurfaceMesh(*_bodies(vertices, faces, actions))
     if keep_largest:
         surface = _keep_largest(surface, actions)
     report = RepairReport(
@@ -211,6 +204,24 @@ def repair_surface(
     logger.info("repair_surface: %s", report.summary().replace("\n", "; "))
     _check_result(surface, report)
     return surface, report
+
+
+def _retriangulate(vertices, faces, max_rings, between_bodies, actions):
+    vertices, faces, patches, _ = repair_defects(vertices, faces, max_rings, between_bodies)
+    if patches:
+        where = "between bodies left by the union" if between_bodies else "and holes"
+        actions.append(
+            RepairAction(
+                "retriangulated",
+                len(patches),
+                f"regions around crossing, non-manifold or zero-area faces {where} "
+                f"re-triangulated ({sum(p.faces_removed for p in patches)} faces replaced by "
+                f"{sum(p.faces_added for p in patches)})",
+                float(sum(p.volume_change for p in patches)),
+                _where([p.centre for p in patches]),
+            )
+        )
+    return vertices, faces
 
 
 def _union(surface: SurfaceMesh, actions: list) -> SurfaceMesh:

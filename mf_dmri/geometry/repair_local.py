@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from mf_dmri.geometry.checks import DEGENERATE_RELATIVE_HEIGHT
 from mf_dmri.geometry.hole_filling import boundary_loops, fill_hole, refine_patch
@@ -49,15 +50,17 @@ class Defects:
         return self.intersecting | self.nonmanifold | self.degenerate
 
 
-def find_defects(vertices: np.ndarray, faces: np.ndarray) -> Defects:
-    """Faces that cross another face of their own body, sit at a non-manifold edge or
-    vertex, or have zero area (height below 1e-9 of their longest edge).  Crossings
-    between different bodies are left to the union of bodies."""
+def find_defects(vertices: np.ndarray, faces: np.ndarray, between_bodies: bool = False) -> Defects:
+    """Faces that cross another face of their own body (of any body with
+    ``between_bodies``), sit at a non-manifold edge or vertex, or have zero area (height
+    below 1e-9 of their longest edge).  Crossings between different bodies are otherwise
+    left to the union of bodies."""
     mesh = SurfaceMesh(vertices, faces)
     crossing = np.zeros(len(faces), dtype=bool)
     pairs = self_intersections(mesh)
-    body = face_components(faces, len(vertices))
-    pairs = pairs[body[pairs[:, 0]] == body[pairs[:, 1]]]
+    if not between_bodies:
+        body = face_components(faces, len(vertices))
+        pairs = pairs[body[pairs[:, 0]] == body[pairs[:, 1]]]
     crossing[pairs.reshape(-1)] = True
     tri = mesh.triangles()
     longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
@@ -264,30 +267,57 @@ def signed_volume_about(vertices: np.ndarray, faces: np.ndarray, origin: np.ndar
     return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6)
 
 
+def _escalated_rings(
+    centres: np.ndarray,
+    previous: tuple[np.ndarray, np.ndarray] | None,
+    reach: np.ndarray,
+    max_rings: int,
+) -> np.ndarray:
+    """Ring of each defect face (centres (K, 3) [m]): one more than the ring of the nearest
+    defect of the previous round within ``reach`` (K,) [m] (the same defect, not resolved
+    by that ring), else 0 (a new defect, e.g. made by a neighbouring patch, starts small);
+    past ``max_rings`` it starts again from 0 on the changed surface."""
+    rings = np.zeros(len(centres), dtype=np.int64)
+    if previous is None or len(previous[0]) == 0 or len(centres) == 0:
+        return rings
+    distance, nearest = cKDTree(previous[0]).query(centres)
+    near = distance <= reach
+    rings[near] = previous[1][nearest[near]] + 1
+    return rings % (max_rings + 1)
+
+
 def repair_defects(
-    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 5
+    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 5, between_bodies: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[Patch], Defects]:
-    """Re-triangulate around every defect, growing the ring where one remains.  Returns
-    (vertices, faces, patches, defects left)."""
+    """Re-triangulate around every defect; a defect still there after a round is cut out
+    again with one more ring of faces (per defect, so that a defect made by a neighbouring
+    patch starts again from its own faces), up to ``max_rings``.  Returns (vertices,
+    faces, patches, defects left).  ``between_bodies``: as in :func:`find_defects`."""
     patches: list[Patch] = []
-    defects = find_defects(vertices, faces)
-    for ring in range(max_rings + 1):
-        mask = defects.any
-        open_loops = boundary_loops(faces)[0]
-        if not mask.any() and not open_loops:
+    defects = find_defects(vertices, faces, between_bodies)
+    previous = None
+    for _ in range(3 * (max_rings + 1)):
+        mask = defects.any | _open_faces(faces)
+        if not mask.any():
             break
-        if ring > 0:  # holes left open by the previous round grow too
-            mask = mask | _open_faces(faces)
-        remove = grow(faces, mask, ring) if mask.any() else mask
+        index = np.nonzero(mask)[0]
+        centres = vertices[faces[index]].mean(axis=1)
+        reach = incident_edge_lengths(vertices, faces, "max")[faces[index]].max(axis=1)
+        rings = _escalated_rings(centres, previous, reach, max_rings)
+        remove = np.zeros(len(faces), dtype=bool)
+        for ring in np.unique(rings):
+            selected = np.zeros(len(faces), dtype=bool)
+            selected[index[rings == ring]] = True
+            remove |= grow(faces, selected, int(ring))
+        previous = (centres, rings)
         vertices, faces, new = retriangulate(vertices, faces, remove)
         logger.debug(
-            "ring %d: %d defect faces, %d removed, %d patches, %d open loops before",
-            ring,
-            int(mask.sum()),
+            "round: %d defect faces (rings %s), %d removed, %d patches",
+            len(index),
+            np.bincount(rings).tolist(),
             int(remove.sum()),
             len(new),
-            len(open_loops),
         )
         patches += new
-        defects = find_defects(vertices, faces)
+        defects = find_defects(vertices, faces, between_bodies)
     return vertices, faces, patches, defects
