@@ -109,3 +109,68 @@ def counting_registry(counter: list):
     return DEFAULT_REGISTRY.with_builder(
         GeometryBuilder("cylinder", build, base.parameters, base.required, base.options)
     )
+
+
+class MemorySink:
+    """Keeps every written chunk's signals and error bars by chunk index."""
+
+    def __init__(self):
+        self.signals, self.bars = {}, {}
+
+    def completed(self):
+        return set(self.signals)
+
+    def write(self, chunk, signals, error_bars):
+        assert chunk.index not in self.signals
+        self.signals[chunk.index], self.bars[chunk.index] = signals, error_bars
+
+
+def coupled_spec(
+    permeabilities=(0.0, 1e-4),
+    *,
+    diffusivity_intra=1.0 * um2_per_ms,
+    t2=(0.08, 0.05),
+    relaxivity=1e-5,
+) -> SweepSpec:
+    """sphere_in_sphere (ball 'intra' of radius 2 um in a shell 'extra' to 4 um, coarse)
+    x permeability [m/s]; D = 2 um^2/ms outside; T2 (extra, intra) [s] or one value;
+    spin density 0.7 in the ball; surface relaxivity [m/s] on the outer sphere; PGSE
+    10/30 ms at b = 0, 1000, 3000 s/mm^2 along x and (0, 0.6, 0.8)."""
+    t2_axes = (
+        {"t2": Values((t2[0],)), "intra.t2": Values((t2[1],))}
+        if isinstance(t2, tuple)
+        else {"t2": Values((t2,))}
+    )
+    return SweepSpec(
+        geometries=(
+            GeometrySpec(
+                "sphere_in_sphere",
+                {
+                    "inner_radius": Values((2 * um,)),
+                    "outer_radius": Values((4 * um,)),
+                    "length_scale": Values((2.5 * um,)),
+                    "mesh_size": Values((2.0 * um,)),
+                },
+                {"subdivisions": 1},
+            ),
+        ),
+        tissue=TissueSpec(
+            {
+                "diffusivity": Values((2.0 * um2_per_ms,)),
+                "permeability": Values(tuple(permeabilities)),
+                "intra.diffusivity": Values((diffusivity_intra,)),
+                "intra.spin_density": Values((0.7,)),
+                "extra.surface_relaxivity": Values((relaxivity,)),
+                **t2_axes,
+            }
+        ),
+        acquisitions=(
+            AcquisitionBlock(
+                "pgse",
+                (10 * ms,),
+                (30 * ms,),
+                (0.0, 1000 * s_per_mm2, 3000 * s_per_mm2),
+                ((1.0, 0.0, 0.0), (0.0, 0.6, 0.8)),
+            ),
+        ),
+    )

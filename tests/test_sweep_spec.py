@@ -89,7 +89,11 @@ def test_log_grid_and_log_uniform():
         ("seed = 7", "seed = 7\nbogus = 1", "unknown top-level keys"),
         ("pulse_separation_ms = [20, 30]", "pulse_separation_ms = [5]", "exceeds"),
         ("directions = 5", "directions = [[0, 0, 0]]", "non-zero 3-vector"),
-        ("t2_ms = {", "kappa_um_per_ms = 0.01\nt2_ms = {", "every value needs its own eigen-solve"),
+        (
+            "t2_ms = {",
+            "permeability_um_per_ms = 0.01\nt2_ms = {",
+            r"\[tissue\] permeability_um_per_ms: permeability couples compartments",
+        ),
         ("[1.0, 2.0]", "[1.0, -2.0]", "must be positive"),
         ("seed = 7", "seed = 7\n[[[", "not valid TOML"),
     ],

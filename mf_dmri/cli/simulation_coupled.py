@@ -18,18 +18,6 @@ from mf_dmri.io.vocabulary import ConfigError, naming
 logger = logging.getLogger(__name__)
 
 
-def _region_order(model) -> list[int]:
-    """Body indices sorted outermost first (depth, then decreasing volume)."""
-
-    def depth(index: int) -> int:
-        level = 0
-        while model.parents[index] >= 0:
-            index, level = model.parents[index], level + 1
-        return level
-
-    return sorted(range(model.n_compartments), key=lambda i: (depth(i), -model.volumes[i]))
-
-
 def _labelled_mesh(config):
     from mf_dmri.fem import permeable_mesh
     from mf_dmri.geometry import build_compartments, tetrahedralize
@@ -49,7 +37,7 @@ def _labelled_mesh(config):
     edge = system.axes.get("length_scale")
     edge = None if edge is None else edge.values[0]
     volume = tetrahedralize(model, length_scale=edge)
-    return permeable_mesh(volume), _region_order(model)
+    return permeable_mesh(volume), list(model.outermost_first())
 
 
 def simulate_coupled(config, voxels, count: int, progress=None):

@@ -70,7 +70,13 @@ class _Bar:
             self.bar.close()
 
 
-def _summary(result: SweepResult, out: Path, geometries: int) -> str:
+def _reuse(coupled: bool) -> str:
+    if coupled:
+        return "coupled geometries: every tissue point is a geometry point, one solve each"
+    return "tissue and acquisition values never force a solve"
+
+
+def _summary(result: SweepResult, out: Path, geometries: int, coupled: bool) -> str:
     return "\n".join(
         [
             f"sweep finished: {out}",
@@ -78,7 +84,7 @@ def _summary(result: SweepResult, out: Path, geometries: int) -> str:
             f"  chunks computed/resumed {result.chunks_computed}/{result.chunks_skipped} "
             f"of {result.chunks_total}",
             f"  eigenbasis solves      {result.basis_solves} (cache hits {result.cache_hits}; "
-            f"{geometries} geometries; tissue and acquisition values never force a solve)",
+            f"{geometries} geometries; {_reuse(coupled)})",
             f"  time                   {result.elapsed:.1f} s on {result.device} "
             f"({result.executor}), {result.signals_per_second:,.0f} signals/s",
         ]
@@ -99,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{plan.num_rows} rows ({len(plan.geometries)} geometries x {plan.num_tissue} "
             f"tissue points) x {plan.measurements.count} measurements in "
-            f"{len(plan.chunks)} chunks; {len(plan.geometries)} eigenbasis solves"
+            f"{len(plan.chunks)} chunks; {len(plan.geometries)} eigenbasis solves "
+            f"({_reuse(plan.coupled)})"
         )
         return 0
     store = SweepStore(out, plan, resume=args.resume)
@@ -133,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     store.finalize(provenance)
     if args.table is not None:
         export_table(out, args.table)
-    print(_summary(result, out, len(plan.geometries)))
+    print(_summary(result, out, len(plan.geometries), plan.coupled))
     return 0
 
 

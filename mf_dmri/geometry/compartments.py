@@ -82,6 +82,20 @@ class CompartmentModel:
         """Volume of all compartments together [m^3]."""
         return float(sum(self.volumes))
 
+    def depth(self, index: int) -> int:
+        """Number of surfaces enclosing surface ``index`` (0 for an outermost one)."""
+        level = 0
+        while self.parents[index] >= 0:
+            index, level = self.parents[index], level + 1
+        return level
+
+    def outermost_first(self) -> tuple[int, ...]:
+        """Compartment indices ordered outermost first: by nesting depth, then by
+        decreasing volume (the order in which configurations describe the regions)."""
+        return tuple(
+            sorted(range(self.n_compartments), key=lambda i: (self.depth(i), -self.volumes[i]))
+        )
+
 
 def _bodies(surfaces: SurfaceMesh | Sequence[SurfaceMesh]) -> list[SurfaceMesh]:
     items = [surfaces] if isinstance(surfaces, SurfaceMesh) else list(surfaces)

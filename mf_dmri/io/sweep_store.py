@@ -214,6 +214,8 @@ _COLUMN_UNITS = {
     "semi_axis_z": "m",
     "major_radius": "m",
     "minor_radius": "m",
+    "inner_radius": "m",
+    "outer_radius": "m",
     "mesh_size": "m",
     "bead_wavelength": "m",
     "undulation_amplitude": "m",

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from mf_dmri.io.vocabulary import UNITS, split_key
+from mf_dmri.io.vocabulary import UNITS, ConfigError, split_key
 from mf_dmri.sequences import electrostatic_directions
 from mf_dmri.sweep.acquisition import hemisphere_directions
+from mf_dmri.sweep.plan import TissueKeyError, check_tissue
 from mf_dmri.sweep.ranges import Axis, Grid, Random, Values
 from mf_dmri.sweep.registry import DEFAULT_REGISTRY, GeometryBuilder, GeometryRegistry
 from mf_dmri.sweep.spec import (
@@ -35,11 +36,6 @@ _AXIS_FORMS = {
     "log_grid": (Grid, True),
     "uniform": (Random, False),
     "log_uniform": (Random, True),
-}
-_TISSUE_QUANTITIES = {
-    **TISSUE_PARAMETERS,
-    "permeability": "permeability",
-    "surface_relaxivity": "permeability",
 }
 _ACQUISITION_PARAMETERS = {
     "pulse_duration": "time",
@@ -81,7 +77,10 @@ def parse_axis(value: Any, factor: float, where: str) -> Axis:
     raise ValueError(f"{where}: expected a number, a list or a range table, got {value!r}")
 
 
-def _axes(section: dict, quantities: dict[str, str], where: str) -> dict[str, Axis]:
+def _axes(
+    section: dict, quantities: dict[str, str], where: str, written: dict | None = None
+) -> dict[str, Axis]:
+    """SI axes of ``section``; ``written`` (if given) receives name -> key as written."""
     axes: dict[str, Axis] = {}
     for key, value in section.items():
         resolved = split_key(key, quantities, where)
@@ -89,6 +88,8 @@ def _axes(section: dict, quantities: dict[str, str], where: str) -> dict[str, Ax
         if name in axes:
             raise ValueError(f"{where}: {name} is given twice (with different units?)")
         axes[name] = parse_axis(value, factor, f"{where}.{key}")
+        if written is not None:
+            written[name] = f"{where} {key}"
     return axes
 
 
@@ -112,14 +113,18 @@ def _geometry(section: dict, registry: GeometryRegistry, base: Path, index: int)
     return GeometrySpec(shape, axes, options, resolved, combine)
 
 
-def _tissue(section: dict) -> TissueSpec:
+def _tissue(section: dict, written: dict[str, str]) -> TissueSpec:
+    """The [tissue] axes; ``written`` receives SI name -> key as written."""
     section = dict(section)
     combine = section.pop("combine", "product")
     axes: dict[str, Axis] = {}
     for key in [k for k, v in section.items() if isinstance(v, dict) and not _is_range(v)]:
-        for name, axis in _axes(section.pop(key), _TISSUE_QUANTITIES, f"[tissue.{key}]").items():
+        own: dict[str, str] = {}
+        where = f"[tissue.{key}]"
+        for name, axis in _axes(section.pop(key), TISSUE_PARAMETERS, where, own).items():
             axes[f"{key}.{name}"] = axis
-    axes.update(_axes(section, _TISSUE_QUANTITIES, "[tissue]"))
+        written.update({f"{key}.{name}": text for name, text in own.items()})
+    axes.update(_axes(section, TISSUE_PARAMETERS, "[tissue]", written))
     return TissueSpec(axes, combine)
 
 
@@ -206,15 +211,22 @@ def spec_from_toml(
         raise ValueError("the sweep needs a [tissue] table with a diffusivity")
     base = Path(base_dir)
     geometries = tuple(_geometry(g, registry, base, i) for i, g in enumerate(data["geometry"]))
-    return SweepSpec(
+    written: dict[str, str] = {}
+    spec = SweepSpec(
         geometries=geometries,
-        tissue=_tissue(data["tissue"]),
+        tissue=_tissue(data["tissue"], written),
         acquisitions=tuple(_acquisition(a, i) for i, a in enumerate(data["acquisition"])),
         seed=data.get("seed", 0),
         chunk_rows=data.get("chunk_rows", 256),
         normalize=data.get("normalize", True),
         name=data.get("name", "sweep"),
     )
+    try:
+        check_tissue(spec, registry)
+    except TissueKeyError as exc:
+        key = written[exc.key]
+        raise ConfigError(f"{key}: {exc}", (key.rsplit(" ", 1)[-1],), key.split(" ")[0]) from exc
+    return spec
 
 
 def load_sweep_toml(path: str | Path, *, registry: GeometryRegistry | None = None) -> SweepSpec:
@@ -225,9 +237,8 @@ def load_sweep_toml(path: str | Path, *, registry: GeometryRegistry | None = Non
     return spec_from_toml(path.read_text(), base_dir=path.parent, registry=registry)
 
 
-def _mesh_file_build(parameters, options):
+def _surface_file(options):
     from mf_dmri.io.mesh import load_surface
-    from mf_dmri.sweep.mesh_shapes import solve_surface
 
     unit = options.get("unit")
     if unit not in UNITS["length"]:
@@ -235,8 +246,27 @@ def _mesh_file_build(parameters, options):
             f"mesh files need unit = one of {sorted(UNITS['length'])} (the file's length "
             f"unit, never guessed), got {unit!r}"
         )
-    surface = load_surface(options["file"], unit=UNITS["length"][unit])
-    return solve_surface(surface, parameters, label=Path(options["file"]).name)
+    return load_surface(options["file"], unit=UNITS["length"][unit])
+
+
+def _mesh_file_build(parameters, options):
+    from mf_dmri.sweep.mesh_shapes import solve_surface
+
+    return solve_surface(_surface_file(options), parameters, label=Path(options["file"]).name)
+
+
+def _nested_file_build(parameters, options, tissue):
+    from mf_dmri.geometry import build_compartments
+    from mf_dmri.sweep.coupled_shapes import solve_nested
+
+    names = options.get("compartments")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError(
+            "nested_mesh needs compartments = [names, outermost first], e.g. "
+            f'compartments = ["extra", "intra"]; got {names!r}'
+        )
+    model = build_compartments(_surface_file(options))
+    return solve_nested(model, names, parameters, tissue, label=Path(options["file"]).name)
 
 
 def mesh_file_builder() -> GeometryBuilder:
@@ -253,9 +283,32 @@ def mesh_file_builder() -> GeometryBuilder:
     )
 
 
+def nested_mesh_file_builder() -> GeometryBuilder:
+    """Shape 'nested_mesh' (coupled): one geometry per file of nested closed surfaces
+    (``files = [...]``, ``unit = "um"``, ``compartments = [names, outermost first]``)."""
+    from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS
+
+    return GeometryBuilder(
+        "nested_mesh",
+        _nested_file_build,
+        MESH_PARAMETERS,
+        required=("length_scale",),
+        options={
+            "file": "surface mesh file of nested closed surfaces (from files = [...])",
+            "unit": "file length unit",
+            "compartments": "compartment names, outermost first (list of strings)",
+        },
+        description="coupled: nested compartments of a surface file, permeable membranes",
+        coupled=True,
+    )
+
+
 def default_registry() -> GeometryRegistry:
-    """The analytic shapes, the mesh generators of ``mf_dmri.geometry`` and surface mesh
-    files (reading files belongs to ``io``, so the file shape is added here)."""
+    """The analytic shapes, the mesh generators of ``mf_dmri.geometry``, the coupled
+    generated shapes and surface mesh files, plain and nested (reading files belongs to
+    ``io``, so the file shapes are added here)."""
+    from mf_dmri.sweep.coupled_shapes import with_coupled_shapes
     from mf_dmri.sweep.mesh_shapes import with_mesh_generators
 
-    return with_mesh_generators(DEFAULT_REGISTRY).with_builder(mesh_file_builder())
+    registry = with_coupled_shapes(with_mesh_generators(DEFAULT_REGISTRY))
+    return registry.with_builder(mesh_file_builder()).with_builder(nested_mesh_file_builder())

@@ -3,7 +3,9 @@
 The engine never touches files itself: results go to a ``ChunkSink`` (``mf_dmri.io.
 sweep_store.SweepStore`` writes them) and eigenbases may come from a ``BasisCache``
 (``mf_dmri.io.sweep_store.DiskBasisCache``).  Chunks already in the sink are skipped, so
-an interrupted sweep resumes where it stopped.
+an interrupted sweep resumes where it stopped.  A coupled geometry point (tissue values
+inside its eigenproblem) is solved for itself and never cached: the cache stores
+``ProductDomain`` bases only.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import ProductDomain
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES
 from mf_dmri.sweep.batched import GeometrySimulator
+from mf_dmri.sweep.coupled_simulator import CoupledSimulator
 from mf_dmri.sweep.plan import Chunk, GeometryPoint, SweepPlan, build_plan, tissue_value
 from mf_dmri.sweep.progress import ProgressCallback, ProgressTracker
 from mf_dmri.sweep.registry import DEFAULT_REGISTRY, GeometryRegistry
@@ -94,14 +98,19 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def solve_geometry(
     point: GeometryPoint, registry: GeometryRegistry, cache: BasisCache | None
-) -> tuple[dict[str, ProductDomain], bool]:
-    """The compartments of ``point`` and whether they were solved (False: cache hit)."""
+) -> tuple[dict[str, ProductDomain] | CoupledBasis, bool]:
+    """The compartments of ``point`` (a ``CoupledBasis`` for a coupled shape) and whether
+    they were solved (False: cache hit; coupled points are never cached)."""
+    builder = registry[point.shape]
+    options = point.options | _file_option(point)
+    if builder.coupled:
+        return builder(point.parameters, options, point.tissue), True
     if cache is not None:
         domains = cache.get(point)
         if domains is not None:
             return domains, False
     start = time.perf_counter()
-    domains = registry[point.shape](point.parameters, point.options | _file_option(point))
+    domains = builder(point.parameters, options)
     logger.debug(
         "geometry %d (%s) solved in %.2f s", point.index, point.shape, time.perf_counter() - start
     )
@@ -128,17 +137,26 @@ def geometry_chunks(
     (rows, M), solved)`` for each of its ``chunks``; ``solved`` is True on the first yield
     if an eigen-solve ran (False for a cache hit) and False afterwards.  The error bars are
     those of :meth:`GeometrySimulator.signals_with_error` at the extreme diffusivities of
-    the sweep."""
+    the sweep (NaN for a coupled point: no error estimate yet)."""
     domains, solved = solve_geometry(plan.geometries[geometry], registry, cache)
-    simulator = GeometrySimulator(
-        domains,
-        plan.measurements,
-        normalize=plan.spec.normalize,
-        device=device,
-        max_chunk_bytes=max_chunk_bytes,
-        diffusivity_ranges=diffusivity_ranges(plan, domains),
-    )
-    _check_compartments(plan, domains)
+    if isinstance(domains, CoupledBasis):
+        simulator = CoupledSimulator(
+            domains,
+            plan.measurements,
+            normalize=plan.spec.normalize,
+            device=device,
+            max_chunk_bytes=max_chunk_bytes,
+        )
+    else:
+        _check_compartments(plan, domains)
+        simulator = GeometrySimulator(
+            domains,
+            plan.measurements,
+            normalize=plan.spec.normalize,
+            device=device,
+            max_chunk_bytes=max_chunk_bytes,
+            diffusivity_ranges=diffusivity_ranges(plan, domains),
+        )
     for chunk in chunks:
         if chunk.geometry != geometry:
             raise ValueError(f"chunk {chunk.index} belongs to geometry {chunk.geometry}")

@@ -3,6 +3,11 @@
 Row ``r`` of the parameter table is geometry point ``r // T`` with tissue point ``r % T``
 (T tissue points).  Rows are stored in chunks of at most ``chunk_rows`` rows, never
 spanning two geometries, so a chunk needs exactly one eigenbasis.
+
+A coupled geometry (nested compartments with permeable membranes) bakes the tissue values
+into its eigenproblem, so for it every tissue point is part of the geometry point: the
+points are (shape parameters) x (tissue points), each one coupled eigen-solve and one row
+(T = 1).  A sweep holds coupled geometries only or uncoupled ones only.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,23 +23,26 @@ import numpy as np
 from mf_dmri.sweep.acquisition import MeasurementTable, measurement_table
 from mf_dmri.sweep.ranges import combine_axes
 from mf_dmri.sweep.registry import GeometryRegistry
-from mf_dmri.sweep.spec import SweepSpec
+from mf_dmri.sweep.spec import COUPLING_PARAMETERS, SweepSpec
 
 
 @dataclass(frozen=True)
 class GeometryPoint:
-    """One geometry: builder ``shape``, SI ``parameters``, fixed ``options``, ``file``."""
+    """One geometry: builder ``shape``, SI ``parameters``, fixed ``options``, ``file``, and
+    for a coupled shape the SI ``tissue`` values of its eigenproblem (empty otherwise)."""
 
     index: int
     shape: str
     parameters: dict[str, float]
     options: dict[str, Any]
     file: str = ""
+    tissue: dict[str, float] = field(default_factory=dict)
 
     def key(self) -> str:
         """A stable text key of the builder inputs (file contents are hashed by io)."""
+        inputs = [self.shape, self.parameters, self.options, self.file]
         return json.dumps(
-            [self.shape, self.parameters, self.options, self.file], sort_keys=True, default=str
+            inputs + [self.tissue] if self.tissue else inputs, sort_keys=True, default=str
         )
 
     def digest(self) -> str:
@@ -69,7 +77,13 @@ class SweepPlan:
 
     @property
     def num_tissue(self) -> int:
-        return int(next(iter(self.tissue.values())).size)
+        """Tissue points per geometry (1 in a coupled sweep: they are geometry points)."""
+        return int(next(iter(self.tissue.values())).size) if self.tissue else 1
+
+    @property
+    def coupled(self) -> bool:
+        """Whether the geometries are coupled (tissue values inside the geometry points)."""
+        return not self.tissue
 
     @property
     def num_rows(self) -> int:
@@ -81,6 +95,7 @@ class SweepPlan:
         count_g, count_t = len(self.geometries), self.num_tissue
         geometry_index = np.repeat(np.arange(count_g), count_t)
         names = sorted({n for g in self.geometries for n in g.parameters})
+        tissue_names = sorted({n for g in self.geometries for n in g.tissue})
         table: dict[str, np.ndarray] = {
             "row": np.arange(self.num_rows),
             "geometry_index": geometry_index,
@@ -90,13 +105,36 @@ class SweepPlan:
         for name in names:
             values = np.array([g.parameters.get(name, math.nan) for g in self.geometries])
             table[name] = values[geometry_index]
+        for name in tissue_names:
+            table[name] = np.array([g.tissue.get(name, math.nan) for g in self.geometries])
         for name, values in self.tissue.items():
             table[name] = np.tile(values, count_g)
         return table
 
 
+class TissueKeyError(ValueError):
+    """A tissue parameter is wrong for this sweep; ``key`` is its SI name
+    (``"intra.surface_relaxivity"``), so a reader can name the key as the user wrote it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def check_tissue(spec: SweepSpec, registry: GeometryRegistry) -> tuple[dict, bool]:
+    """The tissue columns of ``spec`` [SI] and whether its geometries are coupled, after
+    checking the tissue values against the kind of geometry (raises ``TissueKeyError``)."""
+    coupled = _coupled(spec, registry)
+    tissue = combine_axes(dict(spec.tissue.parameters), spec.tissue.combine, spec.seed, "tissue")
+    _check_tissue(tissue, coupled)
+    return tissue, coupled
+
+
 def build_plan(spec: SweepSpec, registry: GeometryRegistry) -> SweepPlan:
     """Expand ``spec`` (validating shapes and parameters against ``registry``)."""
+    tissue, coupled = check_tissue(spec, registry)
+    count_t = next(iter(tissue.values())).size
+    points = [{k: float(v[t]) for k, v in tissue.items()} for t in range(count_t)]
     geometries: list[GeometryPoint] = []
     for family_index, family in enumerate(spec.geometries):
         builder = registry[family.shape]
@@ -115,14 +153,19 @@ def build_plan(spec: SweepSpec, registry: GeometryRegistry) -> SweepPlan:
         for file in family.files or ("",):
             for i in range(count):
                 parameters = {n: float(c[i]) for n, c in columns.items()}
-                geometries.append(
-                    GeometryPoint(
-                        len(geometries), family.shape, parameters, dict(family.options), file
+                for values in points if coupled else ({},):
+                    geometries.append(
+                        GeometryPoint(
+                            len(geometries),
+                            family.shape,
+                            parameters,
+                            dict(family.options),
+                            file,
+                            values,
+                        )
                     )
-                )
-    tissue = combine_axes(dict(spec.tissue.parameters), spec.tissue.combine, spec.seed, "tissue")
-    _check_tissue(tissue)
-    count_t = next(iter(tissue.values())).size
+    if coupled:
+        tissue, count_t = {}, 1
     chunks = []
     for g in range(len(geometries)):
         for start in range(0, count_t, spec.chunk_rows):
@@ -133,16 +176,49 @@ def build_plan(spec: SweepSpec, registry: GeometryRegistry) -> SweepPlan:
     )
 
 
-def _check_tissue(tissue: dict[str, np.ndarray]) -> None:
+def _coupled(spec: SweepSpec, registry: GeometryRegistry) -> bool:
+    """Whether the sweep's geometries are coupled (refusing a mix of both kinds)."""
+    kinds = {family.shape: registry[family.shape].coupled for family in spec.geometries}
+    if len(set(kinds.values())) > 1:
+        coupled = sorted(k for k, v in kinds.items() if v)
+        raise ValueError(
+            f"the coupled shapes {coupled} (tissue values inside their eigenproblem) cannot "
+            f"share a sweep with the uncoupled shapes "
+            f"{sorted(k for k, v in kinds.items() if not v)}: run two sweeps"
+        )
+    return any(kinds.values())
+
+
+def _check_tissue(tissue: dict[str, np.ndarray], coupled: bool) -> None:
     for key, values in tissue.items():
         name = key.rsplit(".", 1)[-1]
+        if name in COUPLING_PARAMETERS and not coupled:
+            raise TissueKeyError(
+                key,
+                f"{name} couples compartments, which only a coupled shape has (nested "
+                "compartments with permeable membranes: sphere_in_sphere, nested_mesh; "
+                "docs/sweeps.md): use one, or remove the key",
+            )
+        if coupled and name.endswith("_fraction"):
+            raise TissueKeyError(
+                key,
+                "the compartments of a coupled shape are weighted by their meshed volumes x "
+                "spin density (the mesh fixes the fractions): remove the key, and change the "
+                "geometry or spin_density instead",
+            )
+        if key != name and name == "permeability":
+            raise TissueKeyError(
+                key,
+                "permeability is one value for every membrane of the geometry: give it in "
+                "[tissue] itself, not per compartment",
+            )
         if name in ("diffusivity", "t2") and bool((values <= 0).any()):
-            raise ValueError(f"tissue {key} must be positive, got {values.min():g}")
-        if name == "spin_density" and bool((values < 0).any()):
-            raise ValueError(f"tissue {key} must be non-negative, got {values.min():g}")
+            raise TissueKeyError(key, f"tissue {key} must be positive, got {values.min():g}")
+        if name in ("spin_density", *COUPLING_PARAMETERS) and bool((values < 0).any()):
+            raise TissueKeyError(key, f"tissue {key} must be non-negative, got {values.min():g}")
         if name.endswith("_fraction") and bool(((values < 0) | (values > 1)).any()):
             low, high = values.min(), values.max()
-            raise ValueError(f"tissue {key} must lie in [0, 1], got {low:g}..{high:g}")
+            raise TissueKeyError(key, f"tissue {key} must lie in [0, 1], got {low:g}..{high:g}")
 
 
 def tissue_value(tissue: dict[str, np.ndarray], compartment: str, name: str) -> np.ndarray | None:

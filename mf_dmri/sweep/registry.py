@@ -7,6 +7,12 @@ the result for every tissue value and acquisition.  Every geometry parameter, in
 the mode cutoff ``length_scale``, therefore forces a new solve; diffusivity, T2, spin
 density, timings, b-values and directions never do.
 
+A *coupled* builder (``coupled=True``, see ``mf_dmri.sweep.coupled_shapes``) builds nested
+compartments that exchange through permeable membranes: its eigenproblem contains the
+tissue values (diffusivity, T2, spin density, permeability, surface relaxivity), so it
+takes them as a third argument and returns one :class:`~mf_dmri.coupled.CoupledBasis`;
+the plan makes every tissue point of such a geometry a geometry point of its own.
+
 The registry is an immutable mapping passed explicitly to the engine (and shipped to Ray
 workers), so a caller adds builders with :meth:`GeometryRegistry.with_builder` without
 touching global state.  ``DEFAULT_REGISTRY`` holds the analytic shapes; the mesh
@@ -22,12 +28,13 @@ from types import MappingProxyType
 from typing import Any
 
 from mf_dmri.analytic import cylinder, free, slab, sphere
+from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import ProductDomain
 
 #: Physical quantity of a parameter; the TOML reader maps each to its accepted units.
 QUANTITIES = ("length", "time", "diffusivity", "bvalue", "frequency", "gradient", "none")
 
-BuildFunction = Callable[[Mapping[str, float], Mapping[str, Any]], dict[str, ProductDomain]]
+BuildFunction = Callable[..., dict[str, ProductDomain] | CoupledBasis]
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,15 @@ class GeometryBuilder:
     Args:
         name: registry key (the TOML ``shape``).
         build: ``build(parameters, options) -> {compartment: ProductDomain}``; parameters
-            are SI floats, options are fixed values (vectors [-], strings, paths).
+            are SI floats, options are fixed values (vectors [-], strings, paths).  For a
+            coupled builder ``build(parameters, options, tissue) -> CoupledBasis``, with
+            the SI tissue values of one point (``{"diffusivity": ..., "intra.t2": ...}``).
         parameters: quantity of every numeric parameter (see ``QUANTITIES``).
         required: the parameters that must be given.
         options: names of the accepted fixed options, with a one-line description each.
         description: one line shown by ``mf-dmri sweep --list-shapes``.
+        coupled: the builder's eigenproblem contains the tissue values (see the module
+            docstring).
     """
 
     name: str
@@ -50,6 +61,7 @@ class GeometryBuilder:
     required: tuple[str, ...] = ()
     options: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    coupled: bool = False
 
     def __post_init__(self) -> None:
         unknown = {q for q in self.parameters.values() if q not in QUANTITIES}
@@ -80,9 +92,23 @@ class GeometryBuilder:
             raise ValueError(f"geometry '{self.name}' needs the parameters {sorted(missing)}")
 
     def __call__(
-        self, parameters: Mapping[str, float], options: Mapping[str, Any]
-    ) -> dict[str, ProductDomain]:
+        self,
+        parameters: Mapping[str, float],
+        options: Mapping[str, Any],
+        tissue: Mapping[str, float] | None = None,
+    ) -> dict[str, ProductDomain] | CoupledBasis:
+        """Build one geometry; ``tissue`` (SI values of one point) only for a coupled
+        builder, which returns a ``CoupledBasis``."""
         self.check(set(parameters), set(options))
+        if self.coupled:
+            if tissue is None:
+                raise ValueError(f"geometry '{self.name}' is coupled: it needs tissue values")
+            basis = self.build(parameters, options, tissue)
+            if not isinstance(basis, CoupledBasis):
+                raise TypeError(f"coupled builder '{self.name}' must return a CoupledBasis")
+            return basis
+        if tissue:
+            raise ValueError(f"geometry '{self.name}' is not coupled: it takes no tissue values")
         domains = self.build(parameters, options)
         if not domains or not all(isinstance(d, ProductDomain) for d in domains.values()):
             raise TypeError(f"builder '{self.name}' must return {{name: ProductDomain}}")

@@ -22,17 +22,11 @@ TISSUE_PARAMETERS = {
     "spin_density": "none",
     "volume_fraction": "none",
     "signal_fraction": "none",
+    "permeability": "permeability",
+    "surface_relaxivity": "permeability",
 }
-#: Accepted by the schema but not swept: each value would need its own coupled eigen-solve.
-_COUPLED = (
-    "{name} couples the compartments of a mesh, so every value needs its own eigen-solve; "
-    "a sweep reuses one solve per geometry and does not vary it: use mf-dmri simulate with "
-    "a [mesh] section (one coupled solve per distinct value, see docs/permeability.md), or "
-    "remove the key from [tissue]"
-)
-UNSUPPORTED_TISSUE = {
-    name: _COUPLED.format(name=name) for name in ("permeability", "surface_relaxivity")
-}
+#: Tissue properties that only a coupled geometry takes (its compartments exchange).
+COUPLING_PARAMETERS = ("permeability", "surface_relaxivity")
 SEQUENCES = ("pgse", "ogse")
 COMBINE = ("product", "zip")
 
@@ -79,10 +73,11 @@ class GeometrySpec:
 class TissueSpec:
     """Tissue axes [SI]: ``diffusivity`` [m^2/s], ``t2`` [s], ``spin_density`` [-],
     ``volume_fraction`` or ``signal_fraction`` [-] (one compartment may omit it: it gets the
-    rest), each either for every compartment (plain name) or for one
-    (``"<compartment>.<name>"``, which overrides the plain one).  Defaults: t2 = inf,
-    spin_density = 1, no fractions (compartments weighted by their volumes);
-    diffusivity has none."""
+    rest), and for coupled geometries only ``permeability`` [m/s] (one value for every
+    membrane) and ``surface_relaxivity`` [m/s], each either for every compartment (plain
+    name) or for one (``"<compartment>.<name>"``, which overrides the plain one).
+    Defaults: t2 = inf, spin_density = 1, permeability = surface_relaxivity = 0, no
+    fractions (compartments weighted by their volumes); diffusivity has none."""
 
     parameters: Mapping[str, Axis]
     combine: str = "product"
@@ -93,8 +88,6 @@ class TissueSpec:
         _check_axes(self.parameters, "tissue")
         for key in self.parameters:
             name = key.rsplit(".", 1)[-1]
-            if name in UNSUPPORTED_TISSUE:
-                raise ValueError(UNSUPPORTED_TISSUE[name])
             if name not in TISSUE_PARAMETERS:
                 raise ValueError(
                     f"unknown tissue parameter {key!r}; known: {sorted(TISSUE_PARAMETERS)} "

@@ -1,0 +1,129 @@
+"""Coupled sweep geometries: nested compartments that exchange through permeable membranes.
+
+A :class:`~mf_dmri.geometry.CompartmentModel` (nested closed surfaces, from a generator
+here or from a file read by ``mf_dmri.io.sweep_toml``) is tetrahedralised with labelled
+compartments (``mesh_size`` [m], default ``length_scale / 2``), and the coupled
+eigenproblem of :func:`mf_dmri.fem.permeable_eigenbasis` is solved up to ``length_scale``
+[m] with the tissue values of one sweep point: per compartment diffusivity [m^2/s], T2
+[s], spin density [-] and surface relaxivity [m/s] on its outer boundary, and one
+permeability [m/s] for every membrane.  All of them are in the operator, so each point is
+one eigen-solve (the plan makes them part of the geometry point).
+
+Compartments are named outermost first (the order of ``CompartmentModel.outermost_first``:
+nesting depth, then decreasing volume), like the ``[[compartment]]`` tables of
+``mf-dmri simulate``'s ``[mesh]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mf_dmri.coupled import CoupledBasis
+from mf_dmri.fem import PermeableParameters, permeable_eigenbasis, permeable_mesh
+from mf_dmri.geometry import CompartmentModel, build_compartments, sphere, tetrahedralize
+from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS
+from mf_dmri.sweep.registry import GeometryBuilder, GeometryRegistry
+
+#: Per-compartment tissue values of a coupled point, with their defaults (SI).
+COMPARTMENT_DEFAULTS = {"t2": math.inf, "spin_density": 1.0, "surface_relaxivity": 0.0}
+
+
+def coupled_parameters(tissue: Mapping[str, float], names: Sequence[str]) -> PermeableParameters:
+    """The :class:`PermeableParameters` of one tissue point [SI] for the compartments
+    ``names`` (in mesh label order); ``"<name>.<key>"`` overrides the shared ``key``."""
+    unknown = sorted({k.rsplit(".", 1)[0] for k in tissue if "." in k} - set(names))
+    if unknown:
+        raise ValueError(
+            f"[tissue] names compartments {unknown} that the geometry lacks; its "
+            f"compartments are {sorted(names)}"
+        )
+
+    def values(key: str, default: float | None) -> tuple[float, ...]:
+        result = tuple(tissue.get(f"{n}.{key}", tissue.get(key, default)) for n in names)
+        missing = [n for n, v in zip(names, result) if v is None]
+        if missing:
+            raise ValueError(f"no {key} for compartments {missing}: add it to [tissue]")
+        return result
+
+    return PermeableParameters(
+        diffusivity=values("diffusivity", None),
+        permeability=tissue.get("permeability", 0.0),
+        **{key: values(key, default) for key, default in COMPARTMENT_DEFAULTS.items()},
+    )
+
+
+def solve_nested(
+    model: CompartmentModel,
+    names: Sequence[str],
+    parameters: Mapping[str, float],
+    tissue: Mapping[str, float],
+    label: str = "",
+) -> CoupledBasis:
+    """Mesh ``model`` and solve its coupled eigenbasis for one tissue point.
+
+    Args:
+        model: nested closed surfaces [m].
+        names: compartment names, outermost first.
+        parameters: ``length_scale`` [m] (mode cutoff) and optionally ``mesh_size`` [m].
+        tissue: SI tissue values (see :func:`coupled_parameters`).
+        label: free text stored in the basis.
+    """
+    names = tuple(names)
+    if len(names) != model.n_compartments or len(set(names)) != len(names):
+        raise ValueError(
+            f"the geometry has {model.n_compartments} nested compartments but "
+            f"{len(names)} distinct names were given ({list(names)}): give one name per "
+            "compartment, outermost first"
+        )
+    order = model.outermost_first()
+    by_label = [names[order.index(label_)] for label_ in range(model.n_compartments)]
+    length_scale = float(parameters["length_scale"])
+    mesh_size = float(parameters.get("mesh_size", length_scale / 2))
+    coupled = coupled_parameters(tissue, by_label)
+    mesh = permeable_mesh(tetrahedralize(model, length_scale=mesh_size))
+    return permeable_eigenbasis(mesh, coupled, length_scale=length_scale, label=label)
+
+
+def _subdivisions(options: Mapping[str, Any]) -> int:
+    value = options.get("subdivisions", 3)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"option subdivisions must be an integer, got {value!r}")
+    return value
+
+
+def _sphere_in_sphere(parameters, options, tissue) -> CoupledBasis:
+    inner, outer = float(parameters["inner_radius"]), float(parameters["outer_radius"])
+    if not 0 < inner < outer:
+        raise ValueError(
+            f"sphere_in_sphere needs 0 < inner_radius < outer_radius, got {inner:g} m and "
+            f"{outer:g} m"
+        )
+    level = _subdivisions(options)
+    surfaces = [sphere(outer, subdivisions=level), sphere(inner, subdivisions=level)]
+    model = build_compartments(surfaces)
+    return solve_nested(model, ("extra", "intra"), parameters, tissue, label="sphere_in_sphere")
+
+
+#: Coupled builders of generated geometries, keyed by shape name.
+COUPLED_BUILDERS = (
+    GeometryBuilder(
+        "sphere_in_sphere",
+        _sphere_in_sphere,
+        {"inner_radius": "length", "outer_radius": "length", **MESH_PARAMETERS},
+        required=("inner_radius", "outer_radius", "length_scale"),
+        options={
+            "subdivisions": "icosphere subdivision level of both spheres (integer, default 3)"
+        },
+        description="coupled: ball 'intra' inside a spherical shell 'extra' (permeable membrane)",
+        coupled=True,
+    ),
+)
+
+
+def with_coupled_shapes(registry: GeometryRegistry) -> GeometryRegistry:
+    """``registry`` plus the coupled generated shapes."""
+    for builder in COUPLED_BUILDERS:
+        registry = registry.with_builder(builder)
+    return registry
