@@ -4,6 +4,7 @@ with table export, and clear errors."""
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mf_dmri.cli import sweep as sweep_cli
@@ -70,6 +71,26 @@ def test_small_run_writes_file_table_and_summary(tmp_path, capsys):
     )
     assert args.func(args) == 0
     assert "eigenbasis solves      0 (cache hits 2" in capsys.readouterr().out
+
+
+def test_permeable_example_runs_with_a_cache_dir(tmp_path, capsys):
+    """examples/sweep_permeable.toml: 4 coupled points, one solve each, never cached (the
+    basis cache holds impermeable bases only); error bars NaN (no coupled estimate yet)."""
+    out, table = tmp_path / "permeable.h5", tmp_path / "permeable.csv"
+    cache = tmp_path / "cache"
+    args = parse(
+        EXAMPLES / "sweep_permeable.toml", "--out", out, "--table", table, "--cache-dir", cache
+    )
+    assert args.func(args) == 0
+    summary = capsys.readouterr().out
+    assert "rows x measurements    4 x 13" in summary
+    assert "eigenbasis solves      4 (cache hits 0" in summary and "one solve each" in summary
+    data = read_sweep(out)
+    assert data.signals.shape == (4, 13) and np.isnan(data.error_bars).all()
+    assert sorted(data.parameters["permeability"]) == pytest.approx([0, 0, 1e-5, 1e-5])
+    assert abs(data.signals[:, 0]).max() < 1  # T2 and surface relaxation at b = 0
+    header = table.read_text().splitlines()[0]
+    assert "permeability_um_per_ms" in header and "extra.surface_relaxivity_um_per_ms" in header
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):

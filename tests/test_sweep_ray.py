@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep_helpers import flaky_cylinder, small_spec
+from sweep_helpers import coupled_spec, flaky_cylinder, small_spec
 
+from mf_dmri.io.sweep_toml import default_registry
 from mf_dmri.sweep import DEFAULT_REGISTRY, GeometryBuilder, build_plan, run_sweep
 
 ray = pytest.importorskip("ray", reason="the optional package ray is not installed")
@@ -52,6 +53,17 @@ def test_ray_run_equals_local_run(local_ray):
     for index, signals in local.chunks.items():
         np.testing.assert_array_equal(distributed.chunks[index], signals)
     assert local_result.rows == ray_result.rows
+
+
+def test_coupled_ray_run_equals_local_run(local_ray):
+    """One Ray task per coupled point (one permeability each): the same table."""
+    spec, registry = coupled_spec(permeabilities=(0.0, 1e-4)), default_registry()
+    local, distributed = MemorySink(), MemorySink()
+    run_sweep(spec, local, registry=registry)
+    result = run_sweep(spec, distributed, registry=registry, executor="ray")
+    assert result.basis_solves == 2 and set(distributed.chunks) == set(local.chunks) == {0, 1}
+    for index, signals in local.chunks.items():
+        np.testing.assert_array_equal(distributed.chunks[index], signals)
 
 
 def test_failed_ray_tasks_are_retried(local_ray, tmp_path):
