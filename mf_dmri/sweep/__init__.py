@@ -1,5 +1,6 @@
 """Parameter sweeps (dictionary generation): geometry x tissue x acquisition, with one
-eigenbasis per geometry, batched signals, resumable storage and an optional Ray executor.
+eigenbasis per geometry, batched signals, resumable storage and an optional Ray executor;
+coupled shapes (permeable nested compartments) make every tissue point a geometry point.
 
 Typical use (files are handled by ``mf_dmri.io``)::
 
@@ -12,6 +13,7 @@ Typical use (files are handled by ``mf_dmri.io``)::
 
 from mf_dmri.sweep.acquisition import MeasurementTable, hemisphere_directions, measurement_table
 from mf_dmri.sweep.batched import GeometrySimulator
+from mf_dmri.sweep.coupled_simulator import CoupledSimulator
 from mf_dmri.sweep.engine import SweepResult, geometry_chunks, run_sweep, solve_geometry
 from mf_dmri.sweep.plan import Chunk, GeometryPoint, SweepPlan, build_plan
 from mf_dmri.sweep.progress import ProgressUpdate
@@ -23,6 +25,7 @@ __all__ = [
     "DEFAULT_REGISTRY",
     "AcquisitionBlock",
     "Chunk",
+    "CoupledSimulator",
     "GeometryBuilder",
     "GeometryPoint",
     "GeometryRegistry",
