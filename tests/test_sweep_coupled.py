@@ -271,3 +271,31 @@ def test_nested_mesh_row_equals_the_simulate_voxel(tmp_path):
     text = text.replace("[0.0, 0.1]", "0.1")
     _, sink = run(spec_from_toml(text, base_dir=tmp_path, registry=REGISTRY))
     np.testing.assert_allclose(sink.signals[0][0].real, voxel, rtol=1e-13, atol=0)
+
+
+def test_cylinder_in_box_keeps_the_unweighted_signal():
+    """A capped cylinder in a cube, one T2, no surface relaxation: the constant is a mode of
+    rate 1/T2 whatever the permeability, so at b = 0 the signal is exp(-TE / T2) exactly
+    (TE = 40 ms); it decreases with b along both directions."""
+    geometry = (
+        'shape = "cylinder_in_box"\nradius_um = 1.5\nlength_um = 4.0\nbox_size_um = 5.0\n'
+        "segments = 12"
+    )
+    text = (
+        TOML.replace(
+            'shape = "sphere_in_sphere"\ninner_radius_um = 2.0\nouter_radius_um = 4.0\n'
+            "subdivisions = 1",
+            geometry,
+        )
+        .replace("t2_ms = 50\n", "")
+        .replace("spin_density = 0.7\n", "")
+        .replace("surface_relaxivity_um_per_ms = 0.01\n", "")
+        .replace("[0.0, 0.1]", "0.05")
+        .replace("[[1, 0, 0], [0, 0.6, 0.8]]", "[[1, 0, 0], [0, 0, 1]]")
+    )
+    result, sink = run(spec_from_toml(text, registry=REGISTRY))
+    signals = sink.signals[0][0]
+    assert result.basis_solves == 1
+    assert abs(signals[0] - np.exp(-0.04 / 0.08)) < 1e-10
+    assert (signals[0].real > signals[1:3].real).all()
+    assert (signals[1:3].real > signals[3:5].real).all()

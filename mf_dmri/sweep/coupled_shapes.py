@@ -22,7 +22,15 @@ from typing import Any
 
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.fem import PermeableParameters, permeable_eigenbasis, permeable_mesh
-from mf_dmri.geometry import CompartmentModel, build_compartments, sphere, tetrahedralize
+from mf_dmri.geometry import (
+    CompartmentModel,
+    SurfaceMesh,
+    box,
+    build_compartments,
+    cylinder,
+    sphere,
+    tetrahedralize,
+)
 from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS
 from mf_dmri.sweep.registry import GeometryBuilder, GeometryRegistry
 
@@ -79,11 +87,16 @@ def solve_nested(
         )
     order = model.outermost_first()
     by_label = [names[order.index(label_)] for label_ in range(model.n_compartments)]
-    length_scale = float(parameters["length_scale"])
-    mesh_size = float(parameters.get("mesh_size", length_scale / 2))
     coupled = coupled_parameters(tissue, by_label)
-    mesh = permeable_mesh(tetrahedralize(model, length_scale=mesh_size))
+    volume = tetrahedralize(model, length_scale=mesh_size(parameters))
+    mesh = permeable_mesh(volume)
+    length_scale = float(parameters["length_scale"])
     return permeable_eigenbasis(mesh, coupled, length_scale=length_scale, label=label)
+
+
+def mesh_size(parameters: Mapping[str, float]) -> float:
+    """Target tetrahedron edge [m]: ``mesh_size``, default ``length_scale / 2``."""
+    return float(parameters.get("mesh_size", float(parameters["length_scale"]) / 2))
 
 
 def _subdivisions(options: Mapping[str, Any]) -> int:
@@ -106,6 +119,23 @@ def _sphere_in_sphere(parameters, options, tissue) -> CoupledBasis:
     return solve_nested(model, ("extra", "intra"), parameters, tissue, label="sphere_in_sphere")
 
 
+def _cylinder_in_box(parameters, options, tissue) -> CoupledBasis:
+    radius, length = float(parameters["radius"]), float(parameters["length"])
+    side = float(parameters["box_size"])
+    if not (2 * radius < side and length < side):
+        raise ValueError(
+            f"cylinder_in_box needs the cylinder inside the box: 2 radius ({2 * radius:g} m) "
+            f"and length ({length:g} m) below box_size ({side:g} m)"
+        )
+    segments = options.get("segments", 32)
+    if not isinstance(segments, int) or isinstance(segments, bool):
+        raise ValueError(f"option segments must be an integer, got {segments!r}")
+    cube = box((side, side, side), edge_length=mesh_size(parameters))
+    cube = SurfaceMesh(cube.vertices - side / 2, cube.faces)
+    model = build_compartments([cube, cylinder(radius, length, segments=segments)])
+    return solve_nested(model, ("extra", "intra"), parameters, tissue, label="cylinder_in_box")
+
+
 #: Coupled builders of generated geometries, keyed by shape name.
 COUPLED_BUILDERS = (
     GeometryBuilder(
@@ -117,6 +147,15 @@ COUPLED_BUILDERS = (
             "subdivisions": "icosphere subdivision level of both spheres (integer, default 3)"
         },
         description="coupled: ball 'intra' inside a spherical shell 'extra' (permeable membrane)",
+        coupled=True,
+    ),
+    GeometryBuilder(
+        "cylinder_in_box",
+        _cylinder_in_box,
+        {"radius": "length", "length": "length", "box_size": "length", **MESH_PARAMETERS},
+        required=("radius", "length", "box_size", "length_scale"),
+        options={"segments": "vertices around the cylinder (integer, default 32)"},
+        description="coupled: capped cylinder 'intra' along z, centred in a cube 'extra'",
         coupled=True,
     ),
 )

@@ -196,7 +196,8 @@ def _check_tissue(tissue: dict[str, np.ndarray], coupled: bool) -> None:
             raise TissueKeyError(
                 key,
                 f"{name} couples compartments, which only a coupled shape has (nested "
-                "compartments with permeable membranes: sphere_in_sphere, nested_mesh; "
+                "compartments with permeable membranes: sphere_in_sphere, cylinder_in_box, "
+                "nested_mesh; "
                 "docs/sweeps.md): use one, or remove the key",
             )
         if coupled and name.endswith("_fraction"):
