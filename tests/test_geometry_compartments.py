@@ -50,6 +50,8 @@ def test_cell_with_nucleus_and_two_disjoint_cells():
     assert model.parents[small] == large and model.parents[middle] == -1
     assert model.parents[large] == -1
     assert model.volumes[large] == pytest.approx(cell.signed_volume() - nucleus.signed_volume())
+    assert model.depth(small) == 1 and model.depth(large) == model.depth(middle) == 0
+    assert model.outermost_first() == (large, middle, small)  # depth, then volume
 
 
 def test_crossing_surfaces_are_refused():

@@ -18,7 +18,7 @@ from sweep_helpers import MemorySink, coupled_spec
 from mf_dmri.cli.main import main
 from mf_dmri.eigenbasis import as_product_domain
 from mf_dmri.fem import PermeableParameters, mesh_eigenbasis, permeable_eigenbasis, permeable_mesh
-from mf_dmri.geometry import build_compartments, sphere, tetrahedralize
+from mf_dmri.geometry import build_compartments, concatenate, sphere, tetrahedralize
 from mf_dmri.io.mesh import save_surface
 from mf_dmri.io.sweep_toml import default_registry, spec_from_toml
 from mf_dmri.sequences import PGSE, Acquisition
@@ -111,10 +111,7 @@ def test_nested_surface_file_gives_the_generated_pair(
     plan, _, sink = permeable_run
     surfaces = [sphere(OUTER, subdivisions=LEVEL), sphere(INNER, subdivisions=LEVEL)]
     first, second = surfaces[::-1] if ball_first else surfaces
-    both = type(first)(
-        np.concatenate([first.vertices, second.vertices]),
-        np.concatenate([first.faces, second.faces + len(first.vertices)]),
-    )
+    both = concatenate([first, second])
     save_surface(both, tmp_path / "nested.ply", unit=um)
     text = TOML.replace(
         'shape = "sphere_in_sphere"\ninner_radius_um = 2.0\nouter_radius_um = 4.0\n'
@@ -253,10 +250,7 @@ def test_nested_mesh_row_equals_the_simulate_voxel(tmp_path):
     length_scale) and a sweep's nested_mesh with mesh_size = length_scale give the same
     signal (simulate's CSV keeps 15 significant digits)."""
     ball, shell = sphere(INNER, subdivisions=LEVEL), sphere(OUTER, subdivisions=LEVEL)
-    both = type(ball)(
-        np.concatenate([ball.vertices, shell.vertices]),
-        np.concatenate([ball.faces, shell.faces + len(ball.vertices)]),
-    )
+    both = concatenate([ball, shell])
     save_surface(both, tmp_path / "nested.ply", unit=um)
     (tmp_path / "simulate.toml").write_text(SIMULATE)
     assert main(["simulate", str(tmp_path / "simulate.toml")]) == 0

@@ -24,7 +24,6 @@ from mf_dmri.coupled import CoupledBasis
 from mf_dmri.fem import PermeableParameters, permeable_eigenbasis, permeable_mesh
 from mf_dmri.geometry import (
     CompartmentModel,
-    SurfaceMesh,
     box,
     build_compartments,
     cylinder,
@@ -131,7 +130,7 @@ def _cylinder_in_box(parameters, options, tissue) -> CoupledBasis:
     if not isinstance(segments, int) or isinstance(segments, bool):
         raise ValueError(f"option segments must be an integer, got {segments!r}")
     cube = box((side, side, side), edge_length=mesh_size(parameters))
-    cube = SurfaceMesh(cube.vertices - side / 2, cube.faces)
+    cube = cube.translated([-side / 2] * 3)
     model = build_compartments([cube, cylinder(radius, length, segments=segments)])
     return solve_nested(model, ("extra", "intra"), parameters, tissue, label="cylinder_in_box")
 
