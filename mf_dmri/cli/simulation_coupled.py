@@ -1,6 +1,7 @@
 """A ``[mesh]`` system of nested compartments with permeable membranes, for
-``mf-dmri simulate``: one coupled eigenbasis (:func:`mf_dmri.fem.permeable_eigenbasis`) per
-distinct set of tissue values.
+``mf-dmri simulate``: the regions are meshed once and solved for one coupled eigenbasis
+(:func:`mf_dmri.fem.permeable_eigenbasis`) per distinct set of tissue values, by the steps
+that ``mf-dmri sweep``'s coupled shapes use (:mod:`mf_dmri.sweep.coupled_shapes`).
 
 The regions are ordered outermost first (by nesting depth, then by decreasing volume), and
 the ``[[compartment]]`` tables describe them in that order.
@@ -9,7 +10,6 @@ the ``[[compartment]]`` tables describe them in that order.
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 
@@ -18,10 +18,10 @@ from mf_dmri.io.vocabulary import ConfigError, naming
 logger = logging.getLogger(__name__)
 
 
-def _labelled_mesh(config):
-    from mf_dmri.fem import permeable_mesh
-    from mf_dmri.geometry import build_compartments, tetrahedralize
+def _nested_mesh(config):
+    from mf_dmri.geometry import build_compartments
     from mf_dmri.io.mesh import load_surface
+    from mf_dmri.sweep.coupled_shapes import mesh_nested
 
     system = config.mesh
     with naming("[mesh]", "path", "unit"):
@@ -34,58 +34,45 @@ def _labelled_mesh(config):
             ("compartment",),
             "[mesh]",
         )
-    edge = system.axes.get("length_scale")
-    edge = None if edge is None else edge.values[0]
-    volume = tetrahedralize(model, length_scale=edge)
-    return permeable_mesh(volume), list(model.outermost_first())
+    edge = system.axes["length_scale"].values[0]
+    return mesh_nested(model, [c.name for c in config.compartments], edge)
+
+
+def _voxel_tissue(config, voxels, index: int, kappa: float) -> dict[str, float]:
+    """SI tissue values of voxel ``index`` (``"<compartment>.<name>"`` keys)."""
+    tissue = {"permeability": kappa}
+    for c in config.compartments:
+        for name in ("diffusivity", "t2", "spin_density", "surface_relaxivity"):
+            column = voxels.get((c.name, name))
+            if column is not None:
+                tissue[f"{c.name}.{name}"] = float(column[index])
+    return tissue
 
 
 def simulate_coupled(config, voxels, count: int, progress=None):
     from mf_dmri.cli.simulation import SimulationResult
-    from mf_dmri.fem import PermeableParameters, permeable_eigenbasis
     from mf_dmri.signal import signal
 
     system = config.mesh
     if "length_scale" not in system.axes:
         raise ConfigError("[mesh] needs length_scale_um (the mode cutoff)", ("length_scale",), "")
-    mesh, order = _labelled_mesh(config)
-    by_label = [config.compartments[order.index(label)] for label in range(len(order))]
+    nested = _nested_mesh(config)
+    length_scale = system.axes["length_scale"].values[0]
     kappa = system.axes["permeability"].values[0] if "permeability" in system.axes else 0.0
     measurements = config.protocol.num_measurements
     signals = np.zeros((count, measurements), dtype=np.complex128)
     cache = {}
     for index in range(count):
-
-        def value(c, name, default, index=index):
-            column = voxels.get((c.name, name))
-            return default if column is None else float(column[index])
-
-        tissue = tuple(
-            (
-                value(c, "diffusivity", None),
-                value(c, "t2", math.inf),
-                value(c, "spin_density", 1.0),
-                value(c, "surface_relaxivity", 0.0),
-            )
-            for c in by_label
-        )
-        if tissue not in cache:
+        tissue = _voxel_tissue(config, voxels, index, kappa)
+        key = tuple(sorted(tissue.items()))
+        if key not in cache:
             with naming("[[compartment]]", "tissue values", system.written.get("permeability", "")):
-                parameters = PermeableParameters(
-                    diffusivity=tuple(t[0] for t in tissue),
-                    permeability=kappa,
-                    t2=tuple(t[1] for t in tissue),
-                    spin_density=tuple(t[2] for t in tissue),
-                    surface_relaxivity=tuple(t[3] for t in tissue),
-                )
-                basis = permeable_eigenbasis(
-                    mesh, parameters, length_scale=system.axes["length_scale"].values[0]
-                )
+                basis = nested.basis(tissue, length_scale)
             row = np.zeros(measurements, dtype=np.complex128)
             for group in config.protocol.groups:
                 row[group.rows] = signal(basis, group.pieces).detach().numpy()
-            cache[tissue] = row
-        signals[index] = cache[tissue]
+            cache[key] = row
+        signals[index] = cache[key]
         if progress is not None:
             progress(index + 1, count)
     note = (

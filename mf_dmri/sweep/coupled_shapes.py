@@ -11,17 +11,19 @@ one eigen-solve (the plan makes them part of the geometry point).
 
 Compartments are named outermost first (the order of ``CompartmentModel.outermost_first``:
 nesting depth, then decreasing volume), like the ``[[compartment]]`` tables of
-``mf-dmri simulate``'s ``[mesh]``.
+``mf-dmri simulate``'s ``[mesh]``, which uses the same two steps (:func:`mesh_nested` once,
+:meth:`NestedMesh.basis` per distinct tissue point).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mf_dmri.coupled import CoupledBasis
-from mf_dmri.fem import PermeableParameters, permeable_eigenbasis, permeable_mesh
+from mf_dmri.fem import PermeableMesh, PermeableParameters, permeable_eigenbasis, permeable_mesh
 from mf_dmri.geometry import (
     CompartmentModel,
     box,
@@ -43,7 +45,7 @@ def coupled_parameters(tissue: Mapping[str, float], names: Sequence[str]) -> Per
     unknown = sorted({k.rsplit(".", 1)[0] for k in tissue if "." in k} - set(names))
     if unknown:
         raise ValueError(
-            f"[tissue] names compartments {unknown} that the geometry lacks; its "
+            f"the tissue values name compartments {unknown} that the geometry lacks; its "
             f"compartments are {sorted(names)}"
         )
 
@@ -51,7 +53,7 @@ def coupled_parameters(tissue: Mapping[str, float], names: Sequence[str]) -> Per
         result = tuple(tissue.get(f"{n}.{key}", tissue.get(key, default)) for n in names)
         missing = [n for n, v in zip(names, result) if v is None]
         if missing:
-            raise ValueError(f"no {key} for compartments {missing}: add it to [tissue]")
+            raise ValueError(f"no {key} for compartments {missing}: give one (no default)")
         return result
 
     return PermeableParameters(
@@ -59,6 +61,42 @@ def coupled_parameters(tissue: Mapping[str, float], names: Sequence[str]) -> Per
         permeability=tissue.get("permeability", 0.0),
         **{key: values(key, default) for key, default in COMPARTMENT_DEFAULTS.items()},
     )
+
+
+@dataclass(frozen=True)
+class NestedMesh:
+    """A labelled tetrahedral mesh of nested compartments, ready for any tissue values.
+
+    Args:
+        mesh: doubled-node unit matrices (:func:`mf_dmri.fem.permeable_mesh`).
+        names: compartment names in mesh label order.
+    """
+
+    mesh: PermeableMesh
+    names: tuple[str, ...]
+
+    def basis(
+        self, tissue: Mapping[str, float], length_scale: float, label: str = ""
+    ) -> CoupledBasis:
+        """The coupled eigenbasis for the SI ``tissue`` values (see
+        :func:`coupled_parameters`) up to ``length_scale`` [m]."""
+        parameters = coupled_parameters(tissue, self.names)
+        return permeable_eigenbasis(self.mesh, parameters, length_scale=length_scale, label=label)
+
+
+def mesh_nested(model: CompartmentModel, names: Sequence[str], edge: float) -> NestedMesh:
+    """Tetrahedralise ``model`` (target edge ``edge`` [m]) with one label per compartment;
+    ``names`` are the compartments' names, outermost first."""
+    names = tuple(names)
+    if len(names) != model.n_compartments or len(set(names)) != len(names):
+        raise ValueError(
+            f"the geometry has {model.n_compartments} nested compartments but "
+            f"{len(names)} distinct names were given ({list(names)}): give one name per "
+            "compartment, outermost first"
+        )
+    order = model.outermost_first()
+    by_label = tuple(names[order.index(label)] for label in range(model.n_compartments))
+    return NestedMesh(permeable_mesh(tetrahedralize(model, length_scale=edge)), by_label)
 
 
 def solve_nested(
@@ -77,20 +115,9 @@ def solve_nested(
         tissue: SI tissue values (see :func:`coupled_parameters`).
         label: free text stored in the basis.
     """
-    names = tuple(names)
-    if len(names) != model.n_compartments or len(set(names)) != len(names):
-        raise ValueError(
-            f"the geometry has {model.n_compartments} nested compartments but "
-            f"{len(names)} distinct names were given ({list(names)}): give one name per "
-            "compartment, outermost first"
-        )
-    order = model.outermost_first()
-    by_label = [names[order.index(label_)] for label_ in range(model.n_compartments)]
-    coupled = coupled_parameters(tissue, by_label)
-    volume = tetrahedralize(model, length_scale=mesh_size(parameters))
-    mesh = permeable_mesh(volume)
-    length_scale = float(parameters["length_scale"])
-    return permeable_eigenbasis(mesh, coupled, length_scale=length_scale, label=label)
+    coupled_parameters(tissue, names)  # refuse bad tissue keys before meshing
+    nested = mesh_nested(model, names, mesh_size(parameters))
+    return nested.basis(tissue, float(parameters["length_scale"]), label)
 
 
 def mesh_size(parameters: Mapping[str, float]) -> float:
