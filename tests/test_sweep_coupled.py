@@ -9,6 +9,7 @@ splits into them exactly).
 """
 
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -293,3 +294,17 @@ def test_cylinder_in_box_keeps_the_unweighted_signal():
     assert abs(signals[0] - np.exp(-0.04 / 0.08)) < 1e-10
     assert (signals[0].real > signals[1:3].real).all()
     assert (signals[1:3].real > signals[3:5].real).all()
+
+
+def test_a_local_run_meshes_once_per_shape_point():
+    """Two permeabilities on one sphere_in_sphere: two coupled solves, one mesh."""
+    calls = []
+    base = REGISTRY["sphere_in_sphere"]
+
+    def build(parameters, options):
+        calls.append(dict(parameters))
+        return base.build(parameters, options)
+
+    registry = REGISTRY.with_builder(replace(base, build=build))
+    result = run_sweep(coupled_spec(permeabilities=(0.0, 1e-4)), MemorySink(), registry=registry)
+    assert result.basis_solves == 2 and len(calls) == 1

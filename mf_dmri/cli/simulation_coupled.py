@@ -1,7 +1,7 @@
 """A ``[mesh]`` system of nested compartments with permeable membranes, for
 ``mf-dmri simulate``: the regions are meshed once and solved for one coupled eigenbasis
 (:func:`mf_dmri.fem.permeable_eigenbasis`) per distinct set of tissue values, by the steps
-that ``mf-dmri sweep``'s coupled shapes use (:mod:`mf_dmri.sweep.coupled_shapes`).
+that ``mf-dmri sweep``'s coupled shapes use (:mod:`mf_dmri.sweep.nested`).
 
 The regions are ordered outermost first (by nesting depth, then by decreasing volume), and
 the ``[[compartment]]`` tables describe them in that order.
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 def _nested_mesh(config):
     from mf_dmri.geometry import build_compartments
     from mf_dmri.io.mesh import load_surface
-    from mf_dmri.sweep.coupled_shapes import mesh_nested
+    from mf_dmri.sweep.nested import mesh_nested
 
     system = config.mesh
     with naming("[mesh]", "path", "unit"):

@@ -255,9 +255,10 @@ def _mesh_file_build(parameters, options):
     return solve_surface(_surface_file(options), parameters, label=Path(options["file"]).name)
 
 
-def _nested_file_build(parameters, options, tissue):
+def _nested_file_build(parameters, options):
     from mf_dmri.geometry import build_compartments
-    from mf_dmri.sweep.coupled_shapes import solve_nested
+    from mf_dmri.sweep.coupled_shapes import mesh_size
+    from mf_dmri.sweep.nested import mesh_nested
 
     names = options.get("compartments")
     if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
@@ -266,7 +267,7 @@ def _nested_file_build(parameters, options, tissue):
             f'compartments = ["extra", "intra"]; got {names!r}'
         )
     model = build_compartments(_surface_file(options))
-    return solve_nested(model, names, parameters, tissue, label=Path(options["file"]).name)
+    return mesh_nested(model, names, mesh_size(parameters))
 
 
 def mesh_file_builder() -> GeometryBuilder:

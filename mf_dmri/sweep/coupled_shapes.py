@@ -1,123 +1,24 @@
 """Coupled sweep geometries: nested compartments that exchange through permeable membranes.
 
-A :class:`~mf_dmri.geometry.CompartmentModel` (nested closed surfaces, from a generator
-here or from a file read by ``mf_dmri.io.sweep_toml``) is tetrahedralised with labelled
-compartments (``mesh_size`` [m], default ``length_scale / 2``), and the coupled
-eigenproblem of :func:`mf_dmri.fem.permeable_eigenbasis` is solved up to ``length_scale``
-[m] with the tissue values of one sweep point: per compartment diffusivity [m^2/s], T2
-[s], spin density [-] and surface relaxivity [m/s] on its outer boundary, and one
-permeability [m/s] for every membrane.  All of them are in the operator, so each point is
-one eigen-solve (the plan makes them part of the geometry point).
-
-Compartments are named outermost first (the order of ``CompartmentModel.outermost_first``:
-nesting depth, then decreasing volume), like the ``[[compartment]]`` tables of
-``mf-dmri simulate``'s ``[mesh]``, which uses the same two steps (:func:`mesh_nested` once,
-:meth:`NestedMesh.basis` per distinct tissue point).
+A coupled builder turns its parameters into a :class:`~mf_dmri.sweep.nested.NestedMesh`
+(nested closed surfaces, from a generator here or from a file read by
+``mf_dmri.io.sweep_toml``, tetrahedralised with labelled compartments, target edge
+``mesh_size`` [m], default ``length_scale / 2``); the engine then solves its coupled
+eigenproblem up to ``length_scale`` [m] with the tissue values of each point
+(:meth:`NestedMesh.basis`).  The tissue values are in the operator, so each point is one
+eigen-solve (the plan makes them part of the geometry point); consecutive points of one
+mesh share it in a local run.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from mf_dmri.coupled import CoupledBasis
-from mf_dmri.fem import PermeableMesh, PermeableParameters, permeable_eigenbasis, permeable_mesh
-from mf_dmri.geometry import (
-    CompartmentModel,
-    box,
-    build_compartments,
-    cylinder,
-    sphere,
-    tetrahedralize,
-)
+from mf_dmri.geometry import box, build_compartments, cylinder, sphere
 from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS
+from mf_dmri.sweep.nested import NestedMesh, mesh_nested
 from mf_dmri.sweep.registry import GeometryBuilder, GeometryRegistry
-
-#: Per-compartment tissue values of a coupled point, with their defaults (SI).
-COMPARTMENT_DEFAULTS = {"t2": math.inf, "spin_density": 1.0, "surface_relaxivity": 0.0}
-
-
-def coupled_parameters(tissue: Mapping[str, float], names: Sequence[str]) -> PermeableParameters:
-    """The :class:`PermeableParameters` of one tissue point [SI] for the compartments
-    ``names`` (in mesh label order); ``"<name>.<key>"`` overrides the shared ``key``."""
-    unknown = sorted({k.rsplit(".", 1)[0] for k in tissue if "." in k} - set(names))
-    if unknown:
-        raise ValueError(
-            f"the tissue values name compartments {unknown} that the geometry lacks; its "
-            f"compartments are {sorted(names)}"
-        )
-
-    def values(key: str, default: float | None) -> tuple[float, ...]:
-        result = tuple(tissue.get(f"{n}.{key}", tissue.get(key, default)) for n in names)
-        missing = [n for n, v in zip(names, result) if v is None]
-        if missing:
-            raise ValueError(f"no {key} for compartments {missing}: give one (no default)")
-        return result
-
-    return PermeableParameters(
-        diffusivity=values("diffusivity", None),
-        permeability=tissue.get("permeability", 0.0),
-        **{key: values(key, default) for key, default in COMPARTMENT_DEFAULTS.items()},
-    )
-
-
-@dataclass(frozen=True)
-class NestedMesh:
-    """A labelled tetrahedral mesh of nested compartments, ready for any tissue values.
-
-    Args:
-        mesh: doubled-node unit matrices (:func:`mf_dmri.fem.permeable_mesh`).
-        names: compartment names in mesh label order.
-    """
-
-    mesh: PermeableMesh
-    names: tuple[str, ...]
-
-    def basis(
-        self, tissue: Mapping[str, float], length_scale: float, label: str = ""
-    ) -> CoupledBasis:
-        """The coupled eigenbasis for the SI ``tissue`` values (see
-        :func:`coupled_parameters`) up to ``length_scale`` [m]."""
-        parameters = coupled_parameters(tissue, self.names)
-        return permeable_eigenbasis(self.mesh, parameters, length_scale=length_scale, label=label)
-
-
-def mesh_nested(model: CompartmentModel, names: Sequence[str], edge: float) -> NestedMesh:
-    """Tetrahedralise ``model`` (target edge ``edge`` [m]) with one label per compartment;
-    ``names`` are the compartments' names, outermost first."""
-    names = tuple(names)
-    if len(names) != model.n_compartments or len(set(names)) != len(names):
-        raise ValueError(
-            f"the geometry has {model.n_compartments} nested compartments but "
-            f"{len(names)} distinct names were given ({list(names)}): give one name per "
-            "compartment, outermost first"
-        )
-    order = model.outermost_first()
-    by_label = tuple(names[order.index(label)] for label in range(model.n_compartments))
-    return NestedMesh(permeable_mesh(tetrahedralize(model, length_scale=edge)), by_label)
-
-
-def solve_nested(
-    model: CompartmentModel,
-    names: Sequence[str],
-    parameters: Mapping[str, float],
-    tissue: Mapping[str, float],
-    label: str = "",
-) -> CoupledBasis:
-    """Mesh ``model`` and solve its coupled eigenbasis for one tissue point.
-
-    Args:
-        model: nested closed surfaces [m].
-        names: compartment names, outermost first.
-        parameters: ``length_scale`` [m] (mode cutoff) and optionally ``mesh_size`` [m].
-        tissue: SI tissue values (see :func:`coupled_parameters`).
-        label: free text stored in the basis.
-    """
-    coupled_parameters(tissue, names)  # refuse bad tissue keys before meshing
-    nested = mesh_nested(model, names, mesh_size(parameters))
-    return nested.basis(tissue, float(parameters["length_scale"]), label)
 
 
 def mesh_size(parameters: Mapping[str, float]) -> float:
@@ -132,7 +33,7 @@ def _subdivisions(options: Mapping[str, Any]) -> int:
     return value
 
 
-def _sphere_in_sphere(parameters, options, tissue) -> CoupledBasis:
+def _sphere_in_sphere(parameters, options) -> NestedMesh:
     inner, outer = float(parameters["inner_radius"]), float(parameters["outer_radius"])
     if not 0 < inner < outer:
         raise ValueError(
@@ -141,11 +42,10 @@ def _sphere_in_sphere(parameters, options, tissue) -> CoupledBasis:
         )
     level = _subdivisions(options)
     surfaces = [sphere(outer, subdivisions=level), sphere(inner, subdivisions=level)]
-    model = build_compartments(surfaces)
-    return solve_nested(model, ("extra", "intra"), parameters, tissue, label="sphere_in_sphere")
+    return mesh_nested(build_compartments(surfaces), ("extra", "intra"), mesh_size(parameters))
 
 
-def _cylinder_in_box(parameters, options, tissue) -> CoupledBasis:
+def _cylinder_in_box(parameters, options) -> NestedMesh:
     radius, length = float(parameters["radius"]), float(parameters["length"])
     side = float(parameters["box_size"])
     if not (2 * radius < side and length < side):
@@ -157,9 +57,8 @@ def _cylinder_in_box(parameters, options, tissue) -> CoupledBasis:
     if not isinstance(segments, int) or isinstance(segments, bool):
         raise ValueError(f"option segments must be an integer, got {segments!r}")
     cube = box((side, side, side), edge_length=mesh_size(parameters))
-    cube = cube.translated([-side / 2] * 3)
-    model = build_compartments([cube, cylinder(radius, length, segments=segments)])
-    return solve_nested(model, ("extra", "intra"), parameters, tissue, label="cylinder_in_box")
+    surfaces = [cube.translated([-side / 2] * 3), cylinder(radius, length, segments=segments)]
+    return mesh_nested(build_compartments(surfaces), ("extra", "intra"), mesh_size(parameters))
 
 
 #: Coupled builders of generated geometries, keyed by shape name.

@@ -4,8 +4,9 @@ The engine never touches files itself: results go to a ``ChunkSink`` (``mf_dmri.
 sweep_store.SweepStore`` writes them) and eigenbases may come from a ``BasisCache``
 (``mf_dmri.io.sweep_store.DiskBasisCache``).  Chunks already in the sink are skipped, so
 an interrupted sweep resumes where it stopped.  A coupled geometry point (tissue values
-inside its eigenproblem) is solved for itself and never cached: the cache stores
-``ProductDomain`` bases only.
+inside its eigenproblem) is solved for itself from its shape's ``NestedMesh`` (a local run
+keeps the last mesh for the next point of the same shape parameters) and never cached:
+the cache stores ``ProductDomain`` bases only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -97,14 +98,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def solve_geometry(
-    point: GeometryPoint, registry: GeometryRegistry, cache: BasisCache | None
+    point: GeometryPoint,
+    registry: GeometryRegistry,
+    cache: BasisCache | None,
+    meshes: dict | None = None,
 ) -> tuple[dict[str, ProductDomain] | CoupledBasis, bool]:
     """The compartments of ``point`` (a ``CoupledBasis`` for a coupled shape) and whether
-    they were solved (False: cache hit; coupled points are never cached)."""
+    they were solved (False: cache hit; coupled points are never cached).  ``meshes``
+    (optional, one entry) keeps a coupled shape's mesh for the next point that shares it."""
     builder = registry[point.shape]
     options = point.options | _file_option(point)
     if builder.coupled:
-        return builder(point.parameters, options, point.tissue), True
+        return _solve_coupled(point, builder, options, {} if meshes is None else meshes), True
     if cache is not None:
         domains = cache.get(point)
         if domains is not None:
@@ -117,6 +122,19 @@ def solve_geometry(
     if cache is not None:
         cache.put(point, domains)
     return domains, True
+
+
+def _solve_coupled(point: GeometryPoint, builder, options, meshes: dict) -> CoupledBasis:
+    """Mesh ``point``'s shape (or reuse the mesh kept in ``meshes``) and solve its coupled
+    eigenbasis for the point's tissue values."""
+    key = replace(point, tissue={}).key()
+    if key not in meshes:
+        meshes.clear()
+        meshes[key] = builder(point.parameters, options)
+    start = time.perf_counter()
+    basis = meshes[key].basis(point.tissue, point.parameters["length_scale"], point.shape)
+    logger.debug("coupled point %d solved in %.2f s", point.index, time.perf_counter() - start)
+    return basis
 
 
 def _file_option(point: GeometryPoint) -> dict[str, str]:
@@ -132,13 +150,15 @@ def geometry_chunks(
     cache: BasisCache | None = None,
     device: torch.device | str = "cpu",
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    meshes: dict | None = None,
 ) -> Iterator[tuple[Chunk, np.ndarray, np.ndarray, bool]]:
     """Solve geometry ``geometry`` once and yield ``(chunk, signals (rows, M), error bars
     (rows, M), solved)`` for each of its ``chunks``; ``solved`` is True on the first yield
     if an eigen-solve ran (False for a cache hit) and False afterwards.  The error bars are
     those of :meth:`GeometrySimulator.signals_with_error` at the extreme diffusivities of
-    the sweep (NaN for a coupled point: no error estimate yet)."""
-    domains, solved = solve_geometry(plan.geometries[geometry], registry, cache)
+    the sweep (NaN for a coupled point: no error estimate yet).  ``meshes``: see
+    :func:`solve_geometry`."""
+    domains, solved = solve_geometry(plan.geometries[geometry], registry, cache, meshes)
     if isinstance(domains, CoupledBasis):
         simulator = CoupledSimulator(
             domains,
@@ -246,6 +266,7 @@ def run_sweep(
         tracker.update(chunk.size)
 
     if executor == "local":
+        meshes: dict = {}
         for geometry, chunks in pending.items():
             for i, (chunk, signals, bars, solved) in enumerate(
                 geometry_chunks(
@@ -256,6 +277,7 @@ def run_sweep(
                     cache=cache,
                     device=resolved,
                     max_chunk_bytes=max_chunk_bytes,
+                    meshes=meshes,
                 )
             ):
                 accept(chunk, signals, bars, solved if i == 0 else None)

@@ -8,10 +8,11 @@ the mode cutoff ``length_scale``, therefore forces a new solve; diffusivity, T2,
 density, timings, b-values and directions never do.
 
 A *coupled* builder (``coupled=True``, see ``mf_dmri.sweep.coupled_shapes``) builds nested
-compartments that exchange through permeable membranes: its eigenproblem contains the
-tissue values (diffusivity, T2, spin density, permeability, surface relaxivity), so it
-takes them as a third argument and returns one :class:`~mf_dmri.coupled.CoupledBasis`;
-the plan makes every tissue point of such a geometry a geometry point of its own.
+compartments that exchange through permeable membranes and returns their labelled mesh, a
+:class:`~mf_dmri.sweep.nested.NestedMesh`: its eigenproblem contains the tissue values
+(diffusivity, T2, spin density, permeability, surface relaxivity), so the engine solves
+it per tissue point, and the plan makes every tissue point of such a geometry a geometry
+point of its own.
 
 The registry is an immutable mapping passed explicitly to the engine (and shipped to Ray
 workers), so a caller adds builders with :meth:`GeometryRegistry.with_builder` without
@@ -25,16 +26,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mf_dmri.analytic import cylinder, free, slab, sphere
-from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import ProductDomain
+
+if TYPE_CHECKING:  # imported when a coupled builder runs (it pulls in fem and geometry)
+    from mf_dmri.sweep.nested import NestedMesh
 
 #: Physical quantity of a parameter; the TOML reader maps each to its accepted units.
 QUANTITIES = ("length", "time", "diffusivity", "bvalue", "frequency", "gradient", "none")
 
-BuildFunction = Callable[..., dict[str, ProductDomain] | CoupledBasis]
+BuildFunction = Callable[[Mapping[str, float], Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,8 @@ class GeometryBuilder:
     Args:
         name: registry key (the TOML ``shape``).
         build: ``build(parameters, options) -> {compartment: ProductDomain}``; parameters
-            are SI floats, options are fixed values (vectors [-], strings, paths).  For a
-            coupled builder ``build(parameters, options, tissue) -> CoupledBasis``, with
-            the SI tissue values of one point (``{"diffusivity": ..., "intra.t2": ...}``).
+            are SI floats, options are fixed values (vectors [-], strings, paths); a
+            coupled builder returns a ``NestedMesh`` instead.
         parameters: quantity of every numeric parameter (see ``QUANTITIES``).
         required: the parameters that must be given.
         options: names of the accepted fixed options, with a one-line description each.
@@ -92,23 +94,17 @@ class GeometryBuilder:
             raise ValueError(f"geometry '{self.name}' needs the parameters {sorted(missing)}")
 
     def __call__(
-        self,
-        parameters: Mapping[str, float],
-        options: Mapping[str, Any],
-        tissue: Mapping[str, float] | None = None,
-    ) -> dict[str, ProductDomain] | CoupledBasis:
-        """Build one geometry; ``tissue`` (SI values of one point) only for a coupled
-        builder, which returns a ``CoupledBasis``."""
+        self, parameters: Mapping[str, float], options: Mapping[str, Any]
+    ) -> dict[str, ProductDomain] | NestedMesh:
+        """Build one geometry (a ``NestedMesh`` for a coupled builder)."""
         self.check(set(parameters), set(options))
         if self.coupled:
-            if tissue is None:
-                raise ValueError(f"geometry '{self.name}' is coupled: it needs tissue values")
-            basis = self.build(parameters, options, tissue)
-            if not isinstance(basis, CoupledBasis):
-                raise TypeError(f"coupled builder '{self.name}' must return a CoupledBasis")
-            return basis
-        if tissue:
-            raise ValueError(f"geometry '{self.name}' is not coupled: it takes no tissue values")
+            from mf_dmri.sweep.nested import NestedMesh
+
+            nested = self.build(parameters, options)
+            if not isinstance(nested, NestedMesh):
+                raise TypeError(f"coupled builder '{self.name}' must return a NestedMesh")
+            return nested
         domains = self.build(parameters, options)
         if not domains or not all(isinstance(d, ProductDomain) for d in domains.values()):
             raise TypeError(f"builder '{self.name}' must return {{name: ProductDomain}}")
