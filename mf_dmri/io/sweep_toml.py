@@ -257,7 +257,7 @@ def _mesh_file_build(parameters, options):
 
 def _nested_file_build(parameters, options):
     from mf_dmri.geometry import build_compartments
-    from mf_dmri.sweep.coupled_shapes import mesh_size
+    from mf_dmri.sweep.mesh_shapes import mesh_size
     from mf_dmri.sweep.nested import mesh_nested
 
     names = options.get("compartments")

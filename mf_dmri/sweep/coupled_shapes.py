@@ -16,14 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from mf_dmri.geometry import box, build_compartments, cylinder, sphere
-from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS
+from mf_dmri.sweep.mesh_shapes import MESH_PARAMETERS, mesh_size
 from mf_dmri.sweep.nested import NestedMesh, mesh_nested
 from mf_dmri.sweep.registry import GeometryBuilder, GeometryRegistry
-
-
-def mesh_size(parameters: Mapping[str, float]) -> float:
-    """Target tetrahedron edge [m]: ``mesh_size``, default ``length_scale / 2``."""
-    return float(parameters.get("mesh_size", float(parameters["length_scale"]) / 2))
 
 
 def _subdivisions(options: Mapping[str, Any]) -> int:

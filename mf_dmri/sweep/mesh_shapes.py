@@ -35,17 +35,20 @@ def solve_surface(
     surface: SurfaceMesh, parameters: Mapping[str, float], label: str = ""
 ) -> dict[str, ProductDomain]:
     """Tetrahedralise ``surface`` and solve its eigenbasis up to ``length_scale``."""
-    length_scale = float(parameters["length_scale"])
-    mesh_size = float(parameters.get("mesh_size", length_scale / 2))
-    volume = tetrahedralize(surface, length_scale=mesh_size)
+    volume = tetrahedralize(surface, length_scale=mesh_size(parameters))
     basis = mesh_eigenbasis(
         volume.nodes,
         volume.elements,
         element_labels=volume.labels,
-        length_scale=length_scale,
+        length_scale=float(parameters["length_scale"]),
         label=label,
     )
     return {"intra": as_product_domain(basis)}
+
+
+def mesh_size(parameters: Mapping[str, float]) -> float:
+    """Target tetrahedron edge [m]: ``mesh_size``, default ``length_scale / 2``."""
+    return float(parameters.get("mesh_size", float(parameters["length_scale"]) / 2))
 
 
 def _generator_builder(
