@@ -78,10 +78,14 @@ def test_each_permeability_equals_the_direct_coupled_signal(permeable_run):
     assert np.abs(sink.signals[0] - sink.signals[1]).max() > 1e-3  # exchange matters
 
 
-def test_zero_permeability_equals_the_impermeable_compartments():
+@pytest.mark.parametrize("normalize", [True, False])
+def test_zero_permeability_equals_the_impermeable_compartments(normalize):
+    """Normalised, and without normalisation in [m^3] (volume x density weights), as an
+    impermeable sweep."""
     spec = coupled_spec(
         permeabilities=(0.0,), diffusivity_intra=2.0 * um2_per_ms, t2=0.06, relaxivity=0.0
     )
+    spec = replace(spec, normalize=normalize)
     plan = build_plan(spec, REGISTRY)
     _, sink = run(spec)
     volume = labelled_mesh()
@@ -95,10 +99,11 @@ def test_zero_permeability_equals_the_impermeable_compartments():
         compartments.append(
             Compartment(as_product_domain(basis), 2.0 * um2_per_ms, t2=0.06, spin_density=density)
         )
-    expected = signal(compartments, acquisition(plan)).numpy()
+    expected = signal(compartments, acquisition(plan), normalize=normalize).numpy()
     # the same truncation (one D and T2: both keep Laplace eigenvalues <= (2 pi / ell)^2),
-    # so only the eigensolver's round-off separates them (measured 7e-14)
-    np.testing.assert_allclose(sink.signals[0][0], expected, rtol=0, atol=1e-11)
+    # so only the eigensolver's round-off separates them (measured 7e-14 relative)
+    scale = 1.0 if normalize else 4 / 3 * np.pi * OUTER**3
+    np.testing.assert_allclose(sink.signals[0][0], expected, rtol=0, atol=1e-11 * scale)
 
 
 @pytest.mark.parametrize(("ball_first", "tolerance"), [(False, 1e-9), (True, 2e-4)])
