@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def read_table(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]
     path = Path(path)
     try:
         return _read_table(path)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         if isinstance(exc, CorruptArtefactError):
             raise
         raise CorruptArtefactError(
