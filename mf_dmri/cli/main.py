@@ -67,6 +67,8 @@ def classify(exc: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(exc, ArtefactError):
         return EXIT_STORED, one_line(exc)
+    if isinstance(exc, Warning):  # a warning made an error by --strict
+        return EXIT_INPUT, f"{one_line(exc)} (an error under --strict)"
     if isinstance(exc, ImportError):
         name = getattr(exc, "name", None) or one_line(exc)
         return EXIT_DEPENDENCY, (
@@ -81,7 +83,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
         return EXIT_INPUT, (
             f"permission denied: {exc.filename}; choose a file or folder you may write/read"
         )
-    if isinstance(exc, (ValueError, TypeError, KeyError, OSError, LookupError)):
+    if isinstance(exc, (ValueError, TypeError, KeyError, OSError, LookupError, ArithmeticError)):
         text = one_line(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         return EXIT_INPUT, text
     return EXIT_INTERNAL, (
@@ -114,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.strict:
+        import warnings
+
+        from mf_dmri.fem.resolution import ResolutionWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResolutionWarning)
+            return run_guarded(args.func, args)
     return run_guarded(args.func, args)
 
 
