@@ -28,7 +28,9 @@ PathLike = str | os.PathLike
 
 def _read_table(path: PathLike, what: str) -> list[list[float]]:
     """Rows of numbers of a whitespace-separated text file (blank lines skipped)."""
-    text = Path(path).read_text()
+    from mf_dmri.io.text import read_text
+
+    text = read_text(path, what)
     rows = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         tokens = line.replace(",", " ").split()

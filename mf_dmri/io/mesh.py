@@ -95,8 +95,10 @@ def _read_trimesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_meshio(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import meshio
 
+    # the format's own reader: meshio.read prints and calls sys.exit on a corrupt file
+    reader = {".vtk": meshio.vtk.read, ".vtu": meshio.vtu.read}[path.suffix.lower()]
     try:
-        data = meshio.read(path)
+        data = reader(str(path))
     except Exception as exc:
         raise MeshFileError(
             f"{path}: cannot parse as a {path.suffix} mesh ({type(exc).__name__}: {exc}); "
@@ -123,11 +125,16 @@ def load_surface(path: str | Path, unit: float) -> SurfaceMesh:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such mesh file")
     suffix = _suffix(path)
+    if path.stat().st_size == 0:
+        raise MeshFileError(f"{path}: the file is empty; export the surface mesh again")
     reader = _read_meshio if suffix in MESHIO_FORMATS else _read_trimesh
     vertices, faces = reader(path)
     if not np.isfinite(vertices).all():
         raise MeshFileError(f"{path}: vertex coordinates contain NaN or infinity")
-    return SurfaceMesh(vertices * unit, faces)
+    try:
+        return SurfaceMesh(vertices * unit, faces)
+    except (ValueError, TypeError) as exc:
+        raise MeshFileError(f"{path}: {exc}") from exc
 
 
 def save_surface(mesh: SurfaceMesh, path: str | Path, unit: float) -> None:
