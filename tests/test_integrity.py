@@ -234,3 +234,26 @@ def test_damaged_table_is_refused(tmp_path, suffix):
         path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(CorruptArtefactError, match="run the simulation again"):
         read_table(path)
+
+
+def test_simulated_nifti_is_sealed_in_its_sidecar(tmp_path):
+    """mf-dmri simulate writes the SHA-256 of every NIfTI/bval/bvec file into the sidecar;
+    read_dwi refuses an image or gradient table changed afterwards."""
+    from mf_dmri.cli.main import main
+    from mf_dmri.io.nifti import read_dwi
+
+    config = tmp_path / "p.toml"
+    config.write_text(
+        '[[compartment]]\nname = "axon"\nshape = "cylinder"\nradius_um = [2.0, 4.0]\n'
+        'diffusivity_um2_per_ms = 2.0\n[acquisition]\nsequence = "pgse"\n'
+        "pulse_duration_ms = 10\npulse_separation_ms = 30\nb_s_per_mm2 = [0, 1000]\n"
+        "directions = 3\n[phantom]\nshape = [2, 1, 1]\n"
+    )
+    dwi = tmp_path / "dwi.nii.gz"
+    assert main(["simulate", str(config), "-o", str(dwi), "--no-progress"]) == 0
+    image = read_dwi(dwi)
+    assert set(image.sidecar["mf_dmri"]["content_sha256"]) >= {"dwi.nii.gz", "dwi.bval"}
+    bval = tmp_path / "dwi.bval"
+    bval.write_text(bval.read_text().replace("1000", "2000"))
+    with pytest.raises(CorruptArtefactError, match="dwi.bval"):
+        read_dwi(dwi)

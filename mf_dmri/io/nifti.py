@@ -109,6 +109,21 @@ def write_dwi(
     return path
 
 
+def check_content(fields: dict[str, Any], files: list[Path], sidecar: Path) -> None:
+    """Compare ``files`` with the SHA-256 that an mf_dmri sidecar records for them
+    (:class:`~mf_dmri.io.sealed.CorruptArtefactError` on a mismatch)."""
+    from mf_dmri.io.sealed import CorruptArtefactError, file_sha256
+
+    recorded = (fields.get("mf_dmri") or {}).get("content_sha256") or {}
+    for file in files:
+        expected = recorded.get(file.name)
+        if expected is not None and file_sha256(file) != expected:
+            raise CorruptArtefactError(
+                f"{file} does not match the SHA-256 recorded in {sidecar}: it was damaged or "
+                "edited after mf-dmri simulate wrote it; simulate it again"
+            )
+
+
 def read_dwi(
     path: str | os.PathLike,
     *,
@@ -136,5 +151,6 @@ def read_dwi(
     scheme = Scheme(directions=vectors, bvalues=values * s_per_mm2)
     sidecar = Path(sidecar) if sidecar else sidecar_path(path)
     fields = read_sidecar(sidecar) if sidecar.is_file() else {}
+    check_content(fields, [Path(path), bvals, bvecs], sidecar)
     scheme = scheme_with_sidecar_timing(scheme, fields, sidecar)
     return DiffusionImage(np.asarray(data, dtype=np.float64), affine, scheme, fields)
