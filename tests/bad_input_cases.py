@@ -618,6 +618,22 @@ def _cases() -> list[Case]:
             ("--ray-workers",),
         )
     )
+    add(
+        Case(
+            "sweep-ray-workers-zero",
+            sweep((), None, "--ray-workers", "0"),
+            "usage",
+            ("--ray-workers",),
+        )
+    )
+    add(
+        Case(
+            "sweep-table-suffix-early",
+            sweep((), None, "--table", "t.xlsx"),
+            "error",
+            ("--table", "xlsx"),
+        )
+    )
     add(Case("sweep-unknown-flag", sweep((), None, "--gpu"), "usage", ("--gpu",)))
     add(Case("sweep-config-missing", cli("sweep", "{dir}/none.toml"), "error", ("none.toml",)))
 

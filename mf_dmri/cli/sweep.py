@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mf_dmri.cli.flags import positive
+
 if TYPE_CHECKING:  # imported lazily: ``mf-dmri --help`` must not need h5py or torch
     from mf_dmri.sweep import SweepResult
     from mf_dmri.sweep.progress import ProgressUpdate
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     parser.add_argument("--ray", action="store_true", help="run on a local Ray instance")
     parser.add_argument("--ray-address", help="run on the Ray cluster at this address")
-    parser.add_argument("--ray-workers", type=int, help="CPUs of the local Ray instance")
+    parser.add_argument("--ray-workers", type=positive(int), help="CPUs of the local Ray instance")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or cuda:N")
     parser.add_argument("--cache-dir", type=Path, help="keep solved eigenbases here")
     parser.add_argument("--table", type=Path, help="also export the table (.csv or .parquet)")
@@ -93,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     from mf_dmri.sweep.engine import resolve_device
 
     resolve_device(args.device)  # a bad --device is refused before any work
+    if args.table is not None and args.table.suffix not in (".csv", ".parquet"):
+        raise ValueError(
+            f"--table {args.table}: the table format comes from the suffix; use .csv or .parquet"
+        )
     registry = default_registry()
     spec = load_sweep_toml(args.config, registry=registry)
     plan = build_plan(spec, registry)
