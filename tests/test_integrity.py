@@ -257,3 +257,14 @@ def test_simulated_nifti_is_sealed_in_its_sidecar(tmp_path):
     bval.write_text(bval.read_text().replace("1000", "2000"))
     with pytest.raises(CorruptArtefactError, match="dwi.bval"):
         read_dwi(dwi)
+
+
+def test_resume_after_a_kill_before_the_manifest_or_after_the_merge(tmp_path, reference):
+    spec = small_spec(chunk_rows=2)
+    out = tmp_path / "s.h5"
+    (tmp_path / "s.h5.parts").mkdir()  # killed right after creating the folder
+    run_store(spec, out, resume=True)
+    np.testing.assert_array_equal(read_sweep(out).signals, reference.signals)
+    (tmp_path / "s.h5.parts").mkdir()  # killed between the merge and the clean-up
+    assert run_store(spec, out, resume=True).chunks_computed == 0
+    assert not (tmp_path / "s.h5.parts").exists()

@@ -149,12 +149,17 @@ class SweepStore:
                 "differs); delete the output to compute the sweep again, or restore the file"
             )
         self.already_complete = True
+        if self.parts.exists():  # killed between the merge and the clean-up
+            shutil.rmtree(self.parts)
 
     def _check_manifest(self, manifest_path: Path, manifest: dict) -> None:
         try:
             found = json.loads(manifest_path.read_text())
         except (OSError, ValueError):
             found = {}
+        if not isinstance(found, dict) or not found:  # killed before it was written: the
+            # shard seals decide
+            return
         files = found.pop("mesh_files", {})
         if found != manifest:
             raise ValueError(
