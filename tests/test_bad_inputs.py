@@ -101,3 +101,26 @@ def test_random_bytes_as_a_mesh_give_one_line(tmp_path, capsys, caplog, suffix, 
     assert code == 1
     if err.strip():
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "simulate", str(tmp_path / "none.toml")])
+
+
+def test_exit_codes_of_the_boundary():
+    from mf_dmri.cli.main import EXIT_CODES, classify
+    from mf_dmri.fem.resolution import ResolutionWarning
+    from mf_dmri.io.sealed import CorruptArtefactError
+
+    assert classify(ResolutionWarning("mesh too coarse"))[0] == 1
+    assert "--strict" in classify(ResolutionWarning("mesh too coarse"))[1]
+    assert classify(CorruptArtefactError("x.h5 is damaged"))[0] == 3
+    assert classify(ModuleNotFoundError("no", name="pyarrow"))[0] == 4
+    assert classify(KeyboardInterrupt())[0] == 130
+    code, message = classify(ZeroDivisionError("division by zero"))
+    assert code == 70 and "--debug" in message
+    assert classify(ValueError("line one\nline two"))[1] == "line one; line two"
+    documented = DOCS.read_text()
+    for code in EXIT_CODES:
+        assert f"| {code} |" in documented

@@ -88,7 +88,10 @@ def classify(exc: BaseException) -> tuple[int, str]:
         return EXIT_INPUT, (
             f"permission denied: {exc.filename}; choose a file or folder you may write/read"
         )
-    if isinstance(exc, (ValueError, TypeError, KeyError, OSError, LookupError, ArithmeticError)):
+    # mf_dmri raises plain ArithmeticError for degenerate meshes; its subclasses
+    # (ZeroDivisionError, OverflowError) are bugs
+    input_error = isinstance(exc, (ValueError, TypeError, KeyError, OSError, LookupError))
+    if input_error or type(exc) is ArithmeticError:
         text = one_line(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         return EXIT_INPUT, text
     return EXIT_INTERNAL, (
