@@ -2,6 +2,8 @@
 # Install mf_dmri (editable) with a CPU build of torch, avoiding the multi-GB CUDA wheel.
 # Usage: bash scripts/install.sh          # the package
 #        bash scripts/install.sh test     # the package and the test tools
+#        bash scripts/install.sh ci       # the test tools and every optional package the
+#                                         # project advertises (scripts/check_extras.py)
 # If torch is already importable it is kept (a CUDA build you installed yourself stays).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +21,5 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 extra=""
 [ "${1:-}" = "test" ] && extra="[test]"
+[ "${1:-}" = "ci" ] && extra="[test,sweep,ray,parquet,dipy,mesh,tetgen]"
 "$PY" -m pip install -q -e ".${extra}"

@@ -92,6 +92,20 @@ def flaky_cylinder(marker_dir: str, parameters, options):
     return DEFAULT_REGISTRY["cylinder"].build(parameters, options)
 
 
+def killing_cylinder(marker_dir: str, parameters, options):
+    """Cylinder builder that kills its own process (SIGKILL: a crashed Ray worker) the first
+    time it sees each radius (marker files)."""
+    import os
+    import signal
+
+    key = hashlib.sha256(repr(sorted(parameters.items())).encode()).hexdigest()[:16]
+    marker = Path(marker_dir) / f"killed_{key}"
+    if not marker.exists():
+        marker.write_text("killed once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return DEFAULT_REGISTRY["cylinder"].build(parameters, options)
+
+
 def counting_registry(counter: list):
     """DEFAULT_REGISTRY whose cylinder builder appends to ``counter`` on every call."""
 

@@ -1,4 +1,5 @@
-"""Eigenbasis cache: round trip, key = SHA-256 of mesh + settings, stale files never used."""
+"""Eigenbasis cache: round trip, key = SHA-256 of mesh + settings; stale, swapped, truncated
+and damaged files are detected every time and never used."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import torch
 from skfem import MeshTri
 
 from mf_dmri.io.eigen_cache import (
-    StaleCacheError,
+    cache_inputs,
     cache_key,
     cached_mesh_eigenbasis,
     load_eigenbasis,
     save_eigenbasis,
 )
+from mf_dmri.io.sealed import CorruptArtefactError, StaleArtefactError
 
 CUTOFF = 4e12  # [1/m^2]
 
@@ -60,7 +62,7 @@ def test_stale_file_is_detected(tmp_path, caplog):
     nodes, elements = mesh()
     cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, name="cell", max_eigenvalue=CUTOFF)
     bigger = nodes * 1.1
-    with pytest.raises(StaleCacheError, match="another mesh"):
+    with pytest.raises(StaleArtefactError, match="another mesh_sha256"):
         cached_mesh_eigenbasis(
             bigger,
             elements,
@@ -79,7 +81,7 @@ def test_stale_file_is_detected(tmp_path, caplog):
     np.testing.assert_allclose(
         fresh.eigenvalues[1:3].numpy() * 1.21, small.eigenvalues[1:3].numpy(), rtol=1e-9
     )
-    with pytest.raises(StaleCacheError):  # settings changed under the same name
+    with pytest.raises(StaleArtefactError, match="settings"):  # settings changed, same name
         cached_mesh_eigenbasis(
             bigger,
             elements,
@@ -93,11 +95,73 @@ def test_stale_file_is_detected(tmp_path, caplog):
 def test_save_load_explicit_and_corrupt_file(tmp_path):
     nodes, elements = mesh()
     basis = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
-    path = save_eigenbasis(tmp_path / "x.npz", basis, key="abc", settings={"a": 1})
-    assert_same(load_eigenbasis(path, key="abc"), basis)
-    with pytest.raises(StaleCacheError):
-        load_eigenbasis(path, key="abd")
+    inputs = {"mesh_sha256": "abc", "settings": "{}"}
+    path = save_eigenbasis(tmp_path / "x.npz", basis, inputs=inputs)
+    assert_same(load_eigenbasis(path, inputs=inputs), basis)
+    with pytest.raises(StaleArtefactError, match="mesh_sha256"):
+        load_eigenbasis(path, inputs={**inputs, "mesh_sha256": "abd"})
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="delete"):
+    with pytest.raises(CorruptArtefactError, match="delete"):
         load_eigenbasis(broken)
+
+
+def _damage(path, how, rng):
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(bytes(data[: int(rng.integers(0, len(data)))]))
+    elif how == "flip":
+        where = int(rng.integers(0, len(data)))
+        data[where] ^= 1 << int(rng.integers(0, 8))
+        path.write_bytes(bytes(data))
+    else:
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip", "empty"])
+def test_damaged_cache_detected_and_recomputed(tmp_path, caplog, how):
+    """Every damaged file is detected (20 random damages each): loading raises, the cached
+    call recomputes the same basis with a warning."""
+    nodes, elements = mesh()
+    reference = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
+    (path,) = tmp_path.glob("*.npz")
+    good = path.read_bytes()
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        path.write_bytes(good)
+        _damage(path, how, rng)
+        with pytest.raises(CorruptArtefactError):
+            load_eigenbasis(path)
+    with caplog.at_level(logging.WARNING):
+        again = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
+    assert "damaged eigenbasis cache" in caplog.text
+    assert_same(again, reference)
+    assert path.read_bytes() == good  # rewritten whole
+
+
+def test_swapped_cache_files_detected(tmp_path, caplog):
+    """Two cache files swapped on disk: each is refused as made from another mesh, and
+    recomputed (not used as it is)."""
+    nodes, elements = mesh()
+    small = cached_mesh_eigenbasis(
+        nodes, elements, cache_dir=tmp_path, name="a", max_eigenvalue=CUTOFF
+    )
+    large = cached_mesh_eigenbasis(
+        nodes * 1.2, elements, cache_dir=tmp_path, name="b", max_eigenvalue=CUTOFF
+    )
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    settings_inputs = cache_inputs(
+        nodes, elements, settings={"max_eigenvalue": 0.0}
+    )  # only the mesh digest matters here
+    with pytest.raises(StaleArtefactError, match="mesh_sha256"):
+        load_eigenbasis(a, inputs={"mesh_sha256": settings_inputs["mesh_sha256"]})
+    with caplog.at_level(logging.WARNING):
+        again = cached_mesh_eigenbasis(
+            nodes, elements, cache_dir=tmp_path, name="a", max_eigenvalue=CUTOFF
+        )
+    assert "stale eigenbasis cache" in caplog.text
+    assert_same(again, small)
+    assert not torch.equal(again.eigenvalues[1:3], large.eigenvalues[1:3])

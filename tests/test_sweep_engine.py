@@ -231,8 +231,10 @@ def test_interrupted_sweep_resumes_to_the_same_file(tmp_path):
         np.testing.assert_array_equal(resumed.parameters[name], column)
     # resuming a finished sweep does nothing; a different config is refused
     assert run_to_file(spec, out, resume=True).chunks_computed == 0
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ValueError, match="different sweep configuration"):
         run_to_file(small_spec(chunk_rows=3), out, resume=True)
+    with pytest.raises(ValueError, match="already exists"):
+        run_to_file(spec, out)
 
 
 def test_stored_file_content_and_table_export(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep_helpers import coupled_spec, flaky_cylinder, small_spec
+from sweep_helpers import coupled_spec, flaky_cylinder, killing_cylinder, small_spec
 
 from mf_dmri.io.sweep_toml import default_registry
 from mf_dmri.sweep import DEFAULT_REGISTRY, GeometryBuilder, build_plan, run_sweep
@@ -82,6 +82,26 @@ def test_failed_ray_tasks_are_retried(local_ray, tmp_path):
     run_sweep(spec, reference)
     plan = build_plan(spec, DEFAULT_REGISTRY)
     assert set(sink.chunks) == {c.index for c in plan.chunks}
+    for index, signals in reference.chunks.items():
+        np.testing.assert_array_equal(sink.chunks[index], signals)
+
+
+def test_killed_ray_worker_is_retried_to_the_local_table(local_ray, tmp_path):
+    """Each geometry task SIGKILLs its worker process on its first attempt: Ray restarts
+    the worker and retries the task; the table equals the local run's bit for bit."""
+    killing = GeometryBuilder(
+        "cylinder",
+        functools.partial(killing_cylinder, str(tmp_path)),
+        DEFAULT_REGISTRY["cylinder"].parameters,
+        options=DEFAULT_REGISTRY["cylinder"].options,
+    )
+    registry = DEFAULT_REGISTRY.with_builder(killing)
+    spec = small_spec(chunk_rows=4)
+    sink, reference = MemorySink(), MemorySink()
+    run_sweep(spec, sink, registry=registry, executor="ray")
+    assert len(list(tmp_path.glob("killed_*"))) == 3  # every geometry's worker was killed
+    run_sweep(spec, reference)
+    assert set(sink.chunks) == set(reference.chunks)
     for index, signals in reference.chunks.items():
         np.testing.assert_array_equal(sink.chunks[index], signals)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mf_dmri.cli.flags import positive
 from mf_dmri.io.vocabulary import QUANTITIES, MfDmriDeprecationWarning, split_key
 
 MODELS = ("cylinder", "gamma-cylinder", "sphere")
@@ -46,8 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--sidecar", help="BIDS JSON sidecar with SmallDelta/LargeDelta [s]")
     source.add_argument("--signal", help="text file with one signal per measurement")
     timing = parser.add_argument_group("timing (when the data do not give it)")
-    timing.add_argument("--pulse-duration-ms", type=float, help="gradient pulse duration [ms]")
-    timing.add_argument("--pulse-separation-ms", type=float, help="pulse separation [ms]")
+    timing.add_argument(
+        "--pulse-duration-ms", type=positive(float), help="gradient pulse duration [ms]"
+    )
+    timing.add_argument("--pulse-separation-ms", type=positive(float), help="pulse separation [ms]")
     timing.add_argument("--delta", type=float, help=argparse.SUPPRESS)  # deprecated
     timing.add_argument("--Delta", type=float, help=argparse.SUPPRESS)  # deprecated
     parser.add_argument("--model", choices=MODELS, default="cylinder")
@@ -67,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="gaussian",
         help="noise model: gaussian (least squares) or rician (ml engine, one voxel)",
     )
-    parser.add_argument("--sigma", type=float, help="noise sigma [signal units]; default: fit")
+    parser.add_argument(
+        "--sigma", type=positive(float), help="noise sigma [signal units]; default: fit"
+    )
     parser.add_argument(
         "--fix",
         action="append",
@@ -76,15 +81,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="hold a parameter fixed, unit in the key: intra_diffusivity_um2_per_ms=2",
     )
     parser.add_argument("--engine", choices=ENGINES, default="auto")
-    parser.add_argument("--starts", type=int, default=4, help="optimiser starts (ml engine)")
+    parser.add_argument(
+        "--starts", type=positive(int), default=4, help="optimiser starts (ml engine)"
+    )
     parser.add_argument(
         "--unit-cutoff",
-        type=float,
+        type=positive(float),
         default=None,
         help="modes kept: eigenvalue <= cutoff / radius^2 (default: "
         "mf_dmri.inverse.MODEL_CUTOFF; lower is faster, less accurate)",
     )
-    parser.add_argument("--bootstrap", type=int, default=0, help="bootstrap refits (ml engine)")
+    parser.add_argument(
+        "--bootstrap", type=positive(int, zero=True), default=0, help="bootstrap refits (ml engine)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     parser.add_argument(

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o", "--output", help="output .csv, .npz, .nii or .nii.gz (overrides [output] path)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
 
@@ -48,7 +49,19 @@ class _Progress:
         )
 
 
-def _provenance(config) -> dict:
+def input_hashes(config_path: Path, config) -> dict[str, str]:
+    """SHA-256 of the bytes of the config file and of every file it names (meshes)."""
+    from mf_dmri.io.sealed import file_sha256
+
+    files = {str(config_path): file_sha256(config_path)}
+    for compartment in config.compartments:
+        for value in compartment.options.values():
+            if isinstance(value, Path) and value.is_file():
+                files[str(value)] = file_sha256(value)
+    return files
+
+
+def _provenance(config, config_path: Path) -> dict:
     from mf_dmri.io.provenance import provenance
 
     compartments = {
@@ -78,6 +91,7 @@ def _provenance(config) -> dict:
         tolerance=config.tolerance,
         noise_sigma=config.phantom.sigma,
         noise_seed=config.phantom.seed,
+        input_sha256=input_hashes(config_path, config),
     )
 
 
@@ -91,8 +105,13 @@ def run(args: argparse.Namespace) -> int:
     if output is None:
         raise ValueError("no output file: give -o FILE or [output] path in the config")
     output = check_output_path(output)
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(
+            f"output {output} already exists; pass --overwrite to replace it, or choose "
+            "another file with -o"
+        )
     result = simulate_config(config, progress=_Progress(not args.no_progress))
-    written = write_simulation(output, config, result, _provenance(config))
+    written = write_simulation(output, config, result, _provenance(config, Path(args.config)))
     voxels, measurements = result.signals.shape
     print(
         f"mf-dmri simulate: {voxels} voxel(s) x {measurements} measurements -> "

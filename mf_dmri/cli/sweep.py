@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mf_dmri.cli.flags import positive
+
 if TYPE_CHECKING:  # imported lazily: ``mf-dmri --help`` must not need h5py or torch
     from mf_dmri.sweep import SweepResult
     from mf_dmri.sweep.progress import ProgressUpdate
@@ -30,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     parser.add_argument("--ray", action="store_true", help="run on a local Ray instance")
     parser.add_argument("--ray-address", help="run on the Ray cluster at this address")
-    parser.add_argument("--ray-workers", type=int, help="CPUs of the local Ray instance")
-    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    parser.add_argument("--ray-workers", type=positive(int), help="CPUs of the local Ray instance")
+    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or cuda:N")
     parser.add_argument("--cache-dir", type=Path, help="keep solved eigenbases here")
     parser.add_argument("--table", type=Path, help="also export the table (.csv or .parquet)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
@@ -96,7 +98,13 @@ def run(args: argparse.Namespace) -> int:
     from mf_dmri.io.sweep_store import SweepStore, export_table
     from mf_dmri.io.sweep_toml import default_registry, load_sweep_toml
     from mf_dmri.sweep import build_plan, run_sweep
+    from mf_dmri.sweep.engine import resolve_device
 
+    resolve_device(args.device)  # a bad --device is refused before any work
+    if args.table is not None and args.table.suffix not in (".csv", ".parquet"):
+        raise ValueError(
+            f"--table {args.table}: the table format comes from the suffix; use .csv or .parquet"
+        )
     registry = default_registry()
     spec = load_sweep_toml(args.config, registry=registry)
     plan = build_plan(spec, registry)
@@ -146,14 +154,13 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m mf_dmri.cli.sweep``)."""
+    from mf_dmri.cli.main import run_guarded
+
     parser = argparse.ArgumentParser(prog="mf-dmri sweep")
     add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback")
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        print(f"mf-dmri sweep: error: {exc}", file=sys.stderr)
-        return 1
+    return run_guarded(run, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

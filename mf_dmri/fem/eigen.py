@@ -34,6 +34,7 @@ from mf_dmri.fem.eigensolver import (
     extend_spectrum,
     lowest_spectrum,
 )
+from mf_dmri.fem.resolution import check_resolution
 from mf_dmri.fem.system import FemSystem, assemble_mesh
 
 _LOG = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def _solve(system, spectra, lam_max, solver, cluster_rtol, axes, label) -> FemEi
         threshold *= 1.25
         _LOG.info("a cluster reaches past the solve window; widening it to %.6g", threshold)
     solved = time.perf_counter()
+    check_resolution(system.pieces, spectra, count, lam_max)
     result = assemble_result(system, spectra, count, lam_max, axes, label)
     timings = {"solve": solved - start, "postprocess": time.perf_counter() - solved}
     return replace(result, timings=timings)

@@ -49,7 +49,9 @@ def timing_fields(scheme: Scheme, waveform: str = "PGSE") -> dict[str, Any]:
 def write_sidecar(path: str | os.PathLike, fields: dict[str, Any]) -> Path:
     """Write a sidecar (strict JSON: no NaN or Infinity)."""
     path = Path(path)
-    path.write_text(dumps(fields))
+    from mf_dmri.io.sealed import atomic_write_text
+
+    atomic_write_text(path, dumps(fields))
     return path
 
 

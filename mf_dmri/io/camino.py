@@ -26,7 +26,9 @@ _ALIASES = {"1": "STEJSKALTANNER", "2": "BVECTOR"}
 
 
 def _rows(path: Path) -> tuple[str, np.ndarray]:
-    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    from mf_dmri.io.text import read_text
+
+    lines = [ln.strip() for ln in read_text(path, "scheme").splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines or not lines[0].upper().startswith("VERSION:"):
         raise ValueError(

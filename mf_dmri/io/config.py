@@ -56,6 +56,7 @@ from mf_dmri.io.config_compartments import (
     parse_compartment,
     parse_mesh_system,
 )
+from mf_dmri.io.text import read_text
 from mf_dmri.io.vocabulary import ConfigError, MfDmriDeprecationWarning
 from mf_dmri.sweep.ranges import combine_axes
 
@@ -200,7 +201,7 @@ def load_config(path: str | Path) -> SimulationConfig:
     """Read and validate a simulation TOML file (see the module docstring)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path, "config"))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from exc
     data = _legacy(data)

@@ -139,6 +139,13 @@ def _file_scheme(section: dict, base: Path) -> Scheme | None:
             raise ConfigError(f"{WHERE}: bvecs and sidecar go with bvals", ("bvecs",), WHERE)
         return None
     key = sources[0]
+    given = [k for k in section if k.split("_")[0] == "b" or k == "bvalue"]
+    if given:
+        raise ConfigError(
+            f"{WHERE}: {given[0]} and the {key} file both give b-values; keep one",
+            (given[0],),
+            WHERE,
+        )
     with naming(WHERE, key):
         if key == "scheme":
             return read_camino_scheme(base / section[key])

@@ -14,6 +14,8 @@ volumes come from the mesh and the membranes between them are permeable.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,24 @@ class MeshSystemConfig:
     written: dict[str, str]
 
 
+def direction(value: Any, where: str) -> tuple[float, float, float]:
+    """A TOML direction [x, y, z]: three finite numbers, not all zero (ConfigError)."""
+    numbers = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    )
+    if not numbers or len(value) != 3 or not all(math.isfinite(v) for v in value):
+        raise ConfigError(
+            f"{where} must be a direction [x, y, z] of three finite numbers, got {value!r}",
+            ("axis",),
+            where,
+        )
+    if not any(value):
+        raise ConfigError(
+            f"{where} is the zero vector; give a direction such as [0, 0, 1]", ("axis",), where
+        )
+    return tuple(float(v) for v in value)
+
+
 def parse_axis_value(value: Any, factor: float, where: str) -> Axis:
     from mf_dmri.io.sweep_toml import parse_axis
 
@@ -107,7 +127,14 @@ def _unit(value: Any, where: str) -> float:
 def parse_compartment(section: dict[str, Any], index: int, base: Path, system: bool):
     """One ``[[compartment]]`` table (``system``: a region of the ``[mesh]``)."""
     section = dict(section)
-    name = str(section.pop("name", f"compartment{index + 1}"))
+    name = section.pop("name", f"compartment{index + 1}")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ConfigError(
+            f"[[compartment]] {index + 1}: name must be a word of letters, digits, _ and - "
+            f"(it names output columns), got {name!r}",
+            ("name",),
+            f"[[compartment]] {index + 1}",
+        )
     where = f"[[compartment]] {name!r}"
     shape = section.pop("shape", None)
     if system:
@@ -146,7 +173,7 @@ def parse_compartment(section: dict[str, Any], index: int, base: Path, system: b
         options["unit"] = _unit(options["unit"], where)
     if shape in ("cylinder", "slab"):
         axis = options.get("axis", (0.0, 0.0, 1.0) if shape == "cylinder" else (1.0, 0.0, 0.0))
-        options["axis"] = tuple(float(a) for a in axis)
+        options["axis"] = direction(axis, f"{where} axis")
     return CompartmentConfig(name, shape or "region", axes, written, options)
 
 

@@ -1,19 +1,23 @@
-"""On-disk cache of finite-element eigenbases (.npz), keyed by a SHA-256 of mesh + settings.
+"""On-disk cache of finite-element eigenbases, sealed (mf_dmri.io.sealed).
 
-A cache file stores the :class:`~mf_dmri.eigenbasis.Eigenbasis` arrays, the settings that
-produced it (JSON) and ``key``: the SHA-256 of the mesh arrays (nodes, elements, labels, as
-float64/int64 little-endian bytes with their shapes) and of the settings that change the
-result (cutoff, element order, cluster tolerance, axes, format version).  The solver settings
-are not part of the key: every setting returns the same basis to within its tolerance.
+A cache file is an ``.npz`` archive of the :class:`~mf_dmri.eigenbasis.Eigenbasis` arrays
+and the settings that produced it (JSON), followed by a seal: the SHA-256 of those bytes
+and the digests of every input, namely ``mesh_sha256`` (the mesh arrays: nodes, elements,
+labels as float64/int64 little-endian bytes with their shapes), ``settings`` (cutoff,
+element order, cluster tolerance, axes, format version) and the mf_dmri version.  The
+solver settings are not inputs: every setting returns the same basis to within its
+tolerance.
 
-Loading checks the key: a file whose key differs from the mesh/settings in hand is stale and
-is never used silently (:class:`StaleCacheError`, or recomputed and overwritten with a logged
-warning by :func:`cached_mesh_eigenbasis`).
+Loading checks the seal: a truncated or damaged file (:class:`CorruptArtefactError`) or
+one made from another mesh, other settings or another version, stale or swapped
+(:class:`StaleArtefactError`, naming the input), is never used:
+:func:`cached_mesh_eigenbasis` recomputes and overwrites it with a logged warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -26,71 +30,61 @@ from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
 from mf_dmri.fem.eigen import cutoff_eigenvalue, default_axes, mesh_eigenbasis
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.mesh_input import mesh_arrays
+from mf_dmri.io.sealed import ArtefactError, StaleArtefactError, read_sealed, write_sealed
 
 _LOG = logging.getLogger(__name__)
 
 #: Bump when the file layout or the meaning of a field changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
-class StaleCacheError(RuntimeError):
-    """A cache file was written for another mesh or other settings."""
-
-
-def cache_key(nodes, elements=None, *, element_labels=None, settings: dict) -> str:
-    """SHA-256 (hex) of the checked mesh arrays and the result-defining ``settings``."""
+def mesh_sha256(nodes, elements=None, *, element_labels=None) -> str:
+    """SHA-256 (hex) of the checked mesh arrays (nodes, elements, labels)."""
     points, cells, labels = mesh_arrays(nodes, elements, element_labels)
     digest = hashlib.sha256()
-    digest.update(f"mf_dmri-eigen-cache-v{FORMAT_VERSION}".encode())
     for array in (points.astype("<f8"), cells.astype("<i8"), labels.astype("<i8")):
         digest.update(repr(array.shape).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
-    digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def save_eigenbasis(
-    path: str | os.PathLike, basis: Eigenbasis, *, key: str, settings: dict
-) -> Path:
-    """Write ``basis`` with its cache ``key`` and ``settings`` to ``path`` (.npz), atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial.npz")
+def cache_inputs(nodes, elements=None, *, element_labels=None, settings: dict) -> dict[str, str]:
+    """The input digests a cache file is sealed with: mesh arrays and settings."""
+    return {
+        "format": f"mf_dmri-eigen-cache-v{FORMAT_VERSION}",
+        "mesh_sha256": mesh_sha256(nodes, elements, element_labels=element_labels),
+        "settings": json.dumps(settings, sort_keys=True),
+    }
+
+
+def cache_key(nodes, elements=None, *, element_labels=None, settings: dict) -> str:
+    """SHA-256 (hex) of the cache inputs: the default file name of a cached basis."""
+    inputs = cache_inputs(nodes, elements, element_labels=element_labels, settings=settings)
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def save_eigenbasis(path: str | os.PathLike, basis: Eigenbasis, *, inputs: dict[str, str]) -> Path:
+    """Write ``basis`` sealed with ``inputs`` (:func:`cache_inputs`) to ``path``, atomically."""
+    buffer = io.BytesIO()
     np.savez(
-        partial,
+        buffer,
         eigenvalues=basis.eigenvalues.detach().cpu().numpy(),
         moments=basis.moments.detach().cpu().numpy(),
         mode_integrals=basis.mode_integrals.detach().cpu().numpy(),
         volume=basis.volume.detach().cpu().numpy(),
         axes=basis.axes.detach().cpu().numpy(),
         label=np.array(basis.label),
-        key=np.array(key),
-        settings=np.array(json.dumps(settings, sort_keys=True)),
-        format_version=np.array(FORMAT_VERSION),
     )
-    os.replace(partial, target)
-    return target
+    return write_sealed(path, buffer.getvalue(), inputs)
 
 
-def load_eigenbasis(path: str | os.PathLike, *, key: str | None = None) -> Eigenbasis:
-    """Read a cached basis; with ``key``, raise :class:`StaleCacheError` if it differs."""
-    source = Path(path)
-    try:
-        with np.load(source, allow_pickle=False) as data:
-            stored = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read eigenbasis cache {source}: {exc}; delete the file") from exc
-    version = int(stored.get("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise StaleCacheError(
-            f"{source} has cache format {version}, expected "
-            f"{FORMAT_VERSION}; delete it to recompute"
-        )
-    if key is not None and str(stored["key"]) != key:
-        raise StaleCacheError(
-            f"{source} was computed for another mesh or other settings "
-            "(key mismatch); delete it or recompute"
-        )
+def load_eigenbasis(path: str | os.PathLike, *, inputs: dict[str, str] | None = None) -> Eigenbasis:
+    """Read a cached basis, checking its seal and, if given, the ``inputs`` it was made
+    from: :class:`~mf_dmri.io.sealed.CorruptArtefactError` or
+    :class:`~mf_dmri.io.sealed.StaleArtefactError` otherwise."""
+    payload, _ = read_sealed(path, inputs)
+    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+        stored = {name: data[name] for name in data.files}
     return Eigenbasis(
         eigenvalues=torch.as_tensor(stored["eigenvalues"]),
         moments=torch.as_tensor(stored["moments"]),
@@ -124,7 +118,8 @@ def cached_mesh_eigenbasis(
         cache_dir: folder of the cache files.
         name: file stem; default: the first 24 hex digits of the key (then a changed mesh
             simply maps to another file).  A fixed name makes a changed mesh hit a stale file.
-        on_stale: "recompute" (overwrite a stale file, with a logged warning) or "raise".
+        on_stale: "recompute" (overwrite a stale, swapped or damaged file, with a logged
+            warning) or "raise" (its :class:`~mf_dmri.io.sealed.ArtefactError`).
     """
     if on_stale not in ("recompute", "raise"):
         raise ValueError(f"on_stale must be 'recompute' or 'raise', got {on_stale!r}")
@@ -136,15 +131,17 @@ def cached_mesh_eigenbasis(
         "cluster_rtol": float.hex(float(cluster_rtol)),
         "axes": default_axes(points.shape[1]).tolist(),
     }
-    key = cache_key(nodes, elements, element_labels=element_labels, settings=settings)
+    inputs = cache_inputs(nodes, elements, element_labels=element_labels, settings=settings)
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     path = Path(cache_dir) / f"{name or key[:24]}.npz"
     if path.exists():
         try:
-            return load_eigenbasis(path, key=key)
-        except StaleCacheError:
+            return load_eigenbasis(path, inputs=inputs)
+        except ArtefactError as exc:
             if on_stale == "raise":
                 raise
-            _LOG.warning("stale eigenbasis cache %s (mesh or settings changed): recomputing", path)
+            kind = "stale" if isinstance(exc, StaleArtefactError) else "damaged"
+            _LOG.warning("%s eigenbasis cache: %s; recomputing", kind, exc)
     basis = mesh_eigenbasis(
         nodes,
         elements,
@@ -155,5 +152,5 @@ def cached_mesh_eigenbasis(
         cluster_rtol=cluster_rtol,
         label=label,
     )
-    save_eigenbasis(path, basis, key=key, settings=settings)
+    save_eigenbasis(path, basis, inputs=inputs)
     return basis

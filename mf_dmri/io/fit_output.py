@@ -10,6 +10,7 @@ information matrix) becomes ``null`` in JSON, an empty CSV cell and NaN in NIfTI
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,9 @@ def keys(name: str, si_unit: str = "") -> tuple[str, str, float]:
 
 def write_json(path: Path, summary: dict[str, Any]) -> Path:
     """Strict JSON (NaN and infinities become null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(summary))
-    return path
+    from mf_dmri.io.sealed import atomic_write_text
+
+    return atomic_write_text(path, dumps(summary))
 
 
 def write_voxel_table(path: Path, columns: dict[str, np.ndarray]) -> Path:
@@ -52,17 +53,18 @@ def write_voxel_table(path: Path, columns: dict[str, np.ndarray]) -> Path:
     if path.suffix != ".csv":
         raise ValueError(f"a per-voxel table is written as .csv, got {path.name!r}")
     names = list(columns)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for i in range(len(next(iter(columns.values())))):
-            row = []
-            for name in names:
-                value = float(columns[name][i])
-                row.append("" if math.isnan(value) else repr(value))
-            writer.writerow(row)
-    return path
+    from mf_dmri.io.sealed import atomic_write_text
+
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(names)
+    for i in range(len(next(iter(columns.values())))):
+        row = []
+        for name in names:
+            value = float(columns[name][i])
+            row.append("" if math.isnan(value) else repr(value))
+        writer.writerow(row)
+    return atomic_write_text(path, handle.getvalue())
 
 
 def write_maps(folder: Path, maps: dict[str, np.ndarray], affine: np.ndarray) -> list[Path]:

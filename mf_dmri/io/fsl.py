@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +27,9 @@ PathLike = str | os.PathLike
 
 def _read_table(path: PathLike, what: str) -> list[list[float]]:
     """Rows of numbers of a whitespace-separated text file (blank lines skipped)."""
-    text = Path(path).read_text()
+    from mf_dmri.io.text import read_text
+
+    text = read_text(path, what)
     rows = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         tokens = line.replace(",", " ").split()
@@ -169,9 +170,11 @@ def write_fsl_scheme(bvals_path: PathLike, bvecs_path: PathLike, bvalues, direct
         )
     if not (np.isfinite(bvalues).all() and np.isfinite(directions).all()):
         raise ValueError("bvalues and directions must be finite")
-    Path(bvals_path).write_text(" ".join(f"{b:.12g}" for b in bvalues / s_per_mm2) + "\n")
+    from mf_dmri.io.sealed import atomic_write_text
+
+    atomic_write_text(bvals_path, " ".join(f"{b:.12g}" for b in bvalues / s_per_mm2) + "\n")
     lines = [" ".join(f"{value:.12g}" for value in column) for column in directions.T]
-    Path(bvecs_path).write_text("\n".join(lines) + "\n")
+    atomic_write_text(bvecs_path, "\n".join(lines) + "\n")
 
 
 def save_fsl_acquisition(

@@ -47,9 +47,35 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
+def _check_stl(path: Path) -> None:
+    """Refuse a file that is neither a binary STL (80-byte header, triangle count N, size
+    84 + 50 N bytes) nor an ASCII STL (text starting with 'solid')."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(84)
+    if size >= 84:
+        count = int.from_bytes(head[80:84], "little")
+        if size == 84 + 50 * count:
+            return
+    if head.lstrip().lower().startswith(b"solid"):
+        try:
+            path.read_bytes().decode("ascii")
+            return
+        except UnicodeDecodeError:
+            pass
+    expected = f"{84 + 50 * int.from_bytes(head[80:84], 'little')}" if size >= 84 else ">= 84"
+    raise MeshFileError(
+        f"{path}: not an STL file: {size} bytes, but a binary STL with the triangle count "
+        f"in its header has {expected} bytes, and it is not ASCII text starting with "
+        "'solid'; the file is truncated or not a mesh: export it again"
+    )
+
+
 def _read_trimesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
+    if path.suffix.lower() == ".stl":
+        _check_stl(path)
     try:
         loaded = trimesh.load(path, process=False, force="mesh")
     except Exception as exc:  # trimesh raises many types for corrupt files
@@ -69,8 +95,10 @@ def _read_trimesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _read_meshio(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import meshio
 
+    # the format's own reader: meshio.read prints and calls sys.exit on a corrupt file
+    reader = {".vtk": meshio.vtk.read, ".vtu": meshio.vtu.read}[path.suffix.lower()]
     try:
-        data = meshio.read(path)
+        data = reader(str(path))
     except Exception as exc:
         raise MeshFileError(
             f"{path}: cannot parse as a {path.suffix} mesh ({type(exc).__name__}: {exc}); "
@@ -97,11 +125,16 @@ def load_surface(path: str | Path, unit: float) -> SurfaceMesh:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such mesh file")
     suffix = _suffix(path)
+    if path.stat().st_size == 0:
+        raise MeshFileError(f"{path}: the file is empty; export the surface mesh again")
     reader = _read_meshio if suffix in MESHIO_FORMATS else _read_trimesh
     vertices, faces = reader(path)
     if not np.isfinite(vertices).all():
         raise MeshFileError(f"{path}: vertex coordinates contain NaN or infinity")
-    return SurfaceMesh(vertices * unit, faces)
+    try:
+        return SurfaceMesh(vertices * unit, faces)
+    except (ValueError, TypeError) as exc:
+        raise MeshFileError(f"{path}: {exc}") from exc
 
 
 def save_surface(mesh: SurfaceMesh, path: str | Path, unit: float) -> None:
@@ -142,7 +175,11 @@ def _write_ply_double(vertices: np.ndarray, faces: np.ndarray, path: Path) -> No
     face_records = np.empty(len(faces), dtype=[("count", "u1"), ("index", "<i4", (3,))])
     face_records["count"] = 3
     face_records["index"] = faces
-    with open(path, "wb") as handle:
+    from mf_dmri.io.sealed import atomic_write
+
+    def write(handle) -> None:
         handle.write(header.encode("ascii"))
         handle.write(np.ascontiguousarray(vertices, dtype="<f8").tobytes())
         handle.write(face_records.tobytes())
+
+    atomic_write(path, write)

@@ -21,7 +21,9 @@ def read_mrtrix_b(path: str | os.PathLike) -> Scheme:
     """The measurements of an MRtrix ``.b`` file (b-values converted to [s/m^2])."""
     path = Path(path)
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    from mf_dmri.io.text import read_text
+
+    for number, line in enumerate(read_text(path, "gradient table").splitlines(), start=1):
         text = line.split("#", 1)[0].replace(",", " ").strip()
         if not text:
             continue

@@ -8,6 +8,7 @@ gradient table (FSL layout, b in s/mm^2); ``dwi.json`` the timing and provenance
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from mf_dmri.io.bids import read_sidecar, scheme_with_sidecar_timing, write_side
 from mf_dmri.io.fsl import read_fsl_bvals, read_fsl_bvecs, write_fsl_scheme
 from mf_dmri.io.results import sidecar_path
 from mf_dmri.io.scheme import Scheme
+from mf_dmri.io.sealed import atomic_write_bytes
 from mf_dmri.units import s_per_mm2
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -57,9 +59,11 @@ def write_volume(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray |
         data = data.astype(np.uint8)
     elif data.dtype.kind != "i" and data.dtype.kind != "u":
         data = data.astype(np.float64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), str(path))
-    return path
+    image = nib.Nifti1Image(data, np.eye(4) if affine is None else affine)
+    payload = image.to_bytes()
+    if str(path).endswith(".gz"):
+        payload = gzip.compress(payload, mtime=0)
+    return atomic_write_bytes(path, payload)
 
 
 def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +109,21 @@ def write_dwi(
     return path
 
 
+def check_content(fields: dict[str, Any], files: list[Path], sidecar: Path) -> None:
+    """Compare ``files`` with the SHA-256 that an mf_dmri sidecar records for them
+    (:class:`~mf_dmri.io.sealed.CorruptArtefactError` on a mismatch)."""
+    from mf_dmri.io.sealed import CorruptArtefactError, file_sha256
+
+    recorded = (fields.get("mf_dmri") or {}).get("content_sha256") or {}
+    for file in files:
+        expected = recorded.get(file.name)
+        if expected is not None and file_sha256(file) != expected:
+            raise CorruptArtefactError(
+                f"{file} does not match the SHA-256 recorded in {sidecar}: it was damaged or "
+                "edited after mf-dmri simulate wrote it; simulate it again"
+            )
+
+
 def read_dwi(
     path: str | os.PathLike,
     *,
@@ -132,5 +151,6 @@ def read_dwi(
     scheme = Scheme(directions=vectors, bvalues=values * s_per_mm2)
     sidecar = Path(sidecar) if sidecar else sidecar_path(path)
     fields = read_sidecar(sidecar) if sidecar.is_file() else {}
+    check_content(fields, [Path(path), bvals, bvecs], sidecar)
     scheme = scheme_with_sidecar_timing(scheme, fields, sidecar)
     return DiffusionImage(np.asarray(data, dtype=np.float64), affine, scheme, fields)

@@ -6,11 +6,20 @@ other line is data, so ``pandas.read_csv(path)`` and
 provenance goes to a JSON sidecar with the same stem (``signals.csv`` ->
 ``signals.json``), as BIDS does for images.  NPZ: one array per column plus a
 ``metadata`` entry holding the provenance JSON.
+
+Both are written atomically (mf_dmri.io.sealed) and carry ``content_sha256`` in their
+metadata: for CSV the SHA-256 of the CSV file's bytes, for NPZ that of the columns (name,
+dtype, shape and bytes, in order).  :func:`read_table` checks it and raises
+:class:`~mf_dmri.io.sealed.CorruptArtefactError` on a mismatch (a table cannot be
+recomputed from itself: run the simulation again).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +27,12 @@ from typing import Any
 import numpy as np
 
 from mf_dmri.io.provenance import dumps
+from mf_dmri.io.sealed import (
+    CorruptArtefactError,
+    atomic_write_bytes,
+    atomic_write_text,
+    sha256_bytes,
+)
 
 TABLE_SUFFIXES = (".csv", ".npz")
 
@@ -46,28 +61,66 @@ def write_table(
         raise ValueError(f"output file must end in .csv or .npz, got {path.name!r}")
     if any("," in name for name in arrays):
         raise ValueError(f"column names must not contain commas: {list(arrays)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = dumps(metadata)
     if path.suffix == ".npz":
-        np.savez(path, metadata=np.array(meta), **arrays)
+        meta = dumps({**metadata, "content_sha256": columns_sha256(arrays)})
+        buffer = io.BytesIO()
+        np.savez(buffer, metadata=np.array(meta), **arrays)
+        atomic_write_bytes(path, buffer.getvalue())
         return path
     names = list(arrays)
     stacked = np.column_stack([arrays[n] for n in names])
-    np.savetxt(path, stacked, delimiter=",", header=",".join(names), comments="", fmt="%.15g")
-    sidecar_path(path).write_text(meta)
+    text = io.StringIO()
+    np.savetxt(text, stacked, delimiter=",", header=",".join(names), comments="", fmt="%.15g")
+    data = text.getvalue().encode()
+    atomic_write_bytes(path, data)
+    atomic_write_text(sidecar_path(path), dumps({**metadata, "content_sha256": sha256_bytes(data)}))
     return path
 
 
+def columns_sha256(columns: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays: name, dtype, shape and C-order bytes of each, in order."""
+    digest = hashlib.sha256()
+    for name, values in columns.items():
+        values = np.ascontiguousarray(values)
+        digest.update(f"{name}|{values.dtype.str}|{values.shape}|".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def _check(path: Path, stored: str | None, actual: str) -> None:
+    if stored is not None and stored != actual:
+        raise CorruptArtefactError(
+            f"{path} is damaged or was edited (its content does not match the SHA-256 in its "
+            "metadata); run the simulation again to recreate it"
+        )
+
+
 def read_table(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a table written by ``write_table``: (columns, metadata)."""
+    """Read a table written by ``write_table``: (columns, metadata), checking its content
+    SHA-256."""
     path = Path(path)
+    try:
+        return _read_table(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, CorruptArtefactError):
+            raise
+        raise CorruptArtefactError(
+            f"cannot read table {path} ({exc}); run the simulation again to recreate it"
+        ) from exc
+
+
+def _read_table(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if path.suffix == ".npz":
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["metadata"]))
-            return {k: data[k] for k in data.files if k != "metadata"}, meta
-    with path.open() as handle:
-        names = handle.readline().strip().split(",")
-    values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            columns = {k: data[k] for k in data.files if k != "metadata"}
+        _check(path, meta.get("content_sha256"), columns_sha256(columns))
+        return columns, meta
     sidecar = sidecar_path(path)
     meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    data = path.read_bytes()
+    _check(path, meta.get("content_sha256"), sha256_bytes(data))
+    lines = data.decode().splitlines()
+    names = lines[0].strip().split(",")
+    values = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
     return {n: values[:, i] for i, n in enumerate(names)}, meta

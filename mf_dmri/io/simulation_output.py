@@ -126,4 +126,17 @@ def _write_nifti(path: Path, config, result, measured, metadata) -> list[Path]:
         for name, part in result.contributions.items():
             written.append(write_volume(beside(f"signal_{name}"), part.reshape(*shape, -1)))
     written += [companion(path, ".bval"), companion(path, ".bvec")]
+    seal_sidecar(written, sidecar)
     return written
+
+
+def seal_sidecar(written: list[Path], sidecar: dict[str, Any]) -> None:
+    """Rewrite the image's sidecar with ``mf_dmri.content_sha256``: the SHA-256 of every
+    file written beside it (checked by :func:`mf_dmri.io.nifti.read_dwi`)."""
+    from mf_dmri.io.bids import write_sidecar
+    from mf_dmri.io.results import sidecar_path
+    from mf_dmri.io.sealed import file_sha256
+
+    hashes = {p.name: file_sha256(p) for p in written}
+    sidecar["mf_dmri"] = {**sidecar["mf_dmri"], "content_sha256": hashes}
+    write_sidecar(sidecar_path(written[0]), sidecar)

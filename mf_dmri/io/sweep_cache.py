@@ -2,21 +2,28 @@
 
 One ``.pt`` file per geometry, named by the SHA-256 of the builder inputs (shape, SI
 parameters, options), the contents of the geometry's file if any, and the mf_dmri version,
-so a changed mesh or package never reuses a stale basis.  Files are written atomically and
-loaded with ``weights_only=True`` (plain tensors, no pickled code).
+so a changed mesh or package never reuses a stale basis.  Files are sealed
+(mf_dmri.io.sealed: content SHA-256 and the digests of those inputs), written atomically and
+loaded with ``weights_only=True`` (plain tensors, no pickled code).  A damaged, truncated,
+stale or swapped file is not used: :meth:`DiskBasisCache.get` logs a warning and returns
+None, so the geometry is solved again and the file rewritten.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import io
+import logging
 from pathlib import Path
 
 import torch
 
 from mf_dmri import __version__
 from mf_dmri.eigenbasis import Eigenbasis, ProductDomain
+from mf_dmri.io.sealed import ArtefactError, file_sha256, read_sealed, write_sealed
 from mf_dmri.sweep.plan import GeometryPoint
+
+_LOG = logging.getLogger(__name__)
 
 
 def _basis_dict(basis: Eigenbasis) -> dict:
@@ -50,6 +57,14 @@ def _domain_from(data: dict) -> ProductDomain:
     )
 
 
+def geometry_inputs(point: GeometryPoint) -> dict[str, str]:
+    """Digests of everything a solved geometry depends on: builder inputs and file bytes."""
+    inputs = {"geometry": hashlib.sha256(point.key().encode()).hexdigest()}
+    if point.file:
+        inputs["mesh_file_sha256"] = file_sha256(point.file)
+    return inputs
+
+
 class DiskBasisCache:
     """Solved geometries kept in ``directory`` (created if missing)."""
 
@@ -58,12 +73,10 @@ class DiskBasisCache:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def key(self, point: GeometryPoint) -> str:
-        digest = hashlib.sha256(point.key().encode())
+        digest = hashlib.sha256()
+        for name, value in sorted(geometry_inputs(point).items()):
+            digest.update(f"{name}={value};".encode())
         digest.update(__version__.encode())
-        if point.file:
-            from mf_dmri.io.sweep_store import file_sha256
-
-            digest.update(file_sha256(point.file).encode())
         return digest.hexdigest()
 
     def _path(self, point: GeometryPoint) -> Path:
@@ -73,11 +86,15 @@ class DiskBasisCache:
         path = self._path(point)
         if not path.exists():
             return None
-        data = torch.load(path, weights_only=True)
-        return {name: _domain_from(d) for name, d in data["compartments"].items()}
+        try:
+            payload, _ = read_sealed(path, geometry_inputs(point))
+            data = torch.load(io.BytesIO(payload), weights_only=True)
+            return {name: _domain_from(d) for name, d in data["compartments"].items()}
+        except (ArtefactError, RuntimeError, KeyError, TypeError) as exc:
+            _LOG.warning("unusable sweep cache file (%s): solving the geometry again", exc)
+            return None
 
     def put(self, point: GeometryPoint, domains: dict[str, ProductDomain]) -> None:
-        path = self._path(point)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"compartments": {n: _domain_dict(d) for n, d in domains.items()}}, temporary)
-        os.replace(temporary, path)
+        buffer = io.BytesIO()
+        torch.save({"compartments": {n: _domain_dict(d) for n, d in domains.items()}}, buffer)
+        write_sealed(self._path(point), buffer.getvalue(), geometry_inputs(point))

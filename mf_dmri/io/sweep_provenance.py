@@ -18,7 +18,7 @@ def sweep_provenance(
     plan: SweepPlan, *, device: str, executor: str, config_text: str | None = None
 ) -> dict[str, Any]:
     """Everything needed to reproduce the sweep (stored as JSON in the output file)."""
-    from mf_dmri.io.sweep_store import file_sha256
+    from mf_dmri.io.sealed import file_sha256
 
     files = sorted({g.file for g in plan.geometries if g.file})
     return {

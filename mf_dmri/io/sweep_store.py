@@ -4,11 +4,18 @@ Why HDF5 (h5py) with shard files, not Zarr: the result is one self-describing fi
 MATLAB, Julia, R and h5py read directly, and h5py is already a common dependency.  HDF5 is
 not safe to write from several processes (that needs an MPI build) and a process killed
 during a write can corrupt the whole file, so finished chunks are first committed as
-small ``.npz`` shards, each written to a temporary name and renamed into place (the rename
-is atomic: a shard either exists whole or not at all, and its existence is the chunk's
-completion marker).  Local runs and Ray runs write the same shards; when every chunk is
-there they are merged, checked, into ``OUT.h5`` and the shard folder is removed.  A
-killed sweep loses at most the chunks in flight and resumes from the shards.
+small ``.npz`` shards, each sealed (mf_dmri.io.sealed: content SHA-256 plus the digests of
+its inputs: the sweep configuration, its chunk, the bytes of its geometry's mesh file and
+the mf_dmri version) and written atomically (temporary name, fsync, rename: a shard either
+exists whole or not at all).  Local runs and Ray runs write the same shards; when every
+chunk is there they are merged, checked, into ``OUT.h5`` and the shard folder is removed.
+A killed sweep loses at most the chunks in flight and resumes from the shards.
+
+Resuming checks every input: a changed configuration is refused (the message names it); a
+shard that is damaged, or was made from a mesh file whose bytes have changed since, is
+deleted with a warning naming the file, and only those chunks are computed again.  The
+finished file carries the SHA-256 of its signals and error bars, checked by
+:func:`read_sweep`.
 
 Layout of the HDF5 file:  ``signals`` complex128 (rows, measurements), chunked by sweep
 chunk; ``parameters/<column>`` (SI, one entry per row); ``measurements/<column>`` (SI);
@@ -18,7 +25,9 @@ chunk; ``parameters/<column>`` (SI, one entry per row); ``measurements/<column>`
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -27,10 +36,19 @@ from typing import Any
 
 import numpy as np
 
+from mf_dmri.io.sealed import (
+    ArtefactError,
+    CorruptArtefactError,
+    atomic_write_text,
+    file_sha256,
+    read_sealed,
+    write_sealed,
+)
 from mf_dmri.io.vocabulary import QUANTITIES, SI_UNITS, UNITS
 from mf_dmri.sweep.plan import Chunk, SweepPlan
 
 FORMAT = "mf_dmri.sweep/1"
+_LOG = logging.getLogger(__name__)
 ERROR_BAR_NOTE = (
     "per row and measurement: the error bars of mf_dmri.signal.signal_with_error (mode "
     "truncation, finite elements, time stepping) of each compartment, evaluated at the "
@@ -54,21 +72,22 @@ def config_hash(plan: SweepPlan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def mesh_file_hashes(plan: SweepPlan) -> dict[str, str]:
+    """SHA-256 of the bytes of every mesh file the sweep names."""
+    hashes = {}
+    for name in sorted({g.file for g in plan.geometries if g.file}):
+        try:
+            hashes[name] = file_sha256(name)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read mesh file {name!r} named by the sweep: {exc.strerror or exc}; "
+                "check the files = [...] list"
+            ) from exc
+    return hashes
 
 
-def _atomic_write(path: Path, write) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+def _changed_files(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    return sorted(name for name in set(before) | set(now) if before.get(name) != now.get(name))
 
 
 class SweepStore:
@@ -86,15 +105,12 @@ class SweepStore:
         self.parts = self.path.with_name(self.path.name + ".parts")
         self.plan = plan
         self.hash = config_hash(plan)
+        self.files = mesh_file_hashes(plan)
         self.already_complete = False
+        self._verified: set[int] | None = None
         if self.path.exists():
-            if resume and read_provenance(self.path).get("config_hash") == self.hash:
-                self.already_complete = True
-                return
-            raise ValueError(
-                f"{self.path} already exists; choose another output file or delete it"
-                + ("" if resume else " (or pass --resume if it is this same sweep)")
-            )
+            self._check_finished(resume)
+            return
         manifest = {
             "format": FORMAT,
             "config_hash": self.hash,
@@ -109,23 +125,89 @@ class SweepStore:
                     f"{self.parts} holds an interrupted sweep: pass --resume to continue it, "
                     "or delete that folder to start again"
                 )
-            found = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-            if found != manifest:
-                raise ValueError(
-                    f"the partial results in {self.parts} were made with a different sweep "
-                    "configuration; use another output file or delete that folder"
-                )
+            self._check_manifest(manifest_path, manifest)
         else:
             self.parts.mkdir(parents=True)
-            _atomic_write(manifest_path, lambda h: h.write(json.dumps(manifest).encode()))
+        atomic_write_text(manifest_path, json.dumps({**manifest, "mesh_files": self.files}))
+
+    def _check_finished(self, resume: bool) -> None:
+        if not resume:
+            raise ValueError(
+                f"{self.path} already exists; choose another output file or delete it "
+                "(or pass --resume if it is this same sweep)"
+            )
+        found = read_provenance(self.path)
+        if found.get("config_hash") != self.hash:
+            raise ValueError(
+                f"{self.path} was made from a different sweep configuration; choose another "
+                "output file or delete it"
+            )
+        changed = _changed_files(found.get("mesh_file_sha256", {}), self.files)
+        if changed:
+            raise ValueError(
+                f"{self.path} was made before mesh file {changed[0]!r} changed (its SHA-256 "
+                "differs); delete the output to compute the sweep again, or restore the file"
+            )
+        self.already_complete = True
+        if self.parts.exists():  # killed between the merge and the clean-up
+            shutil.rmtree(self.parts)
+
+    def _check_manifest(self, manifest_path: Path, manifest: dict) -> None:
+        try:
+            found = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            found = {}
+        if not isinstance(found, dict) or not found:  # killed before it was written: the
+            # shard seals decide
+            return
+        files = found.pop("mesh_files", {})
+        if found != manifest:
+            raise ValueError(
+                f"the partial results in {self.parts} were made with a different sweep "
+                "configuration (the TOML changed); use another output file or delete that "
+                "folder"
+            )
+        for name in _changed_files(files, self.files):
+            _LOG.warning(
+                "mesh file %r changed since the interrupted run: the chunks of its "
+                "geometries are computed again",
+                name,
+            )
 
     def _shard(self, index: int) -> Path:
         return self.parts / f"chunk_{index:07d}.npz"
 
+    def _shard_inputs(self, chunk: Chunk) -> dict[str, str]:
+        file = self.plan.geometries[chunk.geometry].file
+        return {
+            "config_hash": self.hash,
+            "chunk": f"{chunk.index}:{chunk.row_start}:{chunk.size}",
+            "mesh_file_sha256": self.files.get(file, "") if file else "",
+        }
+
+    def _read_shard(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+        payload, _ = read_sealed(self._shard(chunk.index), self._shard_inputs(chunk))
+        with np.load(io.BytesIO(payload), allow_pickle=False) as shard:
+            return shard["signals"], shard["error_bars"]
+
     def completed(self) -> set[int]:
+        """Chunks stored whole, from this sweep's inputs; the others' shards are deleted
+        with a warning so that they are computed again."""
         if self.already_complete:
             return {c.index for c in self.plan.chunks}
-        return {int(p.stem.split("_")[1]) for p in self.parts.glob("chunk_*.npz")}
+        if self._verified is None:
+            self._verified = set()
+            for chunk in self.plan.chunks:
+                if not self._shard(chunk.index).exists():
+                    continue
+                try:
+                    self._read_shard(chunk)
+                except ArtefactError as exc:
+                    _LOG.warning("%s: computing chunk %d again", exc, chunk.index)
+                    self._shard(chunk.index).unlink(missing_ok=True)
+                    continue
+                self._verified.add(chunk.index)
+        return set(self._verified)
 
     def write(self, chunk: Chunk, signals: np.ndarray, error_bars: np.ndarray) -> None:
         expected = (chunk.size, self.plan.measurements.count)
@@ -136,19 +218,15 @@ class SweepStore:
             )
         if error_bars.shape != expected:
             raise ValueError(f"chunk {chunk.index}: error bars must be {expected}")
-        _atomic_write(
-            self._shard(chunk.index),
-            lambda h: np.savez(
-                h,
-                signals=signals,
-                error_bars=np.asarray(error_bars, dtype=np.float64),
-                row_start=chunk.row_start,
-                hash=self.hash,
-            ),
-        )
+        buffer = io.BytesIO()
+        np.savez(buffer, signals=signals, error_bars=np.asarray(error_bars, dtype=np.float64))
+        write_sealed(self._shard(chunk.index), buffer.getvalue(), self._shard_inputs(chunk))
+        if self._verified is not None:
+            self._verified.add(chunk.index)
 
     def finalize(self, provenance: dict[str, Any]) -> Path:
-        """Merge every shard into ``path`` and remove the shard folder."""
+        """Merge every shard into ``path`` (each checked against its seal) and remove the
+        shard folder."""
         if self.already_complete:
             return self.path
         missing = [c.index for c in self.plan.chunks if not self._shard(c.index).exists()]
@@ -157,9 +235,14 @@ class SweepStore:
                 f"{len(missing)} chunks are missing (first {missing[:5]}); rerun with --resume"
             )
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with _h5py().File(temporary, "w") as out:
-            self._write_hdf5(out, provenance)
-        os.replace(temporary, self.path)
+        try:
+            with _h5py().File(temporary, "w") as out:
+                self._write_hdf5(out, provenance)
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        finally:
+            temporary.unlink(missing_ok=True)
         shutil.rmtree(self.parts)
         return self.path
 
@@ -181,17 +264,31 @@ class SweepStore:
         bars.attrs["unit"] = "signal" if plan.spec.normalize else "m^3"
         bars.attrs["description"] = ERROR_BAR_NOTE
         for chunk in plan.chunks:
-            with np.load(self._shard(chunk.index)) as shard:
-                if str(shard["hash"]) != self.hash or int(shard["row_start"]) != chunk.row_start:
-                    raise ValueError(f"shard {self._shard(chunk.index)} is from another sweep")
-                signals[chunk.row_start : chunk.row_start + chunk.size] = shard["signals"]
-                bars[chunk.row_start : chunk.row_start + chunk.size] = shard["error_bars"]
+            try:
+                values, errors = self._read_shard(chunk)
+            except ArtefactError as exc:
+                raise ValueError(f"{exc}; then rerun with --resume") from exc
+            signals[chunk.row_start : chunk.row_start + chunk.size] = values
+            bars[chunk.row_start : chunk.row_start + chunk.size] = errors
         _write_columns(out.create_group("parameters"), plan.parameter_table())
         _write_columns(out.create_group("measurements"), plan.measurements.columns)
         digests = np.array([g.digest() for g in plan.geometries], dtype=object)
         _write_columns(out.create_group("geometries"), {"digest": digests})
         out.attrs["format"] = FORMAT
-        out.attrs["provenance"] = json.dumps({**provenance, "config_hash": self.hash})
+        out.attrs["content_sha256"] = content_sha256(signals, bars)
+        out.attrs["provenance"] = json.dumps(
+            {**provenance, "config_hash": self.hash, "mesh_file_sha256": self.files}
+        )
+
+
+def content_sha256(signals, bars, block: int = 4096) -> str:
+    """SHA-256 of the bytes of the ``signals`` then ``signal_error_bar`` datasets (C order),
+    read ``block`` rows at a time."""
+    digest = hashlib.sha256()
+    for dataset in (signals, bars):
+        for start in range(0, dataset.shape[0], block):
+            digest.update(np.ascontiguousarray(dataset[start : start + block]).tobytes())
+    return digest.hexdigest()
 
 
 def _write_columns(group, columns: dict[str, np.ndarray]) -> None:
@@ -267,10 +364,29 @@ def _read_columns(group) -> dict[str, np.ndarray]:
 
 
 def read_sweep(path: str | Path) -> SweepData:
-    """Read a finished sweep file."""
+    """Read a finished sweep file, checking its content SHA-256
+    (:class:`~mf_dmri.io.sealed.CorruptArtefactError` if it does not match)."""
+    try:
+        return _read_sweep(path)
+    except OSError as exc:
+        raise CorruptArtefactError(
+            f"{path} is not a readable HDF5 sweep file ({exc}); it cannot be repaired: run "
+            "the sweep again into a new file"
+        ) from exc
+
+
+def _read_sweep(path: str | Path) -> SweepData:
     with _h5py().File(path, "r") as handle:
         if handle.attrs.get("format") != FORMAT:
             raise ValueError(f"{path} is not an mf_dmri sweep file ({FORMAT})")
+        stored = handle.attrs.get("content_sha256")
+        if stored is not None and stored != content_sha256(
+            handle["signals"], handle["signal_error_bar"]
+        ):
+            raise CorruptArtefactError(
+                f"{path} is damaged: its signals do not match their SHA-256; run the sweep "
+                "again into a new file"
+            )
         return SweepData(
             signals=handle["signals"][()],
             error_bars=handle["signal_error_bar"][()]
@@ -288,7 +404,10 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
         with _h5py().File(path, "r") as handle:
             return json.loads(handle.attrs.get("provenance", "{}"))
     except OSError as exc:
-        raise ValueError(f"{path} is not a readable HDF5 sweep file: {exc}") from exc
+        raise CorruptArtefactError(
+            f"{path} is not a readable HDF5 sweep file ({exc}); delete it or choose another "
+            "output file"
+        ) from exc
 
 
 def export_table(path: str | Path, table_path: str | Path) -> Path:

@@ -10,6 +10,7 @@ See docs/sweeps.md for the full schema and examples/sweep_*.toml.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,25 @@ _ACQUISITION_PARAMETERS = {
 }
 
 
+def _check_finite(values, where: str) -> None:
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"{where}: values must be finite numbers, got {bad[:3]}")
+
+
 def parse_axis(value: Any, factor: float, where: str) -> Axis:
     """A TOML value (number, list or range table) as an SI axis."""
     if isinstance(value, bool):
         raise ValueError(f"{where}: expected numbers, got a boolean")
     if isinstance(value, (int, float)):
+        _check_finite([value], where)
         return Values((value * factor,))
     if isinstance(value, list):
         if not value:
             raise ValueError(f"{where}: empty list; give at least one value")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise ValueError(f"{where}: a list of values must hold numbers only")
+        _check_finite(value, where)
         return Values(tuple(v * factor for v in value))
     if isinstance(value, dict):
         forms = set(value) & set(_AXIS_FORMS)
@@ -234,7 +243,9 @@ def load_sweep_toml(path: str | Path, *, registry: GeometryRegistry | None = Non
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep configuration {path} not found")
-    return spec_from_toml(path.read_text(), base_dir=path.parent, registry=registry)
+    from mf_dmri.io.text import read_text
+
+    return spec_from_toml(read_text(path, "sweep config"), base_dir=path.parent, registry=registry)
 
 
 def _surface_file(options):

@@ -91,7 +91,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """'auto' or None: CUDA when available, else CPU; otherwise the device named."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"device {str(device)!r} is not a torch device: use 'auto', 'cpu', 'cuda' or "
+            "'cuda:N' (N: the GPU index)"
+        ) from exc
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r}: the sweep runs on 'cpu' or 'cuda' only")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch sees no CUDA device; use 'cpu'")
     return resolved
