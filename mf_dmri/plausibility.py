@@ -31,7 +31,7 @@ clinical b up to 10,000 s/mm^2 and preclinical up to 50,000 s/mm^2; gradients up
 An intended unusual value is accepted with an explicit :class:`Plausibility` passed to
 the constructor (``plausibility=Plausibility(allow=("length",))`` accepts any length,
 ``UNCHECKED`` accepts everything); there is no global switch.  The TOML ``[checks]``
-table and the ``--allow-implausible`` CLI flag map onto the same object (docs/plausibility.md).
+table of a simulation config maps onto the same object (docs/plausibility.md).
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def check_plausible(
     worst = max(values, key=lambda v: _outside(spec, v))
     fix = (
         f" If the value is intended, pass plausibility=Plausibility(allow={{'{quantity}'}}) "
-        "(TOML: [checks] allow = [...]; CLI: --allow-implausible)."
+        "(simulation TOML: [checks] allow = [...])."
     )
     shown = f"{name} = {worst / given[1]:g} {given[0]}"
     if given[1] != 1.0:

@@ -89,6 +89,7 @@ def simulate_coupled(config, voxels, count: int, progress=None):
                     t2=tuple(t[1] for t in tissue),
                     spin_density=tuple(t[2] for t in tissue),
                     surface_relaxivity=tuple(t[3] for t in tissue),
+                    plausibility=config.plausibility,
                 )
                 basis = permeable_eigenbasis(
                     mesh, parameters, length_scale=system.axes["length_scale"].values[0]
