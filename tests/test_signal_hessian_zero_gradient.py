@@ -189,3 +189,29 @@ def test_values_without_derivatives_keep_the_zero_gradient_shortcut():
     assert [p.kind for p in plan_pieces(durations, lobe)] == ["new", "zero", "conj"]
     lobe.requires_grad_(True)
     assert [p.kind for p in plan_pieces(durations, lobe)] == ["new", "new", "conj"]
+
+
+@pytest.mark.slow
+def test_fourth_derivative_at_zero_matches_differences_of_the_hessian():
+    """Order HIDDEN_ORDER = 4 is exact too: d4E/dG4 at 0 by nested autograd against
+    Richardson central differences of d2E/dG2 at +-h (where the direction is in value)."""
+    compartment = Compartment(cylinder(RADIUS), DIFFUSIVITY)
+
+    def value(amplitude):
+        return signal(compartment, pgse_pieces(DELTA, BIG_DELTA, amplitude.reshape(1))).real[0]
+
+    def second(amplitude):
+        first = torch.autograd.grad(value(amplitude), amplitude, create_graph=True)[0]
+        return torch.autograd.grad(first, amplitude, create_graph=True)[0]
+
+    zero = torch.zeros((), dtype=F64, requires_grad=True)
+    curvature = second(zero)
+    third = torch.autograd.grad(curvature, zero, create_graph=True)[0]
+    fourth = float(torch.autograd.grad(third, zero)[0])
+    assert abs(float(third)) < 1e-9 * abs(fourth)
+
+    def hessian_at(h):
+        return float(second(torch.tensor(h, dtype=F64, requires_grad=True)).detach())
+
+    finite = _second_difference(hessian_at, fourth / float(curvature.detach()))
+    assert fourth == pytest.approx(finite, rel=1e-6)
