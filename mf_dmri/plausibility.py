@@ -252,7 +252,8 @@ def check_plausible(
         return
     spec = RANGES[quantity]
     given = given or (spec.si_unit, 1.0)
-    values = [v for v in _values(value) if not (spec.zero_allowed and v == 0.0)]
+    # zero and negative values are left to the sign checks of the constructors
+    values = [v for v in _values(value) if v > 0.0]
     if not values:
         return
     worst = max(values, key=lambda v: _outside(spec, v))
@@ -265,7 +266,7 @@ def check_plausible(
         shown += f" (= {worst:g} {spec.si_unit})"
     hint = _suggestion(quantity, worst, given) + _consequence(quantity, worst)
     low, high = spec.possible
-    if not low <= worst <= high or (worst <= 0 and not spec.zero_allowed):
+    if not low <= worst <= high:
         raise ImplausibleValueError(
             f"{shown} is impossible as a {quantity} in biological diffusion MRI (possible: "
             f"{_range_text(spec, spec.possible)}; inputs are in SI units).{hint}{fix}",
@@ -285,8 +286,6 @@ def check_plausible(
 def _outside(spec: PhysicalRange, value: float) -> float:
     """How far (in decades) ``value`` lies outside the typical range; 0 inside."""
     low, high = spec.typical
-    if value <= 0:
-        return math.inf
     if value > high:
         return math.log10(value / high) if high > 0 else math.inf
     if value < low:
