@@ -36,6 +36,8 @@ _LAZY = {
     "multi_shell": "mf_dmri.sequences",
     # signals
     "Compartment": "mf_dmri.signal",
+    "Plausibility": "mf_dmri.plausibility",
+    "PlausibilityWarning": "mf_dmri.plausibility",
     "signal_with_error": "mf_dmri.signal",
     "SignalResult": "mf_dmri.signal",
     # meshes

@@ -58,3 +58,26 @@ def positive_scalar(
         raise ValueError(f"{name} must be a scalar [{unit}], got shape {tuple(tensor.shape)}")
     check_positive(tensor, name, unit, allow_zero=allow_zero)
     return tensor
+
+
+def positive_integer(value: Any, name: str, *, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; a float (30.5, also 30.0), a bool or a string is
+    refused with a message naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = value.__index__()  # numpy and torch integers
+        except (AttributeError, TypeError):
+            raise TypeError(
+                f"{name} must be {_integer_text(minimum)}, got {value!r} "
+                f"({type(value).__name__}); write a whole number such as {max(minimum, 30)}"
+            ) from None
+        value = int(number)
+    if value < minimum:
+        raise ValueError(f"{name} must be {_integer_text(minimum)}, got {value}")
+    return int(value)
+
+
+def _integer_text(minimum: int) -> str:
+    return "a positive integer" if minimum == 1 else f"an integer >= {minimum}"

@@ -22,6 +22,7 @@ from mf_dmri.analytic.bases import (
 from mf_dmri.analytic.roots import spherical_bessel_derivative_zeros
 from mf_dmri.analytic.sphere_harmonics import real_spherical_harmonics
 from mf_dmri.eigenbasis import CLUSTER_RTOL
+from mf_dmri.plausibility import UNCHECKED
 
 
 def test_disk_roots_match_scipy():
@@ -120,8 +121,9 @@ def test_clusters_never_cut(builder):
 
 
 def test_multiplicities():
-    disk = disk_basis(1.0, max_eigenvalue=30.0)
-    ball = ball_basis(1.0, max_eigenvalue=30.0)
+    unit = {"max_eigenvalue": 30.0, "plausibility": UNCHECKED}  # non-dimensional radius 1
+    disk = disk_basis(1.0, **unit)
+    ball = ball_basis(1.0, **unit)
     assert _multiplicities(disk.eigenvalues)[:4] == [1, 2, 2, 1]  # m=0, m=1, m=2, (0,1)
     assert _multiplicities(ball.eigenvalues)[:4] == [1, 3, 5, 1]  # l=0, l=1, l=2, (0,1)
 

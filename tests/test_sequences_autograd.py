@@ -90,7 +90,10 @@ def test_sampled_waveform_gradients_wrt_samples_and_time_step():
 
     def bvalue(samples, time_step, echo_time):
         shape = SampledWaveform(samples, time_step)
-        return Acquisition(shape, directions, [0.03], echo_time=echo_time).bvalues()[0]
+        acquisition = Acquisition(
+            shape, directions, [0.03], echo_time=echo_time, allow_unrefocused=True
+        )
+        return acquisition.bvalues()[0]
 
     samples = base.clone().requires_grad_(True)
     time_step, echo_time = _leaf(1e-3), _leaf(0.02)

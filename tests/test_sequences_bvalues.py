@@ -173,7 +173,9 @@ def test_echo_time_appends_zero_gradient_piece():
     # a waveform that is not refocused keeps q = gamma G T after it ends, so
     # b = gamma^2 G^2 (T^3 / 3 + T^2 (TE - T)) for a constant lobe of length T
     shape = SampledWaveform(torch.ones(10, dtype=F64), 1e-3)
-    acquisition = Acquisition(shape, [[0.0, 1.0, 0.0]], [0.02], echo_time=0.025)
+    acquisition = Acquisition(
+        shape, [[0.0, 1.0, 0.0]], [0.02], echo_time=0.025, allow_unrefocused=True
+    )
     total = 0.01
     reference = (GAMMA_PROTON * 0.02) ** 2 * (total**3 / 3 + total**2 * 0.015)
     assert float(acquisition.bvalues()[0]) == pytest.approx(reference, rel=1e-12)

@@ -9,6 +9,9 @@ Mode cutoff: keep every mode with eigenvalue <= ``max_eigenvalue`` [1/m^2]; or g
 slab), chosen so that PGSE signals with D = 2e-9 m^2/s, R = 5 um and b <= 10,000 s/mm^2
 are converged to better than 1e-6 (see tests/test_analytic_convergence.py and
 validation/).  Degenerate clusters are never cut.
+
+Every builder takes ``plausibility`` (keyword): sizes are checked against the ``length``
+range of :mod:`mf_dmri.plausibility` (a radius of 5 is refused: did you mean 5 um?).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from mf_dmri.analytic.bases import (
     unit_interval_basis,
 )
 from mf_dmri.eigenbasis import Eigenbasis, ProductDomain
+from mf_dmri.plausibility import Plausibility, check_plausible
 
 #: Default dimensionless cutoff max_eigenvalue * size^2 per shape.
 DEFAULT_CUTOFF = {"interval": 3200.0, "disk": 1000.0, "ball": 800.0}
@@ -110,9 +114,11 @@ def interval_basis(
     *,
     max_eigenvalue: float | None = None,
     length_scale: float | None = None,
+    plausibility: Plausibility | None = None,
 ) -> Eigenbasis:
     """Eigenbasis of an interval of ``length`` [m] along ``direction`` [-] (1-D factor)."""
     size = positive_scalar(length, "length", "m")
+    check_plausible("length", size, "length", plausibility)
     axes = frame_from_axis(direction)[2:3].to(size.device)
     return _scaled_basis("interval", size, axes, max_eigenvalue, length_scale)
 
@@ -123,9 +129,11 @@ def disk_basis(
     *,
     max_eigenvalue: float | None = None,
     length_scale: float | None = None,
+    plausibility: Plausibility | None = None,
 ) -> Eigenbasis:
     """Eigenbasis of a disk of ``radius`` [m] normal to ``axis`` [-] (2-D factor)."""
     size = positive_scalar(radius, "radius", "m")
+    check_plausible("length", size, "radius", plausibility)
     axes = frame_from_axis(axis)[:2].to(size.device)
     return _scaled_basis("disk", size, axes, max_eigenvalue, length_scale)
 
@@ -135,9 +143,11 @@ def ball_basis(
     *,
     max_eigenvalue: float | None = None,
     length_scale: float | None = None,
+    plausibility: Plausibility | None = None,
 ) -> Eigenbasis:
     """Eigenbasis of a ball of ``radius`` [m] (3-D)."""
     size = positive_scalar(radius, "radius", "m")
+    check_plausible("length", size, "radius", plausibility)
     return _scaled_basis(
         "ball", size, torch.eye(3, dtype=DTYPE, device=size.device), max_eigenvalue, length_scale
     )
@@ -149,10 +159,17 @@ def slab(
     *,
     max_eigenvalue: float | None = None,
     length_scale: float | None = None,
+    plausibility: Plausibility | None = None,
 ) -> ProductDomain:
     """Two parallel impermeable planes ``width`` [m] apart with unit ``normal`` [-]; free
     diffusion in the plane."""
-    factor = interval_basis(width, normal, max_eigenvalue=max_eigenvalue, length_scale=length_scale)
+    factor = interval_basis(
+        width,
+        normal,
+        max_eigenvalue=max_eigenvalue,
+        length_scale=length_scale,
+        plausibility=plausibility,
+    )
     free = frame_from_axis(normal)[:2].to(factor.device)
     return ProductDomain(factors=(factor,), free_axes=free)
 
@@ -164,14 +181,27 @@ def cylinder(
     length: torch.Tensor | float | None = None,
     max_eigenvalue: float | None = None,
     length_scale: float | None = None,
+    plausibility: Plausibility | None = None,
 ) -> ProductDomain:
     """Cylinder of ``radius`` [m] along ``axis`` [-]: a disk times free diffusion along the
     axis, or times an interval if ``length`` [m] is given (a closed cylinder)."""
-    disk = disk_basis(radius, axis, max_eigenvalue=max_eigenvalue, length_scale=length_scale)
+    disk = disk_basis(
+        radius,
+        axis,
+        max_eigenvalue=max_eigenvalue,
+        length_scale=length_scale,
+        plausibility=plausibility,
+    )
     if length is None:
         free = frame_from_axis(axis)[2:3].to(disk.device)
         return ProductDomain(factors=(disk,), free_axes=free)
-    bounded = interval_basis(length, axis, max_eigenvalue=max_eigenvalue, length_scale=length_scale)
+    bounded = interval_basis(
+        length,
+        axis,
+        max_eigenvalue=max_eigenvalue,
+        length_scale=length_scale,
+        plausibility=plausibility,
+    )
     return ProductDomain(factors=(disk, bounded), free_axes=torch.zeros(0, 3, dtype=DTYPE))
 
 
@@ -180,9 +210,15 @@ def sphere(
     *,
     max_eigenvalue: float | None = None,
     length_scale: float | None = None,
+    plausibility: Plausibility | None = None,
 ) -> ProductDomain:
     """Ball of ``radius`` [m] (impermeable sphere)."""
-    ball = ball_basis(radius, max_eigenvalue=max_eigenvalue, length_scale=length_scale)
+    ball = ball_basis(
+        radius,
+        max_eigenvalue=max_eigenvalue,
+        length_scale=length_scale,
+        plausibility=plausibility,
+    )
     return ProductDomain(factors=(ball,), free_axes=torch.zeros(0, 3, dtype=DTYPE))
 
 

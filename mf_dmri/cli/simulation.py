@@ -40,10 +40,11 @@ class SimulationResult:
     notes: tuple[str, ...] = ()
 
 
-def _domain(compartment: CompartmentConfig, values: dict[str, float]):
+def _domain(compartment: CompartmentConfig, values: dict[str, float], plausibility=None):
     from mf_dmri.analytic import cylinder, free, slab, sphere
 
     cutoff = {k: values[k] for k in ("length_scale", "max_eigenvalue") if k in values}
+    cutoff["plausibility"] = plausibility
     shape, options = compartment.shape, compartment.options
     if shape == "cylinder":
         return cylinder(values["radius"], options["axis"], length=values.get("length"), **cutoff)
@@ -53,6 +54,7 @@ def _domain(compartment: CompartmentConfig, values: dict[str, float]):
         return slab(values["width"], options["axis"], **cutoff)
     if shape == "free":
         return free()
+    del cutoff["plausibility"]
     return _mesh_domain(compartment, cutoff)
 
 
@@ -94,7 +96,7 @@ class _Attenuations:
         if key not in self.domains:
             written = [compartment.key(q) for q in GEOMETRY if q in values] or [compartment.where()]
             with naming("", *written):
-                self.domains[key] = _domain(compartment, values)
+                self.domains[key] = _domain(compartment, values, self.config.plausibility)
         return key, self.domains[key]
 
     def __call__(self, compartment: CompartmentConfig, values: dict[str, float]):
@@ -105,7 +107,9 @@ class _Attenuations:
                 {} if self.config.tolerance is None else {"tolerance": self.config.tolerance}
             )
             with naming("", compartment.key("diffusivity")):
-                single = Compartment(domain, values["diffusivity"])
+                single = Compartment(
+                    domain, values["diffusivity"], plausibility=self.config.plausibility
+                )
             per_group = []
             for group in self.config.protocol.groups:
                 result = signal_with_error(single, group.pieces, **tolerance)
@@ -192,7 +196,11 @@ def _combine(config: SimulationConfig, voxels, count: int, attenuations: _Attenu
     for c in config.compartments:
         values = _values(voxels, c, 0)
         with naming("", c.key("diffusivity")):
-            representatives.append(Compartment(domains[c.name][0], values["diffusivity"]))
+            representatives.append(
+                Compartment(
+                    domains[c.name][0], values["diffusivity"], plausibility=config.plausibility
+                )
+            )
     _check_kinds(config, representatives)
     sizes = _sizes(config, voxels, count, domains)
     names = [c.name for c in config.compartments]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,7 @@ from scipy.sparse.csgraph import connected_components
 from mf_dmri._checks import DTYPE
 from mf_dmri.fem.bloch_torrey import BlochTorreyOperator
 from mf_dmri.fem.permeable import PermeableMesh
+from mf_dmri.plausibility import Plausibility, check_plausible
 
 Scalar = float | torch.Tensor
 
@@ -43,6 +44,7 @@ class PermeableParameters:
         spin_density: relative spin density s_c [-], non-negative (initial magnetisation).
         surface_relaxivity: rho_c [m/s], non-negative, on the outer boundary of each
             compartment (Robin: ``D_c du/dn + rho_c u = 0``); interfaces carry none.
+        plausibility: override of the range checks (``mf_dmri.plausibility``), keyword.
     """
 
     diffusivity: Scalar | tuple[Scalar, ...]
@@ -50,6 +52,7 @@ class PermeableParameters:
     t2: Scalar | tuple[Scalar, ...] = math.inf
     spin_density: Scalar | tuple[Scalar, ...] = 1.0
     surface_relaxivity: Scalar | tuple[Scalar, ...] = 0.0
+    plausibility: Plausibility | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         kappa = self.permeability
@@ -66,6 +69,9 @@ class PermeableParameters:
                 if number < 0 or (strict and number == 0):
                     relation = "positive" if strict else "non-negative"
                     raise ValueError(f"{name} must be {relation} [{unit}], got {number:g}")
+            if name != "spin_density":
+                numbers = [float(_as_tensor(v, name, unit).detach()) for v in values]
+                check_plausible(name, numbers, name, self.plausibility)
 
 
 def _values(value) -> list:

@@ -27,6 +27,7 @@ from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
 from mf_dmri.geometry import sphere, tetrahedralize
 from mf_dmri.inverse.kernels import ball_signal
 from mf_dmri.inverse.parameters import Parameter
+from mf_dmri.plausibility import UNCHECKED
 from mf_dmri.signal import Compartment, signal
 
 _UM = 1e-6
@@ -166,7 +167,7 @@ class EllipsoidModel:
         basis = differentiable_mesh_eigenbasis(
             self.nodes(values), self.elements, num_modes=self.num_modes
         )
-        compartment = Compartment(basis, values["intra_diffusivity"])
+        compartment = Compartment(basis, values["intra_diffusivity"], plausibility=UNCHECKED)
         intra = torch.cat([signal(compartment, g).real for g in groups])
         if self.extra == "ball":
             hindered = torch.cat([ball_signal(g, values["extra_diffusivity"]) for g in groups])

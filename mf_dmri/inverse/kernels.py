@@ -28,6 +28,7 @@ import torch
 from mf_dmri._checks import DTYPE
 from mf_dmri.analytic import DEFAULT_CUTOFF, ball_basis, cylinder, disk_basis, sphere
 from mf_dmri.eigenbasis import Eigenbasis
+from mf_dmri.plausibility import UNCHECKED
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal import domain_signal, factor_signal
 from mf_dmri.signal.reduction import reachable_subspace
@@ -35,6 +36,10 @@ from mf_dmri.signal.reduction import reachable_subspace
 #: Relative tolerance for "the gradient of a measurement keeps one direction".
 COLLINEAR_RTOL = 1e-10
 _Z_AXIS = (0.0, 0.0, 1.0)
+
+#: Fitted parameters roam their bounds (the inverse layer checks those): no range checks
+#: while evaluating the models, and unit-size bases are scaled.
+FIT = UNCHECKED
 
 
 def unit_axis(axis: torch.Tensor) -> torch.Tensor:
@@ -83,9 +88,9 @@ def _reduced_unit(shape: str, unit_cutoff: float) -> tuple[torch.Tensor, ...]:
     """(eigenvalues (r,), moment along x (r, r), mode integrals (r,), volume) of the unit
     disk or ball restricted to the subspace reachable with gradients along x."""
     if shape == "disk":
-        basis = disk_basis(1.0, _Z_AXIS, max_eigenvalue=unit_cutoff)
+        basis = disk_basis(1.0, _Z_AXIS, max_eigenvalue=unit_cutoff, plausibility=UNCHECKED)
     else:
-        basis = ball_basis(1.0, max_eigenvalue=unit_cutoff)
+        basis = ball_basis(1.0, max_eigenvalue=unit_cutoff, plausibility=UNCHECKED)
     moment = basis.directional_moment(torch.tensor([1.0, 0.0, 0.0], dtype=DTYPE))
     columns = reachable_subspace(basis.eigenvalues, [moment], basis.mode_integrals)
     eigenvalues = ((columns * columns) * basis.eigenvalues[:, None]).sum(0)
@@ -146,7 +151,7 @@ def cylinder_signal(
     split = signed_amplitudes(pieces)
     if split is None:
         max_eigenvalue = unit_cutoff / float(radius.detach()) ** 2
-        domain = cylinder(radius, axis, max_eigenvalue=max_eigenvalue)
+        domain = cylinder(radius, axis, max_eigenvalue=max_eigenvalue, plausibility=FIT)
         return domain_signal(domain, diffusivity, pieces).real
     amplitudes, directions = split
     along = directions @ axis  # (M,)
@@ -177,7 +182,7 @@ def sphere_signal(
     split = signed_amplitudes(pieces)
     if split is None:
         max_eigenvalue = unit_cutoff / float(radius.detach()) ** 2
-        domain = sphere(radius, max_eigenvalue=max_eigenvalue)
+        domain = sphere(radius, max_eigenvalue=max_eigenvalue, plausibility=FIT)
         return domain_signal(domain, diffusivity, pieces).real
     amplitudes, _ = split
     return restricted_signal("ball", pieces, amplitudes, radius, diffusivity, unit_cutoff).real

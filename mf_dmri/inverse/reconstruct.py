@@ -35,6 +35,7 @@ from mf_dmri.inverse.protocol import as_piece_groups
 from mf_dmri.inverse.remesh import min_radius_ratio, remeshed_space
 from mf_dmri.inverse.shape_space import SurfaceShapeSpace
 from mf_dmri.inverse.tube_space import TubeShapeSpace
+from mf_dmri.plausibility import UNCHECKED
 from mf_dmri.signal import Compartment, signal
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def shape_signal(
     basis = surface_driven_eigenbasis(
         space.vertices(coefficients), space.extension, num_modes=num_modes
     )
-    compartment = Compartment(basis, diffusivity)
+    compartment = Compartment(basis, diffusivity, plausibility=UNCHECKED)
     values = torch.cat([signal(compartment, g).real for g in groups])
     return values, basis.volume
 

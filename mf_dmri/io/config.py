@@ -56,11 +56,13 @@ from mf_dmri.io.config_compartments import (
     parse_compartment,
     parse_mesh_system,
 )
+from mf_dmri.io.plausible_keys import parse_checks
 from mf_dmri.io.text import read_text
 from mf_dmri.io.vocabulary import ConfigError, MfDmriDeprecationWarning
+from mf_dmri.plausibility import Plausibility
 from mf_dmri.sweep.ranges import combine_axes
 
-SECTIONS = ("compartment", "mesh", "acquisition", "phantom", "output", "tolerance")
+SECTIONS = ("compartment", "mesh", "acquisition", "phantom", "output", "tolerance", "checks")
 OUTPUT_SUFFIXES = (".csv", ".npz", ".nii", ".nii.gz")
 
 
@@ -90,6 +92,7 @@ class SimulationConfig:
     tolerance: float | None
     base_dir: Path
     raw: dict[str, Any] = field(compare=False)
+    plausibility: Plausibility = field(default_factory=Plausibility, compare=False)
 
     def voxels(self) -> dict[tuple[str, str], np.ndarray]:
         """SI value of every (compartment, quantity) for every voxel, columns (N,)."""
@@ -215,13 +218,15 @@ def load_config(path: str | Path) -> SimulationConfig:
     for required in ("compartment", "acquisition"):
         if required not in data:
             raise ConfigError(f"the config needs a [{required}] section", (required,), "")
+    plausibility = parse_checks(data.get("checks"))
     base = path.parent
     mesh = parse_mesh_system(data["mesh"], base) if "mesh" in data else None
     tables = data["compartment"]
     if not isinstance(tables, list) or not tables:
         raise ConfigError("write compartments as [[compartment]] tables", ("compartment",), "")
     compartments = tuple(
-        parse_compartment(t, i, base, system=mesh is not None) for i, t in enumerate(tables)
+        parse_compartment(t, i, base, system=mesh is not None, plausibility=plausibility)
+        for i, t in enumerate(tables)
     )
     names = [c.name for c in compartments]
     if len(set(names)) != len(names):
@@ -235,7 +240,7 @@ def load_config(path: str | Path) -> SimulationConfig:
     return SimulationConfig(
         compartments=compartments,
         mesh=mesh,
-        protocol=parse_acquisition(data["acquisition"], base),
+        protocol=parse_acquisition(data["acquisition"], base, plausibility),
         fraction_kind=None if mesh else check_fractions(compartments),
         phantom=_phantom(data.get("phantom", {})),
         output=output,
@@ -243,4 +248,5 @@ def load_config(path: str | Path) -> SimulationConfig:
         tolerance=None if tolerance is None else float(tolerance),
         base_dir=base,
         raw=data,
+        plausibility=plausibility,
     )

@@ -10,7 +10,10 @@ One source of measurements per config:
 * an MC/DC ``waveform_scheme``: one arbitrary 3-D waveform per measurement.
 
 ``echo_time_ms`` (optional) extends the echo past the waveform; ``time_step_us`` bounds the
-pieces of smooth (OGSE) waveforms.  Paths are relative to the config file.
+pieces of smooth (OGSE) waveforms; ``allow_unrefocused = true`` accepts a waveform whose
+zeroth moment is not zero at the echo.  Values are checked against the ranges of
+``mf_dmri.plausibility`` per key (``mf_dmri.io.plausible_keys``).  Paths are relative
+to the config file.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import numpy as np
 import torch
 
 from mf_dmri._checks import DTYPE
+from mf_dmri.io.plausible_keys import check_key
 from mf_dmri.io.scheme import Scheme
 from mf_dmri.io.vocabulary import ConfigError, naming, split_key
+from mf_dmri.plausibility import Plausibility
 from mf_dmri.sequences import OGSE, PGSE, Acquisition, GradientPieces
 
 QUANTITIES = {
@@ -37,7 +42,7 @@ QUANTITIES = {
     "num_periods": "none",
 }
 FILES = ("bvals", "bvecs", "sidecar", "scheme", "gradient_table", "waveform", "waveform_scheme")
-OPTIONS = ("sequence", "directions", "substeps")
+OPTIONS = ("sequence", "directions", "substeps", "allow_unrefocused")
 SEQUENCES = ("pgse", "ogse_cos", "ogse_sin", "waveform")
 WHERE = "[acquisition]"
 
@@ -93,7 +98,9 @@ def _directions(group: MeasurementGroup) -> np.ndarray:
     return np.where((values[:, -1] > 0)[:, None], principal, 0.0)
 
 
-def _numbers(section: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def _numbers(
+    section: dict[str, Any], plausibility: Plausibility | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """SI values and the key as written for every numeric key of the section."""
     values, written = {}, {}
     for key, value in section.items():
@@ -110,7 +117,15 @@ def _numbers(section: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers
         ):
             raise ConfigError(f"{WHERE} {key}: expected numbers, got {value!r}", (key,), WHERE)
+        if resolved.name == "num_periods" and not isinstance(value, int):
+            raise ConfigError(
+                f"{WHERE} {key} must be a whole number of periods, got {value!r}; write e.g. "
+                f"{key} = 2",
+                (key,),
+                WHERE,
+            )
         si = [float(v) * resolved.factor for v in numbers]
+        check_key(resolved.name, key, resolved.unit, resolved.factor, si, WHERE, plausibility)
         values[resolved.name] = si if resolved.name == "b" else si[0]
         written[resolved.name] = key
     return values, written
@@ -191,7 +206,9 @@ def _scheme_groups(scheme: Scheme, values: dict, written: dict) -> list[Measurem
     ]
 
 
-def _waveform(section: dict, values: dict, written: dict, base: Path):
+def _waveform(
+    section: dict, values: dict, written: dict, base: Path, plausibility: Plausibility | None = None
+):
     sequence = section.get("sequence", "pgse")
     if sequence not in SEQUENCES:
         raise ConfigError(
@@ -224,17 +241,18 @@ def _waveform(section: dict, values: dict, written: dict, base: Path):
     keys = (written["pulse_duration"], written["pulse_separation"])
     with naming(WHERE, *keys):
         if sequence == "pgse":
-            return PGSE(*timing), ("PGSE", *timing)
+            return PGSE(*timing, plausibility=plausibility), ("PGSE", *timing)
         if "num_periods" not in values:
             raise ConfigError(f"{WHERE} an OGSE sequence needs num_periods", (), WHERE)
         periods = values["num_periods"]
-        if periods != int(periods):
-            raise ConfigError(f"{WHERE} num_periods must be an integer", ("num_periods",), WHERE)
         kind = sequence.split("_")[1]
-        return OGSE(*timing, int(periods), kind=kind), (f"OGSE-{kind}", *timing)
+        waveform = OGSE(*timing, int(periods), kind=kind, plausibility=plausibility)
+        return waveform, (f"OGSE-{kind}", *timing)
 
 
-def _shell_groups(section: dict, values: dict, written: dict, base: Path) -> list:
+def _shell_groups(
+    section: dict, values: dict, written: dict, base: Path, plausibility: Plausibility | None
+) -> list:
     from mf_dmri.io.sweep_toml import parse_directions
 
     if "b" not in values:
@@ -244,7 +262,7 @@ def _shell_groups(section: dict, values: dict, written: dict, base: Path) -> lis
             (),
             WHERE,
         )
-    waveform, (name, delta, separation) = _waveform(section, values, written, base)
+    waveform, (name, delta, separation) = _waveform(section, values, written, base, plausibility)
     directions = parse_directions(section.get("directions", 1), WHERE)
     bvalues, vectors = [], []
     for b in values["b"]:
@@ -257,6 +275,8 @@ def _shell_groups(section: dict, values: dict, written: dict, base: Path) -> lis
             torch.tensor(bvalues, dtype=DTYPE),
             torch.as_tensor(np.concatenate(vectors), dtype=DTYPE),
             echo_time=values.get("echo_time"),
+            allow_unrefocused=section.get("allow_unrefocused", False),
+            plausibility=plausibility,
         )
     with naming(WHERE, written.get("time_step", "time_step_us")):
         pieces = acquisition.pieces(values.get("time_step"))
@@ -264,10 +284,12 @@ def _shell_groups(section: dict, values: dict, written: dict, base: Path) -> lis
     return [MeasurementGroup(pieces, rows, acquisition, name, delta, separation)]
 
 
-def parse_acquisition(section: dict[str, Any], base: Path) -> Protocol:
+def parse_acquisition(
+    section: dict[str, Any], base: Path, plausibility: Plausibility | None = None
+) -> Protocol:
     """The measurements described by an ``[acquisition]`` section (paths relative to
-    ``base``)."""
-    values, written = _numbers(section)
+    ``base``); ``plausibility``: the ``[checks]`` override of the range checks."""
+    values, written = _numbers(section, plausibility)
     if "waveform_scheme" in section:
         from mf_dmri.io.waveforms import read_mcdc_waveform
 
@@ -282,6 +304,6 @@ def parse_acquisition(section: dict[str, Any], base: Path) -> Protocol:
         if scheme is not None:
             groups = _scheme_groups(scheme, values, written)
         else:
-            groups = _shell_groups(section, values, written, base)
+            groups = _shell_groups(section, values, written, base, plausibility)
     total = sum(g.rows.size for g in groups)
     return Protocol(tuple(groups), total)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mf_dmri.io.plausible_keys import axis_extremes, check_key
 from mf_dmri.io.vocabulary import UNITS, ConfigError, split_key
+from mf_dmri.plausibility import Plausibility
 from mf_dmri.sweep.ranges import Axis, Values
 
 TISSUE = {
@@ -101,14 +103,27 @@ def parse_axis_value(value: Any, factor: float, where: str) -> Axis:
 
 
 def _axes(
-    section: dict[str, Any], quantities: dict[str, str], where: str
+    section: dict[str, Any],
+    quantities: dict[str, str],
+    where: str,
+    plausibility: Plausibility | None = None,
 ) -> tuple[dict[str, Axis], dict[str, str]]:
     axes, written = {}, {}
     for key, value in section.items():
         resolved = split_key(key, quantities, where)
         if resolved.name in axes:
             raise ConfigError(f"{where}: {resolved.name} is given twice", (key,), where)
-        axes[resolved.name] = parse_axis_value(value, resolved.factor, f"{where} {key}")
+        axis = parse_axis_value(value, resolved.factor, f"{where} {key}")
+        check_key(
+            resolved.name,
+            key,
+            resolved.unit,
+            resolved.factor,
+            axis_extremes(axis),
+            where,
+            plausibility,
+        )
+        axes[resolved.name] = axis
         written[resolved.name] = key
     return axes, written
 
@@ -124,7 +139,13 @@ def _unit(value: Any, where: str) -> float:
     return UNITS["length"][value]
 
 
-def parse_compartment(section: dict[str, Any], index: int, base: Path, system: bool):
+def parse_compartment(
+    section: dict[str, Any],
+    index: int,
+    base: Path,
+    system: bool,
+    plausibility: Plausibility | None = None,
+):
     """One ``[[compartment]]`` table (``system``: a region of the ``[mesh]``)."""
     section = dict(section)
     name = section.pop("name", f"compartment{index + 1}")
@@ -154,7 +175,7 @@ def parse_compartment(section: dict[str, Any], index: int, base: Path, system: b
             )
         options = {k: section.pop(k) for k in OPTIONS.get(shape, ()) if k in section}
         quantities = {**SHAPES[shape], **TISSUE, **FRACTIONS}
-    axes, written = _axes(section, quantities, where)
+    axes, written = _axes(section, quantities, where, plausibility)
     if "diffusivity" not in axes:
         raise ConfigError(f"{where} needs diffusivity_um2_per_ms", ("diffusivity",), where)
     for required in REQUIRED.get(shape, ()):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import tomllib
 
+from mf_dmri.io.plausible_keys import axis_extremes, check_key
 from mf_dmri.io.vocabulary import UNITS, ConfigError, split_key
 from mf_dmri.sequences import electrostatic_directions
 from mf_dmri.sweep.acquisition import hemisphere_directions
@@ -97,6 +98,7 @@ def _axes(
         if name in axes:
             raise ValueError(f"{where}: {name} is given twice (with different units?)")
         axes[name] = parse_axis(value, factor, f"{where}.{key}")
+        check_key(name, key, resolved.unit, factor, axis_extremes(axes[name]), where)
         if written is not None:
             written[name] = f"{where} {key}"
     return axes
@@ -147,6 +149,11 @@ def parse_directions(value: Any, where: str) -> np.ndarray:
     [x, y, z]."""
     if isinstance(value, dict) and len(value) == 1 and set(value) <= {"fibonacci", "electrostatic"}:
         ((scheme, count),) = value.items()
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(
+                f"{where}: directions {{{scheme} = ...}} needs a positive whole count "
+                f"(e.g. 30), got {count!r}"
+            )
         if scheme == "fibonacci":
             return hemisphere_directions(count)
         value = count
@@ -155,8 +162,8 @@ def parse_directions(value: Any, where: str) -> np.ndarray:
     if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
         return np.asarray(value, dtype=float)
     raise ValueError(
-        f"{where}: directions must be a positive count (e.g. 30, Fibonacci hemisphere), "
-        "{electrostatic = 30}, or a list of [x, y, z]"
+        f"{where}: directions must be a positive whole count (e.g. 30), {{fibonacci = 30}}, "
+        f"{{electrostatic = 30}}, or a list of [x, y, z]; got {value!r}"
     )
 
 
@@ -177,6 +184,7 @@ def _acquisition(section: dict, index: int) -> AcquisitionBlock:
         if isinstance(axis, Random):
             raise ValueError(f"{where}.{key}: acquisitions take explicit lists or grids of values")
         values[name] = tuple(float(v) for v in axis.sample(0, key))
+        check_key(name, key, resolved.unit, factor, values[name], where)
     for name in ("pulse_duration", "pulse_separation", "b"):
         if name not in values:
             raise ValueError(f"{where} needs {name} (with its unit, e.g. {name}_ms)")

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from mf_dmri._checks import DTYPE, as_real_tensor, check_positive, positive_scalar
+from mf_dmri._checks import (
+    DTYPE,
+    as_real_tensor,
+    check_positive,
+    positive_integer,
+    positive_scalar,
+)
+from mf_dmri.plausibility import Plausibility, check_plausible
 from mf_dmri.sequences.directions import check_unit_vectors
 from mf_dmri.sequences.gram import wavevector_gram
 from mf_dmri.sequences.pieces import GradientPieces
@@ -17,6 +24,36 @@ from mf_dmri.units import GAMMA_PROTON
 
 #: relative tolerance under which an echo time equal to the waveform duration adds no piece
 _ECHO_TOLERANCE = 1e-12
+
+#: A channel is refocused when its zeroth moment at the echo is below this fraction of the
+#: largest |integral of its shape| over the waveform (round-off of the pieces' sums).
+REFOCUS_RTOL = 1e-9
+
+
+class NotRefocusedError(ValueError):
+    """An echo acquisition whose gradient waveform is not refocused at the echo time."""
+
+
+def check_refocused(waveform: WaveformShape) -> None:
+    """Raise :class:`NotRefocusedError` if some channel of the unit shape has a zeroth
+    moment integral_0^T shape dt at its end larger than ``REFOCUS_RTOL`` times the largest
+    |integral_0^t shape dt| (t <= T): the echo would then be a gradient echo of the phase
+    gamma q(TE).x, not a spin echo."""
+    durations, values = waveform.pieces(None)
+    moments = torch.cumsum(durations.detach()[:, None] * values.detach(), dim=0)  # (P, C) [s]
+    scale = moments.abs().amax(dim=0)
+    final = moments[-1].abs()
+    bad = torch.nonzero(final > REFOCUS_RTOL * scale).flatten().tolist()
+    if bad:
+        ratios = ", ".join(f"{float(final[c] / scale[c]):.3g}" for c in bad)
+        raise NotRefocusedError(
+            f"the {type(waveform).__name__} waveform is not refocused: the zeroth moment "
+            f"of channel(s) {bad} at the echo is {ratios} of its largest value over the "
+            "waveform (it must be 0 for a spin echo: the effective gradient, with the sign "
+            "flip of the refocusing pulse applied, must integrate to zero).  Fix the "
+            "waveform samples, or pass allow_unrefocused=True if a non-refocused "
+            "(gradient-echo) signal with its phase is intended"
+        )
 
 
 def _check_gyromagnetic_ratio(value: float) -> float:
@@ -59,6 +96,10 @@ class Acquisition:
         gyromagnetic_ratio: [rad/(s T)].
         echo_time: echo time [s], >= the waveform duration; None means the waveform
             duration.  Beyond the waveform the gradient is zero until the echo.
+        allow_unrefocused: accept a waveform whose zeroth moment is not zero at the echo
+            (:func:`check_refocused`), keyword; the signal then carries its phase.
+        plausibility: override of the range checks of amplitudes and echo time
+            (``mf_dmri.plausibility``), keyword.
     """
 
     waveform: WaveformShape
@@ -66,6 +107,8 @@ class Acquisition:
     amplitudes: torch.Tensor
     gyromagnetic_ratio: float = GAMMA_PROTON
     echo_time: torch.Tensor | None = None
+    allow_unrefocused: bool = field(default=False, kw_only=True)
+    plausibility: Plausibility | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.waveform, WaveformShape):
@@ -80,6 +123,13 @@ class Acquisition:
                 f"amplitudes must have shape (M,) [T/m], got {tuple(amplitudes.shape)}"
             )
         check_positive(amplitudes, "amplitudes", "T/m", allow_zero=True)
+        check_plausible("gradient", amplitudes, "amplitudes", self.plausibility)
+        if not isinstance(self.allow_unrefocused, bool):
+            raise TypeError(
+                f"allow_unrefocused must be True or False, got {self.allow_unrefocused!r}"
+            )
+        if not self.allow_unrefocused:
+            check_refocused(self.waveform)
         directions = _channel_directions(
             self.directions, self.waveform.num_channels, amplitudes.detach() == 0
         )
@@ -102,6 +152,7 @@ class Acquisition:
                     f"({duration:.6g} s); lengthen echo_time or pass None for the waveform end"
                 )
             object.__setattr__(self, "echo_time", echo_time)
+            check_plausible("diffusion_time", echo_time, "echo_time", self.plausibility)
 
     @property
     def num_measurements(self) -> int:
@@ -163,6 +214,9 @@ class Acquisition:
         directions,
         gyromagnetic_ratio: float = GAMMA_PROTON,
         echo_time=None,
+        *,
+        allow_unrefocused: bool = False,
+        plausibility: Plausibility | None = None,
     ) -> Acquisition:
         """Acquisition whose amplitudes [T/m] give the requested b-values.
 
@@ -173,6 +227,8 @@ class Acquisition:
                 where b = 0.
             gyromagnetic_ratio: [rad/(s T)].
             echo_time: echo time [s] or None (waveform duration).
+            allow_unrefocused, plausibility: as in :class:`Acquisition`; the b-values are
+                checked against the ``bvalue`` range.
 
         The amplitude is sqrt(b / b_unit) with b_unit the b-value of unit amplitude along
         the given directions.  At b = 0 the square root is not differentiable; the
@@ -183,8 +239,12 @@ class Acquisition:
         if bvalues.ndim != 1 or bvalues.numel() == 0:
             raise ValueError(f"bvalues must have shape (M,) [s/m^2], got {tuple(bvalues.shape)}")
         check_positive(bvalues, "bvalues", "s/m^2", allow_zero=True)
+        check_plausible("bvalue", bvalues, "bvalues", plausibility)
         positive = bvalues.detach() > 0
-        unit = cls(waveform, directions, positive.to(DTYPE), gyromagnetic_ratio, echo_time)
+        options = {"allow_unrefocused": allow_unrefocused, "plausibility": plausibility}
+        unit = cls(
+            waveform, directions, positive.to(DTYPE), gyromagnetic_ratio, echo_time, **options
+        )
         unit_bvalues = unit.bvalues()  # b-value at unit amplitude, 0 where b == 0
         if bool((unit_bvalues.detach()[positive] <= 0).any()):
             raise ValueError(
@@ -194,7 +254,9 @@ class Acquisition:
         safe_unit = torch.where(positive, unit_bvalues, torch.ones_like(unit_bvalues))
         ratio = torch.where(positive, bvalues / safe_unit, torch.ones_like(bvalues))
         amplitudes = torch.where(positive, torch.sqrt(ratio), torch.zeros_like(ratio))
-        return cls(waveform, unit.directions, amplitudes, gyromagnetic_ratio, echo_time)
+        name = "the amplitudes these b-values need with this waveform's timing"
+        check_plausible("gradient", amplitudes, name, plausibility)
+        return cls(waveform, unit.directions, amplitudes, gyromagnetic_ratio, echo_time, **options)
 
 
 def multi_shell(
@@ -206,6 +268,7 @@ def multi_shell(
     seed: int = 0,
     gyromagnetic_ratio: float = GAMMA_PROTON,
     echo_time=None,
+    plausibility: Plausibility | None = None,
 ) -> Acquisition:
     """Multi-shell acquisition for a one-channel waveform.
 
@@ -222,6 +285,7 @@ def multi_shell(
         seed: seed of the electrostatic scheme.
         gyromagnetic_ratio: [rad/(s T)].
         echo_time: echo time [s] or None.
+        plausibility: override of the range checks (``mf_dmri.plausibility``).
     """
     from mf_dmri.sequences.directions import electrostatic_directions, fibonacci_sphere
 
@@ -234,10 +298,11 @@ def multi_shell(
     if shells.ndim != 1 or shells.numel() == 0:
         raise ValueError(f"bvalues must be a non-empty 1-D list [s/m^2], got {tuple(shells.shape)}")
     counts = (
-        [num_directions] * shells.numel()
-        if isinstance(num_directions, int)
-        else list(num_directions)
+        list(num_directions)
+        if isinstance(num_directions, list | tuple)
+        else [num_directions] * shells.numel()
     )
+    counts = [positive_integer(c, "num_directions") for c in counts]
     if len(counts) != shells.numel():
         raise ValueError(f"num_directions has {len(counts)} entries for {shells.numel()} shells")
     if scheme not in ("electrostatic", "fibonacci"):
@@ -260,4 +325,5 @@ def multi_shell(
         torch.cat(all_directions).to(shells.device),
         gyromagnetic_ratio,
         echo_time,
+        plausibility=plausibility,
     )

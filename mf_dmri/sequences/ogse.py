@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from mf_dmri._checks import DTYPE, positive_scalar
-from mf_dmri.sequences.pgse import _check_timing
+from mf_dmri.plausibility import Plausibility, check_plausible
+from mf_dmri.sequences.pgse import _check_timing, check_timing_plausible
 from mf_dmri.sequences.shape import WaveformShape, as_times, clamp_between
 
 #: default number of pieces per oscillation period in :meth:`OGSE.pieces`.  The b-value of
@@ -62,12 +63,15 @@ class OGSE(WaveformShape):
             ``pulse_separation >= pulse_duration``.
         num_periods: number n of oscillation periods per lobe [-], a positive integer.
         kind: ``"cos"`` or ``"sin"``.
+        plausibility: override of the range checks (``mf_dmri.plausibility``), keyword;
+            the frequency ``num_periods / pulse_duration`` [Hz] is checked too.
     """
 
     pulse_duration: torch.Tensor
     pulse_separation: torch.Tensor
     num_periods: int
     kind: str = "cos"
+    plausibility: Plausibility | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         delta = positive_scalar(self.pulse_duration, "pulse_duration", "s")
@@ -90,6 +94,9 @@ class OGSE(WaveformShape):
         object.__setattr__(self, "pulse_duration", delta)
         object.__setattr__(self, "pulse_separation", big_delta)
         object.__setattr__(self, "num_periods", num_periods)
+        check_timing_plausible(self, self.plausibility)
+        frequency = num_periods / float(delta.detach())
+        check_plausible("frequency", frequency, "num_periods / pulse_duration", self.plausibility)
 
     @property
     def num_channels(self) -> int:

@@ -5,11 +5,12 @@ Both are piecewise constant, so :meth:`pieces` is exact and never subdivides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from mf_dmri._checks import DTYPE, positive_scalar
+from mf_dmri.plausibility import Plausibility, check_plausible
 from mf_dmri.sequences.shape import WaveformShape, as_times, clamp_between, drop_empty_pieces
 
 
@@ -21,6 +22,16 @@ def _check_timing(pulse_duration: torch.Tensor, pulse_separation: torch.Tensor) 
             "pulse_separation >= pulse_duration (pulse_separation is measured from the start "
             "of the first lobe to the start of the second)"
         )
+
+
+def check_timing_plausible(shape, plausibility: Plausibility | None) -> None:
+    """Pulse duration and separation against the ranges of ``mf_dmri.plausibility``."""
+    check_plausible(
+        "pulse_duration", shape.pulse_duration, "pulse_duration", plausibility, stacklevel=5
+    )
+    check_plausible(
+        "diffusion_time", shape.pulse_separation, "pulse_separation", plausibility, stacklevel=5
+    )
 
 
 def _pgse_wavevector(times: torch.Tensor, delta: torch.Tensor, big_delta: torch.Tensor):
@@ -40,10 +51,12 @@ class PGSE(WaveformShape):
         pulse_duration: duration delta of each gradient lobe [s], positive.
         pulse_separation: time Delta between the starts of the two lobes [s],
             ``pulse_separation >= pulse_duration``.
+        plausibility: override of the range checks (``mf_dmri.plausibility``), keyword.
     """
 
     pulse_duration: torch.Tensor
     pulse_separation: torch.Tensor
+    plausibility: Plausibility | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         delta = positive_scalar(self.pulse_duration, "pulse_duration", "s")
@@ -52,6 +65,7 @@ class PGSE(WaveformShape):
         _check_timing(delta, big_delta)
         object.__setattr__(self, "pulse_duration", delta)
         object.__setattr__(self, "pulse_separation", big_delta)
+        check_timing_plausible(self, self.plausibility)
 
     @property
     def num_channels(self) -> int:
@@ -101,11 +115,13 @@ class DoublePGSE(WaveformShape):
         pulse_separation: time Delta between the starts of the two lobes of a block [s],
             ``pulse_separation >= pulse_duration``.
         mixing_time: time from the end of block 1 to the start of block 2 [s], >= 0.
+        plausibility: override of the range checks (``mf_dmri.plausibility``), keyword.
     """
 
     pulse_duration: torch.Tensor
     pulse_separation: torch.Tensor
     mixing_time: torch.Tensor
+    plausibility: Plausibility | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         delta = positive_scalar(self.pulse_duration, "pulse_duration", "s")
@@ -115,6 +131,7 @@ class DoublePGSE(WaveformShape):
         object.__setattr__(self, "pulse_duration", delta)
         object.__setattr__(self, "pulse_separation", big_delta.to(delta.device))
         object.__setattr__(self, "mixing_time", mixing.to(delta.device))
+        check_timing_plausible(self, self.plausibility)
 
     @property
     def num_channels(self) -> int:

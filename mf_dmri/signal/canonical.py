@@ -20,6 +20,20 @@ PARALLEL_RTOL = 1e-12
 DISTINCT_RTOL = 1e-13
 
 
+def hidden_directions(local: torch.Tensor) -> bool:
+    """True when derivatives are taken with respect to the gradients and some measurement
+    is zero in value (g = 0, b = 0): its direction then lives in the derivatives only, so
+    nothing that is chosen from values (canonical direction, reachable subspace, parity)
+    may be used for it; the full basis keeps its derivatives of every order exact.
+
+    Args:
+        local: (M, P, d) local-frame gradients of every measurement and piece [T/m].
+    """
+    if not local.requires_grad:
+        return False
+    return bool((local.detach().abs().amax(dim=(1, 2)) == 0).any())
+
+
 def waveform_directions(local: torch.Tensor) -> torch.Tensor | None:
     """The unit direction n (M, d) of each measurement whose pieces are all parallel (the
     direction of its first largest piece; the first axis if every piece is zero), or None
@@ -53,12 +67,15 @@ def canonical_gradients(local: torch.Tensor) -> torch.Tensor | None:
     The component along the measurement's direction n (``waveform_directions``) is g . n
     (no square root, so no NaN derivative at g = 0); for an isotropic basis the signal
     depends on nothing else, and its derivative with respect to the components
-    perpendicular to n is zero.
+    perpendicular to n is zero.  So the derivatives of every order along the
+    measurement's own direction (amplitude, timings) are exact, and first derivatives in
+    every direction; None when a measurement's direction is hidden at g = 0
+    (:func:`hidden_directions`).
 
     Args:
         local: (M, P, d) local-frame gradients of every measurement and piece [T/m].
     """
-    unit = waveform_directions(local)
+    unit = None if hidden_directions(local) else waveform_directions(local)
     if unit is None:
         return None
     canonical = torch.zeros_like(local)

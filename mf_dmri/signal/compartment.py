@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from mf_dmri._checks import DTYPE, as_real_tensor, check_positive
 from mf_dmri.eigenbasis import Eigenbasis, ProductDomain, as_product_domain
+from mf_dmri.plausibility import Plausibility, check_plausible
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Compartment:
             None to weight it by its own volume.  Give it to every compartment of a
             signal or to none; it is required when compartments of different kinds are
             mixed (see :func:`compartment_weights`).
+        plausibility: override of the range checks (``mf_dmri.plausibility``) of the
+            diffusivity, T2 and the extent of mesh domains, volume^(1/d) of each factor
+            (a mesh in micrometres read as metres is refused), keyword.
     """
 
     domain: ProductDomain
@@ -32,6 +36,7 @@ class Compartment:
     t2: torch.Tensor = math.inf
     spin_density: torch.Tensor = 1.0
     volume_fraction: torch.Tensor | None = None
+    plausibility: Plausibility | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         domain = as_product_domain(self.domain)
@@ -54,6 +59,7 @@ class Compartment:
             check_positive(fraction, "volume_fraction", "-", allow_zero=True)
             if float(fraction.detach()) > 1:
                 raise ValueError(f"volume_fraction must be in [0, 1], got {float(fraction):g}")
+        _check_tissue_plausible(domain, diffusivity, t2, self.plausibility)
         for name, value in (
             ("volume_fraction", fraction),
             ("domain", domain),
@@ -75,6 +81,21 @@ class Compartment:
         so volumes of different kinds cannot be compared."""
         free = int(self.domain.free_axes.shape[0])
         return "finite" if free == 0 else f"{free} free direction{'s' * (free > 1)}"
+
+
+#: Labels of the analytic factors, whose sizes their builders check already.
+_ANALYTIC = ("interval", "disk", "ball")
+
+
+def _check_tissue_plausible(domain, diffusivity, t2, plausibility) -> None:
+    check_plausible("diffusivity", diffusivity, "diffusivity", plausibility, stacklevel=5)
+    check_plausible("t2", t2, "t2", plausibility, stacklevel=5)
+    for factor in domain.factors:
+        if factor.label in _ANALYTIC:
+            continue
+        extent = float(factor.volume.detach()) ** (1.0 / factor.dimension)
+        name = f"extent of the {factor.dimension}-D domain (volume^(1/{factor.dimension}))"
+        check_plausible("length", extent, name, plausibility, stacklevel=5)
 
 
 def compartment_weights(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mf_dmri.signal.canonical import waveform_directions
+from mf_dmri.signal.canonical import hidden_directions, waveform_directions
 
 #: Entries of a moment matrix below this fraction of its largest entry count as zero.
 PARITY_RTOL = 1e-14
@@ -99,8 +99,11 @@ def plan_parity(
 ) -> torch.Tensor | None:
     """Parity (W or 1, L) of each waveform of a factor plan (``local`` (W, P, d) [T/m],
     eigen-data ``data``), or None: with a coupling, when the eigen-data need gradients (the
-    entries the symmetry zeroes would lose theirs), or without the symmetry."""
+    entries the symmetry zeroes would lose theirs), when a direction is hidden at g = 0
+    (``canonical.hidden_directions``), or without the symmetry."""
     if coupling is not None or data[1].requires_grad or data[2].requires_grad:
+        return None
+    if hidden_directions(local):
         return None
     directions = waveform_directions(local)
     if directions is None:

@@ -39,18 +39,28 @@ DEFAULT_CHUNK_BYTES = 512 * 2**20
 
 
 def plan_pieces(durations: torch.Tensor, local_gradients: torch.Tensor) -> list[PiecePlan]:
-    """Classify each piece (see the module docstring); comparisons are exact, on values."""
+    """Classify each piece (see the module docstring); comparisons are exact, on values.
+
+    When derivatives are taken with respect to the gradients, a piece that is zero in value
+    is propagated in full ('new', never matched): its propagator's dependence on its
+    gradient is what the derivatives at g = 0 (Hessians wrt the amplitude) need.  Pieces
+    equal or opposite in value to an earlier one are taken to be so identically (a waveform
+    scaled by one amplitude per measurement, as :class:`~mf_dmri.sequences.Acquisition`
+    builds it)."""
     tau = durations.detach()
     grad = local_gradients.detach()
+    differentiated = local_gradients.requires_grad
     plans: list[PiecePlan] = []
     for index in range(tau.numel()):
         g = grad[:, index]
         if not bool(g.any()):
-            plans.append(PiecePlan("zero", index))
+            plans.append(PiecePlan("new" if differentiated else "zero", index))
             continue
         plan = PiecePlan("new", index)
         for earlier, earlier_plan in enumerate(plans):
             if earlier_plan.kind != "new" or bool(tau[earlier] != tau[index]):
+                continue
+            if not bool(grad[:, earlier].any()):
                 continue
             if torch.equal(grad[:, earlier], g):
                 plan = PiecePlan("same", earlier)

@@ -12,15 +12,25 @@ only the modes that are axially symmetric about it: about one mode per (l, k) pa
 of 2l + 1); for a mesh without degeneracies nothing is gained and the basis is used as is.
 The reduced basis V is computed from values (no autograd through V); first derivatives of
 the signal through V^T Q V and Lambda are exact because the left and right propagated
-states both lie in span(V) (Lambda and Q_n are symmetric).
+states both lie in span(V) (Lambda and Q_n are symmetric), and so are derivatives of every
+order along the span of the gradients used (the subspace is the same for every amplitude).
+A zero waveform differentiated with respect to its gradients has no span in value
+(``canonical.hidden_directions``): it gets the subspace reached from ``u`` by at most
+``HIDDEN_ORDER`` applications of the moment matrices of every direction.  Its value is
+exact (no gradient) and so are its derivatives at g = 0 of order <= ``HIDDEN_ORDER``: a
+term of order k applies k moment matrices, interleaved with functions of Lambda, to ``u``,
+and every intermediate state stays in that subspace.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL
+from mf_dmri.signal.canonical import hidden_directions
 
 
 def eigenvalue_clusters(
@@ -35,12 +45,22 @@ def eigenvalue_clusters(
     return [torch.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+#: Derivatives at g = 0 of a zero waveform with hidden direction are exact to this order.
+HIDDEN_ORDER = 4
+
+
 def reachable_subspace(
-    eigenvalues: torch.Tensor, moments: list[torch.Tensor], start: torch.Tensor, tol: float = 1e-10
+    eigenvalues: torch.Tensor,
+    moments: list[torch.Tensor],
+    start: torch.Tensor,
+    tol: float = 1e-10,
+    max_depth: int | None = None,
 ) -> torch.Tensor:
     """Orthonormal columns V (L x r) spanning the smallest subspace that contains ``start``
     and is invariant under diag(eigenvalues) and every matrix in ``moments``; each column
-    lies in one eigenspace (so V^T diag(eigenvalues) V stays diagonal)."""
+    lies in one eigenspace (so V^T diag(eigenvalues) V stays diagonal).  With
+    ``max_depth``: only what at most ``max_depth`` applications of the moments reach (still
+    invariant under diag(eigenvalues)); the search is breadth-first, so depths are minimal."""
     clusters = eigenvalue_clusters(eigenvalues)
     cluster_of = np.empty(eigenvalues.numel(), dtype=np.int64)
     for c, idx in enumerate(clusters):
@@ -50,9 +70,9 @@ def reachable_subspace(
     columns: list[np.ndarray] = []
     basis = np.zeros((eigenvalues.numel(), 0))
     vector = start.detach().cpu().numpy().astype(np.float64)
-    queue, thresholds = [vector], [tol * float(np.abs(vector).max())]
+    queue = deque([(vector, tol * float(np.abs(vector).max()), 0)])
     while queue:
-        vector, threshold = queue.pop(), thresholds.pop()
+        vector, threshold, depth = queue.popleft()
         # columns of different clusters have disjoint supports, so B B^T v removes from v
         # its component along every existing column, cluster by cluster
         for _ in range(2):
@@ -66,10 +86,11 @@ def reachable_subspace(
             continue
         columns.extend(new)
         basis = np.column_stack(columns)
+        if max_depth is not None and depth >= max_depth:
+            continue
         for column in new:
             for q in matrices:
-                queue.append(q @ column)
-                thresholds.append(tol * scale)
+                queue.append((q @ column, tol * scale, depth + 1))
     first = [int(np.nonzero(c)[0][0]) for c in columns]
     order = np.argsort(first, kind="stable")
     return torch.from_numpy(basis[:, order])
@@ -95,16 +116,19 @@ def reduced_data(basis, local: torch.Tensor, subspaces: dict | None = None):
     ``local`` (M, P, d) holds the local-frame gradients of every measurement and piece.
     ``subspaces``, if given, memoises the reachable subspace of each span of gradient
     directions: pass the same dict for every call on the same ``basis``."""
+    hidden = hidden_directions(local)
     values = local.detach().cpu()
-    groups: dict[tuple[float, ...], list[int]] = {}
-    spans: dict[tuple[float, ...], torch.Tensor] = {}
+    groups: dict[tuple, list[int]] = {}
+    spans: dict[tuple, torch.Tensor] = {}
     for m in range(values.shape[0]):
         if not bool(values[m].any()):
             key, span = (), torch.zeros(0, values.shape[-1], dtype=values.dtype)
+            if hidden:  # every direction, to order HIDDEN_ORDER (module docstring)
+                key, span = ("hidden",), torch.eye(values.shape[-1], dtype=values.dtype)
         else:
             key, span = _span_key(values[m])
-        if span.shape[0] == basis.dimension:
-            return None  # full-rank waveforms reach (almost) everything: no gain
+            if span.shape[0] == basis.dimension:
+                return None  # full-rank waveforms reach (almost) everything: no gain
         groups.setdefault(key, []).append(m)
         spans[key] = span
     moments = basis.moments.detach().cpu()
@@ -112,8 +136,9 @@ def reduced_data(basis, local: torch.Tensor, subspaces: dict | None = None):
     for key, span in spans.items():
         if key not in subspaces:
             directional = [torch.einsum("k,kij->ij", s, moments) for s in span]
+            depth = HIDDEN_ORDER if key == ("hidden",) else None
             subspaces[key] = reachable_subspace(
-                basis.eigenvalues, directional, basis.mode_integrals
+                basis.eigenvalues, directional, basis.mode_integrals, max_depth=depth
             )
     size = max(subspaces[key].shape[1] for key in spans)
     if size > REDUCTION_GAIN * basis.num_modes:
