@@ -23,6 +23,7 @@ every diffusivity and acquisition: the diffusivity only multiplies the eigenvalu
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 
@@ -30,6 +31,27 @@ from mf_dmri._checks import DTYPE, as_real_tensor
 
 #: Relative tolerance under which two eigenvalues count as one degenerate cluster.
 CLUSTER_RTOL = 1e-6
+
+
+class BasisSource(Protocol):
+    """How a basis can be rebuilt at another cutoff (the acquisition-aware cutoff of
+    :mod:`mf_dmri.signal.cutoff` uses it).  ``extent`` [m]: the largest distance from the
+    domain's centre along its local axes (radius, half-width), the length scale of the
+    cutoff rule; ``kind``: 'analytic' or 'mesh'."""
+
+    kind: str
+
+    @property
+    def extent(self) -> float: ...
+
+    def basis(self, max_eigenvalue: float, axes: torch.Tensor, *, axial: bool) -> Eigenbasis:
+        """The basis with every mode of eigenvalue <= ``max_eigenvalue`` [1/m^2], in the
+        frame ``axes``; ``axial``: only the modes a gradient along the first axis reaches."""
+        ...
+
+    def predicted_modes(self, max_eigenvalue: float, *, axial: bool) -> int:
+        """The number of modes ``basis`` would hold (an upper estimate, nothing built)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,10 @@ class Eigenbasis:
             of the within-cluster off-diagonal block of Phi^T K Phi, output by the
             differentiable mesh path so that gradients are exact at exactly degenerate
             spectra (docs/eigen_derivatives.md).  The signal uses diag(lambda) + coupling.
+        source: optional :class:`BasisSource` that rebuilds the basis at any cutoff; set
+            by the analytic shapes when no cutoff is given, so that the signal layer
+            chooses the cutoff from the acquisition (:mod:`mf_dmri.signal.cutoff`).
+            Dropped by ``scaled``, ``truncated`` and ``first_modes`` (the result is fixed).
     """
 
     eigenvalues: torch.Tensor
@@ -60,6 +86,7 @@ class Eigenbasis:
     label: str = field(default="", compare=False)
     isotropic: bool = False
     stiffness_coupling: torch.Tensor | None = field(default=None, compare=False)
+    source: BasisSource | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         eigenvalues = as_real_tensor(self.eigenvalues, "eigenvalues")
@@ -171,6 +198,7 @@ class Eigenbasis:
             moments=self.moments * f,
             mode_integrals=self.mode_integrals * f ** (dim / 2),
             volume=self.volume * f**dim,
+            source=None,
             stiffness_coupling=None
             if self.stiffness_coupling is None
             else self.stiffness_coupling / f**2,
@@ -193,6 +221,7 @@ class Eigenbasis:
             moments=self.moments[:, :count, :count],
             mode_integrals=self.mode_integrals[:count],
             isotropic=False,
+            source=None,
             stiffness_coupling=None
             if self.stiffness_coupling is None
             else self.stiffness_coupling[:count, :count],

@@ -46,7 +46,9 @@ def test_simulate_example_config(tmp_path):
     np.testing.assert_allclose(
         columns["signal_axon"] + columns["signal_extra"], columns["signal_real"], atol=1e-15
     )
-    assert np.all(columns["signal_error_bar"] < 1e-6)
+    # the total bar (truncation + propagation) is within the default tolerance 1e-4
+    assert np.all(columns["signal_error_bar"] <= 1e-4)
+    assert np.all(columns["signal_error_bar"] > 0)
 
 
 @pytest.mark.parametrize(

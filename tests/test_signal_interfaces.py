@@ -69,13 +69,20 @@ def _acquisition():
 
 
 def test_signal_with_error_covers_the_converged_sphere():
+    """A fixed basis (explicit cutoff) is truncated at the checked cutoff; the bar covers
+    the error against the closed forms at a 15x larger cutoff."""
     acq = _acquisition()
     cell = Compartment(sphere(5 * um, max_eigenvalue=200 / (5 * um) ** 2), 2 * um2_per_ms)
     result = signal_with_error(cell, acq, tolerance=1e-3)
-    converged = signal(Compartment(sphere(5 * um), 2 * um2_per_ms), acq)
+    converged = signal(
+        Compartment(sphere(5 * um, max_eigenvalue=3000 / (5 * um) ** 2), 2 * um2_per_ms), acq
+    )
     true_error = (result.signal - converged).abs()
     assert bool((true_error <= result.error_bar).all())
-    assert torch.equal(result.signal, signal(cell, acq, propagator=DenseExponential()))
+    assert result.within_tolerance and result.num_modes[0] < cell.domain.factors[0].num_modes
+    truncated = sphere(5 * um, max_eigenvalue=result.max_eigenvalues[0] * (1 + 1e-9))
+    same = signal(Compartment(truncated, 2 * um2_per_ms), acq, propagator=DenseExponential())
+    assert torch.allclose(result.signal, same, rtol=0, atol=1e-14)
 
 
 def test_signal_result_refuses_inconsistent_fields():

@@ -4,11 +4,12 @@ Sizes may be tensors with ``requires_grad``: the unit-size closed forms are comp
 in numpy and scaled in torch, so derivatives with respect to radius/width are exact.
 
 Mode cutoff: keep every mode with eigenvalue <= ``max_eigenvalue`` [1/m^2]; or give
-``length_scale`` ell [m] for ``max_eigenvalue = (2 pi / ell)^2``; by default
-``max_eigenvalue = DEFAULT_CUTOFF[shape] / size^2`` (size = radius, or width for the
-slab), chosen so that PGSE signals with D = 2e-9 m^2/s, R = 5 um and b <= 10,000 s/mm^2
-are converged to better than 1e-6 (see tests/test_analytic_convergence.py and
-validation/).  Degenerate clusters are never cut.
+``length_scale`` ell [m] for ``max_eigenvalue = (2 pi / ell)^2``.  By default (neither
+given) the basis carries an :class:`AnalyticSource`, and the signal layer chooses the
+cutoff from the acquisition and a tolerance (:mod:`mf_dmri.signal.cutoff`); the basis
+held meanwhile (for direct use of its eigen-data) has
+``max_eigenvalue = DEFAULT_CUTOFF[shape] / size^2`` (size = radius, or width for the slab).
+Degenerate clusters are never cut.
 
 Every builder takes ``plausibility`` (keyword): sizes are checked against the ``length``
 range of :mod:`mf_dmri.plausibility` (a radius of 5 is refused: did you mean 5 um?).
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 import torch
 
 from mf_dmri._checks import DTYPE, as_real_tensor, positive_scalar
+from mf_dmri.analytic.axial import unit_ball_axial_basis, unit_disk_axial_basis
 from mf_dmri.analytic.bases import (
     UnitBasis,
     unit_ball_basis,
@@ -43,9 +46,75 @@ _UNIT_BUILDERS: dict[str, Callable[[float], UnitBasis]] = {
 }
 
 
+_AXIAL_BUILDERS: dict[str, Callable[[float], UnitBasis]] = {
+    "interval": unit_interval_basis,
+    "disk": unit_disk_axial_basis,
+    "ball": unit_ball_axial_basis,
+}
+
+
 @lru_cache(maxsize=32)
-def _unit_basis(shape: str, unit_cutoff: float) -> UnitBasis:
-    return _UNIT_BUILDERS[shape](unit_cutoff)
+def _unit_basis(shape: str, unit_cutoff: float, axial: bool = False) -> UnitBasis:
+    return (_AXIAL_BUILDERS if axial else _UNIT_BUILDERS)[shape](unit_cutoff)
+
+
+def predicted_unit_modes(shape: str, unit_cutoff: float, *, axial: bool) -> int:
+    """Upper estimate of the number of modes of a unit shape with eigenvalues <=
+    ``unit_cutoff`` [-] (K = sqrt(unit_cutoff)): the interval exactly, K / pi + 1; the
+    others by Weyl's law with its Neumann boundary term (disk K^2/4 + K/2, ball
+    2 K^3 / (9 pi) + K^2 / 4) and, for the axial subspaces (:mod:`mf_dmri.analytic.axial`),
+    K^2 / 8 + K / 2 (measured: 326, 1273 and 5054 ball modes at K = 50, 100, 200)."""
+    k = math.sqrt(max(unit_cutoff, 0.0))
+    if shape == "interval":
+        return int(k / math.pi) + 1
+    if axial:
+        return int(k * k / 8.0 + k / 2.0) + 2
+    if shape == "disk":
+        return int(k * k / 4.0 + k / 2.0) + 2
+    return int(2.0 * k**3 / (9.0 * math.pi) + k * k / 4.0) + 2
+
+
+@dataclass(frozen=True, eq=False)
+class AnalyticSource:
+    """Rebuilds an analytic factor at any cutoff (:class:`mf_dmri.eigenbasis.BasisSource`).
+
+    Args:
+        shape: 'interval', 'disk' or 'ball'.
+        size: width (interval) or radius [m], a scalar tensor (may require grad).
+    """
+
+    shape: str
+    size: torch.Tensor
+    kind: str = "analytic"
+
+    @property
+    def extent(self) -> float:
+        """Radius, or half the width [m]."""
+        size = float(self.size.detach())
+        return 0.5 * size if self.shape == "interval" else size
+
+    def basis(self, max_eigenvalue: float, axes: torch.Tensor, *, axial: bool) -> Eigenbasis:
+        """The basis with every mode of eigenvalue <= ``max_eigenvalue`` [1/m^2] in the frame
+        ``axes`` (fixed: no source); ``axial`` keeps only the axial modes (valid for
+        gradients along the first axis only; see :mod:`mf_dmri.analytic.axial`)."""
+        unit_cutoff = float(max_eigenvalue) * float(self.size.detach()) ** 2
+        basis = _scaled_basis(self.shape, self.size, axes, unit_cutoff, axial=axial)
+        if axial and self.shape != "interval":
+            basis = Eigenbasis(
+                basis.eigenvalues,
+                basis.moments,
+                basis.mode_integrals,
+                basis.volume,
+                basis.axes,
+                label=f"{self.shape} (axial modes)",
+                isotropic=True,
+            )
+        return basis
+
+    def predicted_modes(self, max_eigenvalue: float, *, axial: bool) -> int:
+        """Upper estimate of the modes of ``basis`` (nothing is built)."""
+        unit_cutoff = float(max_eigenvalue) * float(self.size.detach()) ** 2
+        return predicted_unit_modes(self.shape, unit_cutoff, axial=axial)
 
 
 def _unit_cutoff(
@@ -65,14 +134,9 @@ def _unit_cutoff(
 
 
 def _scaled_basis(
-    shape: str,
-    size: torch.Tensor,
-    axes: torch.Tensor,
-    max_eigenvalue: float | None,
-    length_scale: float | None,
+    shape: str, size: torch.Tensor, axes: torch.Tensor, unit_cutoff: float, *, axial: bool = False
 ) -> Eigenbasis:
-    unit_cutoff = _unit_cutoff(shape, float(size.detach()), max_eigenvalue, length_scale)
-    eigenvalues, moments, integrals, volume = _unit_basis(shape, round(unit_cutoff, 9))
+    eigenvalues, moments, integrals, volume = _unit_basis(shape, round(unit_cutoff, 9), axial)
     unit = Eigenbasis(
         eigenvalues=torch.from_numpy(eigenvalues),
         moments=torch.from_numpy(moments),
@@ -91,6 +155,22 @@ def _scaled_basis(
         label=shape,
         isotropic=shape in ("disk", "ball"),
     )
+
+
+def _shape_basis(
+    shape: str,
+    size: torch.Tensor,
+    axes: torch.Tensor,
+    max_eigenvalue: float | None,
+    length_scale: float | None,
+) -> Eigenbasis:
+    """The basis at the given cutoff, or, with none given, at the default one carrying an
+    :class:`AnalyticSource` (the signal layer then chooses the cutoff)."""
+    unit_cutoff = _unit_cutoff(shape, float(size.detach()), max_eigenvalue, length_scale)
+    basis = _scaled_basis(shape, size, axes, unit_cutoff)
+    if max_eigenvalue is None and length_scale is None:
+        basis = replace(basis, source=AnalyticSource(shape, size))
+    return basis
 
 
 def frame_from_axis(axis: torch.Tensor | np.ndarray | tuple) -> torch.Tensor:
@@ -120,7 +200,7 @@ def interval_basis(
     size = positive_scalar(length, "length", "m")
     check_plausible("length", size, "length", plausibility)
     axes = frame_from_axis(direction)[2:3].to(size.device)
-    return _scaled_basis("interval", size, axes, max_eigenvalue, length_scale)
+    return _shape_basis("interval", size, axes, max_eigenvalue, length_scale)
 
 
 def disk_basis(
@@ -135,7 +215,7 @@ def disk_basis(
     size = positive_scalar(radius, "radius", "m")
     check_plausible("length", size, "radius", plausibility)
     axes = frame_from_axis(axis)[:2].to(size.device)
-    return _scaled_basis("disk", size, axes, max_eigenvalue, length_scale)
+    return _shape_basis("disk", size, axes, max_eigenvalue, length_scale)
 
 
 def ball_basis(
@@ -148,7 +228,7 @@ def ball_basis(
     """Eigenbasis of a ball of ``radius`` [m] (3-D)."""
     size = positive_scalar(radius, "radius", "m")
     check_plausible("length", size, "radius", plausibility)
-    return _scaled_basis(
+    return _shape_basis(
         "ball", size, torch.eye(3, dtype=DTYPE, device=size.device), max_eigenvalue, length_scale
     )
 

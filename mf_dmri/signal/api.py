@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 import torch
@@ -12,6 +13,7 @@ from mf_dmri.eigenbasis import ProductDomain
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.compartment import Compartment, as_compartments, compartment_weights
 from mf_dmri.signal.coupled import coupled_signal
+from mf_dmri.signal.cutoff import DEFAULT_MEMORY_BUDGET, adapted_factor, default_tolerance
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, factor_signal
 from mf_dmri.signal.propagators import Propagator
 
@@ -76,8 +78,16 @@ def signal(
     normalize: bool = True,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     propagator: Propagator | None = None,
+    tolerance: float | None = None,
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
 ) -> torch.Tensor:
     """Diffusion MRI signal at the echo by the matrix formalism, complex128 (M,).
+
+    Analytic shapes built without a cutoff get theirs from the acquisition here, by the
+    a-priori rule of :mod:`mf_dmri.signal.cutoff` for ``tolerance`` (split evenly over the
+    restricted factors); other bases are used with every mode they hold.
+    :func:`~mf_dmri.signal.error_estimate.signal_with_error` checks the cutoff a
+    posteriori and returns the error bar.
 
     The compartments add with weights volume x spin density x exp(-TE/T2), or volume
     fraction x spin density x exp(-TE/T2) when they carry ``volume_fraction`` (required
@@ -104,6 +114,10 @@ def signal(
         propagator: how the products of exponentials are computed, a
             :class:`~mf_dmri.signal.propagators.Propagator` (default: the one of least
             measured cost, :func:`~mf_dmri.signal.propagators.choose_propagator`).
+        tolerance: absolute tolerance on the normalised signal [-] for the automatic
+            cutoff (default: 1e-4 for analytic shapes, 1e-3 with a mesh).
+        memory_budget: largest predicted memory of one basis and its propagation
+            [bytes]; beyond it a ``ModeBudgetError`` names the alternatives.
 
     Returns:
         complex128 tensor (M,), on the device of the compartments.  Its magnitude is the
@@ -119,7 +133,9 @@ def signal(
             max_chunk_bytes=max_chunk_bytes,
             propagator=propagator,
         )
-    compartments = as_compartments(compartments)
+    compartments = adapted_compartments(
+        as_compartments(compartments), pieces, tolerance, memory_budget
+    )
     device = compartments[0].domain.free_axes.device
     echo_time = pieces.echo_time.to(device)
     total = torch.zeros(pieces.num_measurements, dtype=CDTYPE, device=device)
@@ -138,3 +154,28 @@ def signal(
             raise ValueError("every compartment has zero spin density: nothing to normalise")
         return total / reference
     return total
+
+
+def adapted_compartments(
+    compartments: tuple[Compartment, ...],
+    pieces: GradientPieces,
+    tolerance: float | None,
+    memory_budget: float,
+) -> tuple[Compartment, ...]:
+    """The compartments with every factor that carries a source rebuilt at its a-priori
+    cutoff (:func:`mf_dmri.signal.cutoff.adapted_factor`); others unchanged."""
+    factors = [f for c in compartments for f in c.domain.factors]
+    share = default_tolerance(factors, tolerance) / max(len(factors), 1)
+    result = []
+    for compartment in compartments:
+        if all(f.source is None for f in compartment.domain.factors):
+            result.append(compartment)
+            continue
+        diffusivity = float(compartment.diffusivity.detach())
+        adapted = tuple(
+            f if f.source is None else adapted_factor(f, diffusivity, pieces, share, memory_budget)
+            for f in compartment.domain.factors
+        )
+        domain = replace(compartment.domain, factors=adapted)
+        result.append(replace(compartment, domain=domain))
+    return tuple(result)

@@ -17,6 +17,7 @@ import torch
 from mf_dmri._checks import CDTYPE, DTYPE
 from mf_dmri.eigenbasis import ProductDomain
 from mf_dmri.signal.api import free_signal
+from mf_dmri.signal.cutoff import DEFAULT_MEMORY_BUDGET, DEFAULT_TOLERANCE, adapted_factor
 from mf_dmri.signal.propagation import (
     DEFAULT_CHUNK_BYTES,
     FactorPlan,
@@ -65,10 +66,23 @@ class GeometrySimulator:
     def _prepare(self, name: str, factor: int, timing: int) -> FactorPlan:
         key = (name, factor, timing)
         if key not in self._prepared:
-            basis = self.domains[name].factors[factor]
-            subspaces = self._subspaces.setdefault((name, factor), {})
+            basis = self._adapted(name, factor, timing)
+            subspaces = self._subspaces.setdefault((name, factor, timing), {})
             self._prepared[key] = prepare_factor(basis, self._pieces[timing], subspaces=subspaces)
         return self._prepared[key]
+
+    def _adapted(self, name: str, factor: int, timing: int):
+        """The factor at the a-priori cutoff of :mod:`mf_dmri.signal.cutoff` for the
+        smallest diffusivity of the sweep (the finest cutoff of its range), if it carries a
+        source; else as given."""
+        domain = self.domains[name]
+        basis = domain.factors[factor]
+        low = self.diffusivity_ranges.get(name, (None, None))[0]
+        if basis.source is None or low is None:
+            return basis
+        share = DEFAULT_TOLERANCE["analytic"] / len(domain.factors)
+        pieces = self._pieces[timing]
+        return adapted_factor(basis, low, pieces, share, DEFAULT_MEMORY_BUDGET)
 
     def attenuation(self, name: str, timing: int, diffusivities: np.ndarray) -> torch.Tensor:
         """Attenuation of compartment ``name`` under ``timing`` for each diffusivity
