@@ -87,12 +87,18 @@ class Propagator(Protocol):
         ...
 
 
+#: Largest number of modes for which dense exponentials are cheaper than exponential actions
+#: (measured on one core: benchmarks/results/signal.md).
+DENSE_MAX_MODES = 64
+
+
 def choose_propagator(
     num_modes: int, num_measurements: int, num_new_pieces: int, device: torch.device
 ) -> Propagator:
     """The propagator with the least predicted cost for this problem size (one place where
     the choice is made; the cost model is measured in benchmarks/)."""
     from mf_dmri.signal.dense import DenseExponential
+    from mf_dmri.signal.krylov import KrylovExponential
 
-    del num_modes, num_measurements, num_new_pieces, device
-    return DenseExponential()
+    del num_measurements, num_new_pieces, device
+    return DenseExponential() if num_modes <= DENSE_MAX_MODES else KrylovExponential()

@@ -95,6 +95,8 @@ def reduced_data(basis, local: torch.Tensor, subspaces: dict | None = None):
     ``local`` (M, P, d) holds the local-frame gradients of every measurement and piece.
     ``subspaces``, if given, memoises the reachable subspace of each span of gradient
     directions: pass the same dict for every call on the same ``basis``."""
+    if all(cluster.numel() == 1 for cluster in eigenvalue_clusters(basis.eigenvalues)):
+        return None  # no degenerate cluster: nothing found in practice, not worth the search
     values = local.detach().cpu()
     groups: dict[tuple[float, ...], list[int]] = {}
     spans: dict[tuple[float, ...], torch.Tensor] = {}
