@@ -110,7 +110,8 @@ def test_time_course_matches_dense(fem_basis):
 @pytest.mark.parametrize(
     "domain",
     [
-        lambda: sphere(5 * um, max_eigenvalue=100 / (5 * um) ** 2),  # reduced, real arithmetic (parity)
+        # reduced, real arithmetic (parity)
+        lambda: sphere(5 * um, max_eigenvalue=100 / (5 * um) ** 2),
         lambda: cylinder(4 * um),  # disk x free axis
     ],
 )
