@@ -95,8 +95,8 @@ def _run_case(points_per_side: int, num_modes: int) -> dict:
 
 
 def _pgse_acquisition(bvalues, timings, num_directions):
-    """One PGSE acquisition per b-value [s/m^2] and timing (delta, Delta) [s], each in the
-    same ``num_directions`` random directions."""
+    """One PGSE acquisition per timing (delta, Delta) [s]: every b-value [s/m^2] in the same
+    ``num_directions`` random directions."""
     import numpy as np
     import torch
 
@@ -105,13 +105,13 @@ def _pgse_acquisition(bvalues, timings, num_directions):
     rng = np.random.default_rng(0)
     directions = torch.tensor(rng.normal(size=(num_directions, 3)))
     directions = directions / directions.norm(dim=1, keepdim=True)
+    bvalues = torch.tensor(bvalues, dtype=torch.float64).repeat_interleave(num_directions)
     out = []
     for delta, big_delta in timings:
-        for b in bvalues:
-            # b = gamma^2 g^2 delta^2 (Delta - delta / 3)
-            amplitude = (b / (2.6752218744e8**2 * delta**2 * (big_delta - delta / 3))) ** 0.5
-            amplitudes = torch.full((num_directions,), amplitude, dtype=torch.float64)
-            out.append(Acquisition(PGSE(delta, big_delta), directions, amplitudes))
+        # b = gamma^2 g^2 delta^2 (Delta - delta / 3)
+        amplitudes = (bvalues / (2.6752218744e8**2 * delta**2 * (big_delta - delta / 3))) ** 0.5
+        tiled = directions.repeat(len(bvalues) // num_directions, 1)
+        out.append(Acquisition(PGSE(delta, big_delta), tiled, amplitudes))
     return out
 
 

@@ -99,16 +99,49 @@ def run(modes: list[int], other_modes: list[int]) -> list[dict]:
                 f"max difference {row['difference']:.1e}",
                 flush=True,
             )
-    return rows
+    return rows, basis
+
+
+def crossover(basis, modes: list[int]) -> list[str]:
+    """Best of two timings of each path for PGSE and the sampled waveform at small L: where
+    ``choose_propagator`` switches (``DENSE_MAX_MODES``)."""
+    lines = ["", "## Crossover (best of two runs each)", ""]
+    lines += ["| waveform | modes L | Krylov [s] | dense [s] | dense / Krylov |", "|---" * 5 + "|"]
+    for name in ("PGSE", "sampled"):
+        pieces = waveforms()[name].pieces()
+        for num_modes in modes:
+            truncated = basis.first_modes(num_modes)
+            best = {}
+            for label, propagator in (
+                ("krylov", KrylovExponential()),
+                ("dense", DenseExponential()),
+            ):
+                best[label] = min(
+                    _timed(
+                        lambda p=propagator, b=truncated, q=pieces: factor_signal(
+                            b, torch.tensor(DIFFUSIVITY), q, propagator=p
+                        )
+                    )[0]
+                    for _ in range(2)
+                )
+            lines.append(
+                f"| {name} | {num_modes} | {best['krylov']:.3f} | {best['dense']:.3f} | "
+                f"{best['dense'] / best['krylov']:.2f} |"
+            )
+            print(lines[-1], flush=True)
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", type=int, nargs="+", default=[50, 200, 800])
     parser.add_argument("--other-modes", type=int, nargs="+", default=[50, 200])
+    parser.add_argument(
+        "--crossover", type=int, nargs="*", default=[], help="small L to time both paths at"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/signal.md")
     args = parser.parse_args()
-    rows = run(args.modes, args.other_modes)
+    rows, basis = run(args.modes, args.other_modes)
     lines = [
         "# Signal: exponential actions (Krylov) vs dense matrix exponentials",
         "",
@@ -128,6 +161,8 @@ def main() -> None:
         f"{r['dense_s']:.2f} | {r['dense_s'] / r['krylov_s']:.1f} | {r['difference']:.1e} |"
         for r in rows
     ]
+    if args.crossover:
+        lines += crossover(basis, args.crossover)
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

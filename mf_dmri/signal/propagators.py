@@ -87,9 +87,11 @@ class Propagator(Protocol):
         ...
 
 
-#: Largest number of modes for which dense exponentials are cheaper than exponential actions
-#: (measured on one core: benchmarks/results/signal.md).
-DENSE_MAX_MODES = 64
+#: Largest number of modes for which dense exponentials are cheaper than exponential actions,
+#: for waveforms with at most 2 new pieces (PGSE) and with more (sampled waveforms, OGSE);
+#: measured on one core, 100 measurements (crossovers near 80 and 40 modes; see
+#: benchmarks/results/signal.md).
+DENSE_MAX_MODES = (80, 40)
 
 
 def choose_propagator(
@@ -100,5 +102,6 @@ def choose_propagator(
     from mf_dmri.signal.dense import DenseExponential
     from mf_dmri.signal.krylov import KrylovExponential
 
-    del num_measurements, num_new_pieces, device
-    return DenseExponential() if num_modes <= DENSE_MAX_MODES else KrylovExponential()
+    del num_measurements, device
+    limit = DENSE_MAX_MODES[0] if num_new_pieces <= 2 else DENSE_MAX_MODES[1]
+    return DenseExponential() if num_modes <= limit else KrylovExponential()
