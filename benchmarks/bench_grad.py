@@ -94,6 +94,89 @@ def _run_case(points_per_side: int, num_modes: int) -> dict:
     }
 
 
+def _pgse_acquisition(bvalues, timings, num_directions):
+    """One PGSE acquisition per timing (delta, Delta) [s]: every b-value [s/m^2] in the same
+    ``num_directions`` random directions."""
+    import numpy as np
+    import torch
+
+    from mf_dmri.sequences import PGSE, Acquisition
+
+    rng = np.random.default_rng(0)
+    directions = torch.tensor(rng.normal(size=(num_directions, 3)))
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    bvalues = torch.tensor(bvalues, dtype=torch.float64).repeat_interleave(num_directions)
+    out = []
+    for delta, big_delta in timings:
+        # b = gamma^2 g^2 delta^2 (Delta - delta / 3)
+        amplitudes = (bvalues / (2.6752218744e8**2 * delta**2 * (big_delta - delta / 3))) ** 0.5
+        tiled = directions.repeat(len(bvalues) // num_directions, 1)
+        out.append(Acquisition(PGSE(delta, big_delta), tiled, amplitudes))
+    return out
+
+
+def _run_signal_case(kind: str, size: int) -> dict:
+    """Vertex gradient of a signal loss: forward (eigenbasis + signals) and backward, with
+    the Krylov and the dense propagator in this one process."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
+    from mf_dmri.signal import Compartment, DenseExponential, KrylovExponential, signal
+
+    if kind == "remidi":
+        from mf_dmri.geometry import cylinder, tetrahedralize
+
+        mesh = tetrahedralize(cylinder(2e-6, 10e-6, segments=16), length_scale=0.9e-6)
+        nodes_np, elements, modes = mesh.nodes, mesh.elements, 87
+        bvalues = [i * 150e6 for i in range(21)]  # 0 .. 3000 s/mm^2
+        timings = [(10e-3, 20e-3), (10e-3, 40e-3), (10e-3, 60e-3)]
+        acquisitions = _pgse_acquisition(bvalues, timings, 30)
+    else:
+        nodes_np, elements = _mesh(size)
+        modes = 50
+        acquisitions = _pgse_acquisition([1e9, 3e9], [(10e-3, 30e-3)], 50)
+    result = {"case": kind, "nodes": int(nodes_np.shape[0]), "modes": modes}
+    result["measurements"] = sum(a.num_measurements for a in acquisitions)
+    for label, propagator in (("krylov", KrylovExponential()), ("dense", DenseExponential())):
+        nodes = torch.tensor(nodes_np, requires_grad=True)
+        start = time.perf_counter()
+        basis = differentiable_mesh_eigenbasis(nodes, elements, num_modes=modes)
+        cell = Compartment(basis, 2e-9)
+        loss = sum((signal(cell, a, propagator=propagator).real ** 2).sum() for a in acquisitions)
+        forward = time.perf_counter() - start
+        start = time.perf_counter()
+        loss.backward()
+        backward = time.perf_counter() - start
+        result[f"{label}_forward_s"], result[f"{label}_backward_s"] = forward, backward
+        result[f"{label}_grad"] = nodes.grad.clone()
+    grads = result.pop("krylov_grad"), result.pop("dense_grad")
+    result["grad_difference"] = float((grads[0] - grads[1]).abs().max() / grads[1].abs().max())
+    return result
+
+
+def _signal_table(rows: list[dict]) -> str:
+    head = (
+        "| case | nodes | modes | measurements | Krylov forward [s] | Krylov backward [s] | "
+        "Krylov b/f | dense forward [s] | dense backward [s] | dense b/f | "
+        "dense / Krylov (pass) | gradient difference (rel.) |\n" + "|---" * 12 + "|"
+    )
+    lines = [head]
+    for r in rows:
+        kf, kb, df, db = (
+            r["krylov_forward_s"],
+            r["krylov_backward_s"],
+            r["dense_forward_s"],
+            r["dense_backward_s"],
+        )
+        lines.append(
+            f"| {r['case']} | {r['nodes']} | {r['modes']} | {r['measurements']} | {kf:.2f} | "
+            f"{kb:.2f} | {kb / kf:.2f} | {df:.2f} | {db:.2f} | {db / df:.2f} | "
+            f"{(df + db) / (kf + kb):.1f} | {r['grad_difference']:.1e} |"
+        )
+    return "\n".join(lines)
+
+
 def _table(rows: list[dict]) -> str:
     head = (
         "| nodes | tets | modes | forward [s] | backward [s] | backward/forward | "
@@ -109,6 +192,35 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _signal_main(sizes: list[int]) -> None:
+    rows = []
+    for kind, size in [("remidi", 0)] + [("box", side) for side in sizes]:
+        out = subprocess.run(
+            [sys.executable, __file__, "--signal-case", kind, str(size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    text = (
+        "# Vertex gradient of PGSE signals: Krylov (exponential actions) vs dense\n\n"
+        f"`python benchmarks/bench_grad.py --signal`, {platform.machine()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (shared machine: absolute times inflated; "
+        "both paths run in one process per row).  Forward = differentiable eigenbasis + "
+        "signals; backward = loss.backward() of the sum of squared signals w.r.t. the "
+        "vertices.  remidi: capped cylinder (radius 2 um, length 10 um, netgen), 87 modes, "
+        "21 b-values (0..3000 s/mm^2) x 3 PGSE timings (delta 10 ms, Delta 20/40/60 ms) x "
+        "30 random directions = 1,890 measurements.  box: perturbed box mesh, 50 modes, "
+        "b = 1000, 3000 s/mm^2 x 50 directions.  Gradient difference: max |g_K - g_D| / "
+        f"max |g_D|.\n\n{_signal_table(rows)}\n"
+    )
+    out_path = ROOT / "benchmarks/results/grad_signal.md"
+    out_path.write_text(text)
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -121,9 +233,22 @@ def main() -> None:
     parser.add_argument("--modes", type=int, nargs="+", default=[50])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/grad.md")
     parser.add_argument("--case", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--signal",
+        action="store_true",
+        help="vertex gradient of PGSE signals (Krylov vs dense): the ReMiDi-like capped "
+        "cylinder (1,890 measurements) and the boxes of --sizes; writes grad_signal.md",
+    )
+    parser.add_argument("--signal-case", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(_run_case(*args.case)))
+        return
+    if args.signal_case:
+        print(json.dumps(_run_signal_case(args.signal_case[0], int(args.signal_case[1]))))
+        return
+    if args.signal:
+        _signal_main(args.sizes)
         return
     rows = []
     for modes in args.modes:

@@ -5,6 +5,7 @@ from mf_dmri.signal.compartment import Compartment
 from mf_dmri.signal.coupled import coupled_signal
 from mf_dmri.signal.dense import DenseExponential
 from mf_dmri.signal.error_estimate import signal_with_error
+from mf_dmri.signal.krylov import KrylovExponential
 from mf_dmri.signal.propagation import factor_signal
 from mf_dmri.signal.propagators import Propagator, choose_propagator
 from mf_dmri.signal.result import SignalResult
@@ -12,6 +13,7 @@ from mf_dmri.signal.result import SignalResult
 __all__ = [
     "Compartment",
     "DenseExponential",
+    "KrylovExponential",
     "Propagator",
     "SignalResult",
     "as_pieces",

@@ -12,8 +12,8 @@ waveforms, exact reductions, piece plans: pieces with zero gradient are diagonal
 equal to an earlier one is reused, and a piece equal to the negative of an earlier one, the
 refocused lobe, is its complex conjugate) and hands batches to a
 :class:`~mf_dmri.signal.propagators.Propagator`, which computes the products of
-exponentials (:mod:`mf_dmri.signal.dense`, or the one chosen by
-:func:`~mf_dmri.signal.propagators.choose_propagator`).
+exponentials (:mod:`mf_dmri.signal.dense`, :mod:`mf_dmri.signal.krylov`: the one passed
+in, or the one chosen by :func:`~mf_dmri.signal.propagators.choose_propagator`).
 """
 
 from __future__ import annotations

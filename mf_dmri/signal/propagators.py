@@ -87,12 +87,24 @@ class Propagator(Protocol):
         ...
 
 
+#: Largest number of modes for which dense exponentials are cheaper than exponential actions,
+#: for waveforms with at most 2 new pieces (PGSE) and with more (sampled waveforms, OGSE);
+#: measured on one core, 100 measurements on the FEM box basis of benchmarks/bench_signal.py
+#: (``--crossover``): dense / Krylov time 0.67, 0.84, 2.0 for PGSE at L = 50, 70, 100 and
+#: 0.64, 1.5, 2.7 for the 16-piece sampled waveform at L = 30, 50, 70.  The crossover also
+#: depends on the stiffness D lambda_max tau (not known here): a ReMiDi-like capped
+#: cylinder (L = 87, D lambda_max delta = 311) is near break-even.
+DENSE_MAX_MODES = (80, 40)
+
+
 def choose_propagator(
     num_modes: int, num_measurements: int, num_new_pieces: int, device: torch.device
 ) -> Propagator:
     """The propagator with the least predicted cost for this problem size (one place where
     the choice is made; the cost model is measured in benchmarks/)."""
     from mf_dmri.signal.dense import DenseExponential
+    from mf_dmri.signal.krylov import KrylovExponential
 
-    del num_modes, num_measurements, num_new_pieces, device
-    return DenseExponential()
+    del num_measurements, device
+    limit = DENSE_MAX_MODES[0] if num_new_pieces <= 2 else DENSE_MAX_MODES[1]
+    return DenseExponential() if num_modes <= limit else KrylovExponential()

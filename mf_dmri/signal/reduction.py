@@ -117,6 +117,10 @@ def reduced_data(basis, local: torch.Tensor, subspaces: dict | None = None):
     ``subspaces``, if given, memoises the reachable subspace of each span of gradient
     directions: pass the same dict for every call on the same ``basis``."""
     hidden = hidden_directions(local)
+    if not hidden and all(
+        cluster.numel() == 1 for cluster in eigenvalue_clusters(basis.eigenvalues)
+    ):
+        return None  # no degenerate cluster: nothing found in practice, not worth the search
     values = local.detach().cpu()
     groups: dict[tuple, list[int]] = {}
     spans: dict[tuple, torch.Tensor] = {}
