@@ -149,12 +149,17 @@ def _euler_characteristic(faces: np.ndarray) -> int:
     return len(np.unique(faces)) - len(edges) + len(faces)
 
 
-def _close(vertices, loops, scale, neighbours, removed):
+def _close(vertices, loops, scale, neighbours, removed, separate):
     """New vertices and faces closing the hole bounded by ``loops`` with a patch of the
     topology of the ``removed`` faces (one piece joining all loops when they bounded one
-    connected piece, else a cap per loop), or None."""
+    connected piece, else a cap per loop), or None.  ``separate``: the loops lie on
+    different pieces of the kept surface, so caps would cut the body in two (a neurite
+    off its cell): only a joining patch is tried."""
     joined = len(loops) > 1 and _euler_characteristic(removed) <= 2 - len(loops)
-    attempts = ["joined", "caps"] if joined else ["caps", "joined"]
+    if separate:
+        attempts = ["joined"]
+    else:
+        attempts = ["joined", "caps"] if joined else ["caps", "joined"]
     for attempt in attempts if len(loops) > 1 else ["joined"]:
         if attempt == "caps":
             closed = _caps(vertices, loops, scale, neighbours)
@@ -214,6 +219,14 @@ def _neighbours(faces: np.ndarray) -> dict[int, set[int]]:
     return result
 
 
+def _vertex_pieces(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Piece (connected through vertices) of every vertex of ``faces`` (V,), -1 unused."""
+    piece = np.full(n_vertices, -1)
+    if len(faces):
+        piece[faces.reshape(-1)] = np.repeat(face_components(faces, n_vertices), 3)
+    return piece
+
+
 def retriangulate(
     vertices: np.ndarray, faces: np.ndarray, remove: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[Patch]]:
@@ -233,6 +246,7 @@ def retriangulate(
         key = ("region", int(region.max())) if region.max() >= 0 else ("hole", number)
         groups.setdefault(key, []).append(loop)
     neighbours = _neighbours(rest) if len(rest) else {}
+    piece = _vertex_pieces(rest, len(vertices))
     points, new_faces, patches = [vertices], [rest], []
     total = len(vertices)
     origin = vertices.mean(axis=0)
@@ -240,7 +254,16 @@ def retriangulate(
         removed = faces[labels == key[1]] if key[0] == "region" else np.zeros((0, 3), int)
         sizes = np.concatenate([scale, np.full(total - len(vertices), np.median(scale))])
         closed = (
-            _close(np.concatenate(points), group, sizes, neighbours, removed) if group else None
+            _close(
+                np.concatenate(points),
+                group,
+                sizes,
+                neighbours,
+                removed,
+                len({int(piece[loop[0]]) for loop in group}) > 1,
+            )
+            if group
+            else None
         )
         if closed is None:
             new_faces.append(removed)  # left as it was, for a larger region next round
