@@ -163,7 +163,7 @@ def repair_surface(
     mesh: SurfaceMesh,
     *,
     merge_tolerance: float = MERGE_RELATIVE_TOLERANCE,
-    max_rings: int = 5,
+    max_rings: int = 2,
     keep_largest: bool = False,
 ) -> tuple[SurfaceMesh, RepairReport]:
     """Repair a surface into closed, manifold, outward bodies without crossings; report

@@ -33,6 +33,8 @@ from mf_dmri.geometry.topology import edge_table, face_components
 
 logger = logging.getLogger(__name__)
 
+#: passes through the ring sizes 0..max_rings before a defect is given up
+PASSES = 5
 #: kept pieces of at most this many faces enclosed by a removed region are removed too
 ISLAND_FACES = 6
 
@@ -330,7 +332,7 @@ def _escalated_rings(
 
 
 def repair_defects(
-    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 5, between_bodies: bool = False
+    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 2, between_bodies: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[Patch], Defects]:
     """Re-triangulate around every defect; a defect still there after a round is cut out
     again with one more ring of faces (per defect, so that a defect made by a neighbouring
@@ -339,7 +341,7 @@ def repair_defects(
     patches: list[Patch] = []
     defects = find_defects(vertices, faces, between_bodies)
     previous = None
-    rounds = 3 * (max_rings + 1)
+    rounds = PASSES * (max_rings + 1)
     for number in range(rounds):
         mask = defects.any | _open_faces(faces)
         if not mask.any():
