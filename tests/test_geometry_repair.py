@@ -106,11 +106,13 @@ def _naive_neuron(fin: bool = True) -> tuple[SurfaceMesh, float]:
         vertices = tube.vertices.copy()
         vertices[:, 2] += 0.5 * length * um + 2 * um  # from inside the soma outwards
         order = {0: [2, 1, 0], 1: [0, 2, 1], 2: [0, 1, 2]}[axis]
-        parts.append(SurfaceMesh(vertices[:, order], tube.faces))
+        # swapping two axes mirrors the tube: reverse its faces to keep it outward
+        faces = tube.faces if axis == 2 else tube.faces[:, ::-1]
+        parts.append(SurfaceMesh(vertices[:, order], faces))
         if axis == 2:  # a second piece abutting the first with a coincident end disc
             shifted = vertices.copy()
             shifted[:, 2] += length * um
-            parts.append(SurfaceMesh(shifted[:, order], tube.faces))
+            parts.append(SurfaceMesh(shifted[:, order], faces))
     surface = concatenate(parts)
     if fin:
         a, b, _ = surface.faces[0]
@@ -121,12 +123,6 @@ def _naive_neuron(fin: bool = True) -> tuple[SurfaceMesh, float]:
     return surface, len(parts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 11): vertices shared by touching bodies are merged before the "
-    "union, so part of the overlap is re-triangulated locally instead of united; the "
-    "repaired volume is 6 % above manifold3d's union",
-)
 def test_naive_union_of_frusta_neuron_is_repaired_and_meshed():
     import manifold3d
 
@@ -196,18 +192,54 @@ def test_pytetwild_without_pyvista_names_pyvista(monkeypatch):
 NAVIS_MESHES = (1734350788, 1734350908, 722817260, 754534424, 754538881)
 
 
+def _navis_surface(neuron_id: int) -> SurfaceMesh:
+    navis = pytest.importorskip("navis")
+    neuron = next(n for n in navis.example_neurons(kind="mesh") if int(n.id) == neuron_id)
+    return SurfaceMesh(np.asarray(neuron.vertices, float) * 8e-9, np.asarray(neuron.faces))
+
+
+def test_cut_piece_of_a_real_neuron_repairs_to_one_body_and_meshes():
+    """A 24 um cube cut out of navis neuron 1734350788 around a cluster of folds (the
+    piece of surface connected inside the cube, 591 faces): open cut ends, non-manifold
+    edges, fins and 123 crossing face pairs.  It repairs to one closed body (the cut ends
+    capped, the folds re-triangulated) that netgen meshes."""
+    from mf_dmri.geometry.repair_steps import compact
+    from mf_dmri.geometry.topology import face_components
+
+    surface = _navis_surface(1734350788)
+    centre = np.array([124.0, 295.9, 224.2]) * um
+    inside = np.abs(surface.vertices[surface.faces] - centre).max(axis=(1, 2)) < 12 * um
+    faces = surface.faces[inside]
+    piece = face_components(faces, surface.n_vertices)
+    vertices, faces = compact(surface.vertices, faces[piece == np.argmax(np.bincount(piece))])
+    cut = SurfaceMesh(vertices, faces)
+    problems = check_surface(cut).problems
+    assert {"open_edges", "nonmanifold_edges", "self_intersections"} <= set(problems)
+    repaired, report = repair_surface(cut)
+    assert validate_surface(repaired).n_bodies == 1
+    assert report.count("retriangulated") >= 1 and report.count("double_sided") >= 2
+    # the cut ends are capped flat, so the volume moves only by those caps
+    assert abs(report.volume_change) < 0.02
+    mesh = tetrahedralize(repaired)
+    assert mesh.quality.volume_error < 1e-6  # netgen keeps the repaired surface exactly
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("neuron_id", NAVIS_MESHES)
 def test_every_navis_example_mesh_repairs_to_a_valid_surface(neuron_id):
     """The five navis example meshes (8 nm voxel units; fins, double-sided sheets, cavities,
     non-manifold edges, ~1000 folded face pairs each) repair to closed, manifold, outward
-    bodies without crossings.  Measured volume change of the repair: -1.6 % to -5.0 %
-    (docs/meshing.md: the 1 % target is not met); bounded here at 6 %."""
-    navis = pytest.importorskip("navis")
-    neuron = next(n for n in navis.example_neurons(kind="mesh") if int(n.id) == neuron_id)
-    surface = SurfaceMesh(np.asarray(neuron.vertices, float) * 8e-9, np.asarray(neuron.faces))
+    bodies without crossings, and the cell stays in one piece: the largest body holds
+    96.8-100 % of the volume (the cleaned input: 99.3-100 %, the rest separate fragments
+    of the raw file).  Measured volume change -0.9 % to -3.6 % (docs/meshing.md: the 1 %
+    target is met on one of the five); bounded here at 4 %."""
+    from mf_dmri.geometry.repair_steps import body_volumes
+
+    surface = _navis_surface(neuron_id)
     assert "self_intersections" in check_surface(surface).problems
     repaired, report = repair_surface(surface)
     result = check_surface(repaired, allow_multiple_bodies=True)
     assert result.ok, result.problems
-    assert abs(report.volume_change) < 0.06
+    _, volumes = body_volumes(repaired.vertices, repaired.faces)
+    assert volumes.max() > 0.96 * volumes.sum()
+    assert abs(report.volume_change) < 0.04

@@ -31,7 +31,6 @@ import numpy as np
 
 from mf_dmri.geometry.checks import check_surface
 from mf_dmri.geometry.errors import RepairError
-from mf_dmri.geometry.intersections import self_intersections
 from mf_dmri.geometry.repair_local import repair_defects
 from mf_dmri.geometry.repair_steps import (
     body_volumes,
@@ -164,7 +163,7 @@ def repair_surface(
     mesh: SurfaceMesh,
     *,
     merge_tolerance: float = MERGE_RELATIVE_TOLERANCE,
-    max_rings: int = 5,
+    max_rings: int = 2,
     keep_largest: bool = False,
 ) -> tuple[SurfaceMesh, RepairReport]:
     """Repair a surface into closed, manifold, outward bodies without crossings; report
@@ -188,9 +187,10 @@ def repair_surface(
     vertices, faces = _bodies(vertices, faces, actions)
     vertices, faces = _retriangulate(vertices, faces, max_rings, False, actions)
     surface = _union(SurfaceMesh(vertices, faces), actions)
-    if len(self_intersections(surface)):  # bodies the union left touching or crossing
-        vertices, faces = _retriangulate(surface.vertices, surface.faces, max_rings, True, actions)
-        surface = SurfaceMesh(*_bodies(vertices, faces, actions))
+    # bodies the union left touching (at separate vertices in one place) or crossing
+    vertices, faces, _ = _clean(surface.vertices, surface.faces, merge_tolerance, actions)
+    vertices, faces = _retriangulate(vertices, faces, max_rings, True, actions)
+    surface = SurfaceMesh(*_bodies(vertices, faces, actions))
     if keep_largest:
         surface = _keep_largest(surface, actions)
     report = RepairReport(

@@ -33,6 +33,8 @@ from mf_dmri.geometry.topology import edge_table, face_components
 
 logger = logging.getLogger(__name__)
 
+#: passes through the ring sizes 0..max_rings before a defect is given up
+PASSES = 5
 #: kept pieces of at most this many faces enclosed by a removed region are removed too
 ISLAND_FACES = 6
 
@@ -149,27 +151,40 @@ def _euler_characteristic(faces: np.ndarray) -> int:
     return len(np.unique(faces)) - len(edges) + len(faces)
 
 
-def _close(vertices, loops, scale, neighbours, removed):
+def _close(vertices, loops, scale, neighbours, removed, pieces, allow_cut):
     """New vertices and faces closing the hole bounded by ``loops`` with a patch of the
     topology of the ``removed`` faces (one piece joining all loops when they bounded one
-    connected piece, else a cap per loop), or None."""
+    connected piece, else a cap per loop), or None.  ``pieces``: (body, kept piece) of
+    each loop; when one body's loops lie on different kept pieces, caps would cut that
+    body in two (a neurite off its cell), so only a patch joining all loops is tried
+    unless ``allow_cut`` (the last resort, after every ring size failed)."""
+    separate = _cut_apart(pieces)
     joined = len(loops) > 1 and _euler_characteristic(removed) <= 2 - len(loops)
-    attempts = ["joined", "caps"] if joined else ["caps", "joined"]
+    if separate and not allow_cut:
+        attempts = ["joined"]
+    else:
+        attempts = ["joined", "caps"] if joined else ["caps", "joined"]
     for attempt in attempts if len(loops) > 1 else ["joined"]:
         if attempt == "caps":
             closed = _caps(vertices, loops, scale, neighbours)
         elif len(loops) == 2 and not set(loops[0]) & set(loops[1]):
-            faces = strip_between(vertices, loops[0], loops[1])
-            closed = None
-            if _valid_patch(faces, loops, neighbours):
-                closed = refine_patch(vertices, faces, scale, neighbours)
-            if closed is None or not _valid_patch(closed[1], loops, neighbours):
+            closed = _strip(vertices, loops, scale, neighbours)
+            if closed is None:
                 closed = fill_hole(vertices, loops, scale, neighbours)
         else:
             closed = fill_hole(vertices, loops, scale, neighbours)
         if closed is not None and _valid_patch(closed[1], loops, neighbours):
             return closed
     return None
+
+
+def _strip(vertices, loops, scale, neighbours):
+    """A refined tube strip joining two disjoint loops, or None."""
+    faces = strip_between(vertices, loops[0], loops[1])
+    if not _valid_patch(faces, loops, neighbours):
+        return None
+    closed = refine_patch(vertices, faces, scale, neighbours)
+    return closed if _valid_patch(closed[1], loops, neighbours) else None
 
 
 def _caps(vertices, loops, scale, neighbours):
@@ -214,11 +229,29 @@ def _neighbours(faces: np.ndarray) -> dict[int, set[int]]:
     return result
 
 
+def _vertex_pieces(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Piece (connected through vertices) of every vertex of ``faces`` (V,), -1 unused."""
+    piece = np.full(n_vertices, -1)
+    if len(faces):
+        piece[faces.reshape(-1)] = np.repeat(face_components(faces, n_vertices), 3)
+    return piece
+
+
+def _cut_apart(pieces: list[tuple[int, int]]) -> bool:
+    """Whether loops on these (body, kept piece) lie on different pieces of one body that
+    was whole before the faces between them were removed (capping them would cut it)."""
+    found: dict[int, set[int]] = {}
+    for body, piece in pieces:
+        found.setdefault(body, set()).add(piece)
+    return any(len(kept) > 1 for kept in found.values())
+
+
 def retriangulate(
-    vertices: np.ndarray, faces: np.ndarray, remove: np.ndarray
+    vertices: np.ndarray, faces: np.ndarray, remove: np.ndarray, allow_cut: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[Patch]]:
     """Remove the faces in ``remove`` (F,) and close every hole then open (pre-existing
-    holes included).  A region whose hole cannot be closed keeps its faces.  Returns
+    holes included).  A region whose hole cannot be closed keeps its faces; a region
+    whose removal cut a body apart is closed by caps only when ``allow_cut``.  Returns
     (vertices, faces, patches)."""
     scale = incident_edge_lengths(vertices, faces)
     scale = np.where(np.isfinite(scale), scale, np.nanmedian(scale[np.isfinite(scale)]))
@@ -233,6 +266,8 @@ def retriangulate(
         key = ("region", int(region.max())) if region.max() >= 0 else ("hole", number)
         groups.setdefault(key, []).append(loop)
     neighbours = _neighbours(rest) if len(rest) else {}
+    piece = _vertex_pieces(rest, len(vertices))
+    body = _vertex_pieces(faces, len(vertices))
     points, new_faces, patches = [vertices], [rest], []
     total = len(vertices)
     origin = vertices.mean(axis=0)
@@ -240,7 +275,17 @@ def retriangulate(
         removed = faces[labels == key[1]] if key[0] == "region" else np.zeros((0, 3), int)
         sizes = np.concatenate([scale, np.full(total - len(vertices), np.median(scale))])
         closed = (
-            _close(np.concatenate(points), group, sizes, neighbours, removed) if group else None
+            _close(
+                np.concatenate(points),
+                group,
+                sizes,
+                neighbours,
+                removed,
+                [(int(body[loop[0]]), int(piece[loop[0]])) for loop in group],
+                allow_cut,
+            )
+            if group
+            else None
         )
         if closed is None:
             new_faces.append(removed)  # left as it was, for a larger region next round
@@ -287,7 +332,7 @@ def _escalated_rings(
 
 
 def repair_defects(
-    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 5, between_bodies: bool = False
+    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 2, between_bodies: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[Patch], Defects]:
     """Re-triangulate around every defect; a defect still there after a round is cut out
     again with one more ring of faces (per defect, so that a defect made by a neighbouring
@@ -296,7 +341,8 @@ def repair_defects(
     patches: list[Patch] = []
     defects = find_defects(vertices, faces, between_bodies)
     previous = None
-    for _ in range(3 * (max_rings + 1)):
+    rounds = PASSES * (max_rings + 1)
+    for number in range(rounds):
         mask = defects.any | _open_faces(faces)
         if not mask.any():
             break
@@ -310,7 +356,9 @@ def repair_defects(
             selected[index[rings == ring]] = True
             remove |= grow(faces, selected, int(ring))
         previous = (centres, rings)
-        vertices, faces, new = retriangulate(vertices, faces, remove)
+        # caps that cut a body only in the last pass of ring sizes (last resort)
+        last = number >= rounds - (max_rings + 1)
+        vertices, faces, new = retriangulate(vertices, faces, remove, last)
         logger.debug(
             "round: %d defect faces (rings %s), %d removed, %d patches",
             len(index),
