@@ -244,7 +244,8 @@ def _markdown(results: list[dict], args) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a 2-core machine shared "
         f"with other jobs (load average about {os.getloadavg()[0]:.0f}): wall times are inflated.",
         "",
-        f"Mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis length_scale {args.length_scale_um} um; "
+        f"Mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
+        f"length_scale {args.length_scale_um} um; "
         f"per-step budget {args.step_budget:g} s; SWC simplification {SWC_SETTINGS} "
         "(radius floor, collinear merge tolerance, shortest twig kept), largest tree kept.",
         "Signals: PGSE 10/30 ms, b uniform in [0, 3000] s/mm^2, random directions, "
