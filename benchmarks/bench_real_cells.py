@@ -28,6 +28,7 @@ Writes benchmarks/results/real_cells.md.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -235,7 +236,7 @@ def run_cell(cell: str, args) -> dict:
     return {"cell": cell, "rows": rows, "failure": failure, "total": time.time() - start}
 
 
-def _markdown(results: list[dict], args) -> str:
+def _header(args) -> str:
     lines = [
         "# Real-cell gallery (end to end on one core)",
         "",
@@ -251,6 +252,13 @@ def _markdown(results: list[dict], args) -> str:
         "Signals: PGSE 10/30 ms, b uniform in [0, 3000] s/mm^2, random directions, "
         "D = 2 um^2/ms; error bar from `signal_with_error` (truncation + propagation).",
         "Peak RSS is the child process's maxrss after the step (cumulative).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _table(results: list[dict]) -> str:
+    lines = [
         "",
         "| cell | result | total [s] |",
         "|---|---|---|",
@@ -283,7 +291,19 @@ def main() -> None:
         "size; 3 resolved thin neurites but ran out of memory on 23 GB)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/real_cells.md")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        help="instead of running: write --output from the .json files of earlier runs",
+    )
     args = parser.parse_args()
+    if args.merge:
+        runs = [json.loads(path.read_text()) for path in args.merge]
+        results = [cell for run in runs for cell in run["results"]]
+        args.output.write_text("\n".join(run["header"] for run in runs) + _table(results))
+        print(f"wrote {args.output}")
+        return
     cells = [c for c in args.cells.split(",") if c]
     unknown = [c for c in cells if c not in ALL_CELLS]
     if unknown:
@@ -292,7 +312,9 @@ def main() -> None:
     for cell in cells:
         print(f"{cell}:", flush=True)
         results.append(run_cell(cell, args))
-        args.output.write_text(_markdown(results, args))
+        args.output.write_text(_header(args) + _table(results))
+        record = {"header": _header(args), "results": results}
+        args.output.with_suffix(".json").write_text(json.dumps(record, indent=1))
     print(f"wrote {args.output}")
 
 
