@@ -44,9 +44,9 @@ def morphology_surface(
     simplify_tolerance: if > 0, the union is simplified by manifold3d (short edges and
     slivers where the parts meet are collapsed, no surface point moves by more than this)
     [m]; 0 keeps the exact union.  The union's intersection curves leave edges down to
-    1e-4 of the median edge, from which netgen grades its elements (38 million tets on a
-    navis skeleton); simplifying can leave a few crossings: check the result and
-    ``repair_surface`` it."""
+    1e-4 of the median edge (sliver triangles that the meshers inherit, docs/meshing.md);
+    simplifying can leave a few crossings (0.02 um on a navis skeleton did): check the
+    result and ``repair_surface`` it."""
     import manifold3d
 
     if segments < 4:
