@@ -300,8 +300,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         runs = [json.loads(path.read_text()) for path in args.merge]
-        results = [cell for run in runs for cell in run["results"]]
-        args.output.write_text("\n".join(run["header"] for run in runs) + _table(results))
+        results = [
+            {**cell, "cell": f"{cell['cell']} (run {k + 1})"}
+            for k, run in enumerate(runs)
+            for cell in run["results"]
+        ]
+        headers = [f"Run {k + 1}. " + run["header"].split("\n", 2)[2] for k, run in enumerate(runs)]
+        title = "# Real-cell gallery (end to end on one core)\n\n"
+        args.output.write_text(title + "\n".join(headers) + _table(results))
         print(f"wrote {args.output}")
         return
     cells = [c for c in args.cells.split(",") if c]
