@@ -133,7 +133,7 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
     surface = (_swc_surface if kind == "swc" else _navis_mesh)(cell_id, step, args)
 
     def repair():
-        repaired, report = repair_surface(surface)
+        repaired, report = repair_surface(surface, merge_tolerance=args.repair_merge_tolerance)
         kinds = ", ".join(f"{a.kind} {a.count}" for a in report.actions) or "none"
         bodies = check_surface(
             repaired, allow_multiple_bodies=True, check_self_intersections=False
@@ -245,7 +245,8 @@ def _header(args) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a 2-core machine shared "
         f"with other jobs (load average about {os.getloadavg()[0]:.0f}): wall times are inflated.",
         "",
-        f"Mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
+        f"Repair merge_tolerance {args.repair_merge_tolerance:g}; "
+        f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
         f"length_scale {args.length_scale_um} um; "
         f"per-step budget {args.step_budget:g} s; SWC simplification {SWC_SETTINGS} "
         "(radius floor, collinear merge tolerance, shortest twig kept), largest tree kept.",
@@ -283,6 +284,13 @@ def main() -> None:
     parser.add_argument("--step-budget", type=float, default=600.0, help="[s] per step")
     parser.add_argument("--length-scale-um", type=float, default=3.0)
     parser.add_argument("--method", default="netgen", help="tetrahedralize method")
+    parser.add_argument(
+        "--repair-merge-tolerance",
+        type=float,
+        default=1e-3,
+        help="repair_surface merge_tolerance (fraction of the local edge; default 1e-3); "
+        "0.02 collapses the union's sliver edges of the SWC surfaces",
+    )
     parser.add_argument(
         "--thin-part-cells",
         type=float,
