@@ -146,7 +146,13 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
     repaired, bodies = step("repair", repair)
 
     def tets():
-        mesh = tetrahedralize(repaired, method=args.method, allow_multiple_bodies=bodies > 1)
+        mesh = tetrahedralize(
+            repaired,
+            method=args.method,
+            allow_multiple_bodies=bodies > 1,
+            thin_part_cells=args.thin_part_cells,
+            time_budget=args.step_budget,  # the mesher in a fresh child, killed at the budget
+        )
         q = mesh.quality
         change = 100 * (q.volume - q.surface_volume) / q.surface_volume
         return mesh, (
