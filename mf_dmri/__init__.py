@@ -43,6 +43,9 @@ _LAZY = {
     # meshes
     "load_surface": "mf_dmri.io.mesh",
     "save_surface": "mf_dmri.io.mesh",
+    "load_swc": "mf_dmri.io.swc",
+    "simplify_morphology": "mf_dmri.geometry",
+    "morphology_surface": "mf_dmri.geometry",
     "check_surface": "mf_dmri.geometry",
     "tetrahedralize": "mf_dmri.geometry",
     "mesh_eigenbasis": "mf_dmri.fem",

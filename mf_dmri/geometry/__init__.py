@@ -30,6 +30,9 @@ from mf_dmri.geometry.generators import (
     undulating_axon,
 )
 from mf_dmri.geometry.intersections import self_intersections
+from mf_dmri.geometry.morphology import CellParts, Morphology, cell_parts, frustum_volume
+from mf_dmri.geometry.morphology_simplify import SimplificationReport, simplify_morphology
+from mf_dmri.geometry.morphology_surface import morphology_surface
 from mf_dmri.geometry.neuron import (
     NeuronSkeleton,
     bipolar_neuron,
@@ -43,6 +46,7 @@ from mf_dmri.geometry.tetra import TetQuality, VolumeMesh, mesh_quality, tetrahe
 from mf_dmri.geometry.thickness import local_thickness
 
 __all__ = [
+    "CellParts",
     "CompartmentModel",
     "CylinderBundle",
     "DegenerateFacesError",
@@ -51,6 +55,7 @@ __all__ = [
     "InconsistentWindingError",
     "InwardWindingError",
     "MeshError",
+    "Morphology",
     "MeshReport",
     "MesherError",
     "MultipleBodiesError",
@@ -59,6 +64,7 @@ __all__ = [
     "OpenSurfaceError",
     "RepairReport",
     "SelfIntersectionError",
+    "SimplificationReport",
     "SurfaceIntersectionError",
     "SurfaceMesh",
     "TetQuality",
@@ -69,18 +75,22 @@ __all__ = [
     "box",
     "build_compartments",
     "capsule",
+    "cell_parts",
     "check_surface",
     "concatenate",
     "cylinder",
     "cylinder_bundle",
     "ellipsoid",
+    "frustum_volume",
     "local_thickness",
     "mesh_quality",
+    "morphology_surface",
     "neuron_skeleton",
     "neuron_surface",
     "neuron_volume_mesh",
     "repair_surface",
     "self_intersections",
+    "simplify_morphology",
     "sphere",
     "tetrahedralize",
     "torus",

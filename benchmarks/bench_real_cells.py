@@ -1,0 +1,342 @@
+"""Real-cell gallery: every real cell surface and skeleton obtainable from installed
+packages, each end to end on one core, with time and memory per step.
+
+Cells:
+* ``mesh:<id>``: the five navis example meshes (``navis.example_neurons(kind="mesh")``,
+  hemibrain EM reconstructions, 8 nm units): load -> repair_surface -> tetrahedralize ->
+  eigenbasis -> 100 PGSE signals with their error bar (signal_with_error).
+* ``swc:<id>``: the five navis example skeletons (``navis/data/swc/*.swc``, same cells, 8 nm
+  units): load_swc -> simplify_morphology (the settings below, every change counted) ->
+  morphology_surface -> repair_surface (expected: no change) -> tetrahedralize ->
+  eigenbasis -> signals.
+(skeletor ships ``722817260.obj``, the same hemibrain cell as navis' 722817260; no other
+installed package ships a real cell surface.)
+
+Signals: PGSE delta 10 ms, Delta 30 ms, 100 measurements with b uniform in [0, 3000]
+s/mm^2 and random directions (seed 0), D = 2e-9 m^2/s, impermeable walls.
+
+Each cell runs in a child process (one thread: OMP_NUM_THREADS=1, torch 1 thread); the
+parent kills it when one step exceeds ``--step-budget`` seconds and records the step that
+failed with its error.  Peak memory: the child's maxrss after each step (cumulative, so
+each row is the peak so far).
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/bench_real_cells.py [--cells swc:754534424,...]
+       [--quick] [--step-budget 600] [--length-scale-um 3] [--output PATH]
+Writes benchmarks/results/real_cells.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import queue
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAVIS_IDS = ("1734350788", "1734350908", "722817260", "754534424", "754538881")
+ALL_CELLS = tuple(f"swc:{i}" for i in NAVIS_IDS) + tuple(f"mesh:{i}" for i in NAVIS_IDS)
+#: simplification of the navis skeletons (every change is reported in the table)
+SWC_SETTINGS = {"min_radius_um": 0.3, "merge_tolerance_um": 0.3, "min_twig_length_um": 5.0}
+
+
+def _rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Steps:
+    def __init__(self, out: mp.Queue) -> None:
+        self.out = out
+
+    def __call__(self, name: str, func):
+        self.out.put(("start", name, time.time()))
+        start = time.perf_counter()
+        value, info = func()
+        self.out.put(("done", name, time.perf_counter() - start, _rss_mib(), info))
+        return value
+
+
+def _swc_surface(cell_id: str, step: _Steps, args):
+    import navis
+
+    from mf_dmri import units
+    from mf_dmri.geometry import cell_parts, morphology_surface, simplify_morphology
+    from mf_dmri.io.swc import load_swc
+
+    path = Path(navis.__file__).parent / "data" / "swc" / f"{cell_id}.swc"
+    cell = step("load", lambda: (m := load_swc(path, unit=8 * units.nm), f"{m.n_nodes} nodes"))
+    s = SWC_SETTINGS
+
+    def simplify():
+        out, report = simplify_morphology(
+            cell,
+            min_radius=s["min_radius_um"] * units.um,
+            merge_tolerance=s["merge_tolerance_um"] * units.um,
+            min_twig_length=s["min_twig_length_um"] * units.um,
+            keep_largest_tree=True,
+        )
+        return out, report.summary()
+
+    simplified = step("simplify", simplify)
+
+    def surface():
+        parts = cell_parts(simplified)
+        mesh = morphology_surface(parts)
+        total, enclosed = parts.volume_sum(), mesh.signed_volume()
+        return mesh, (
+            f"{mesh.n_faces} triangles; soma {parts.soma_convention}; volume "
+            f"{enclosed / units.um**3:.1f} um^3 vs frustum+soma sum "
+            f"{total / units.um**3:.1f} um^3 ({100 * (enclosed - total) / total:+.1f} %)"
+        )
+
+    return step("surface", surface)
+
+
+def _navis_mesh(cell_id: str, step: _Steps, args):
+    import navis
+    import numpy as np
+
+    from mf_dmri import units
+    from mf_dmri.geometry import SurfaceMesh
+
+    def load():
+        neuron = navis.example_neurons(kind="mesh")[NAVIS_IDS.index(cell_id)]
+        assert str(neuron.id) == cell_id, (neuron.id, cell_id)
+        mesh = SurfaceMesh(
+            np.asarray(neuron.vertices, dtype=np.float64) * 8 * units.nm,
+            np.asarray(neuron.faces, dtype=np.int64),
+        )
+        return mesh, f"{mesh.n_faces} triangles"
+
+    return step("load", load)
+
+
+def _pipeline(cell: str, step: _Steps, args) -> None:
+    import numpy as np
+    import torch
+
+    from mf_dmri import units
+    from mf_dmri.fem import mesh_eigenbasis_with_diagnostics
+    from mf_dmri.geometry import check_surface, repair_surface, tetrahedralize
+    from mf_dmri.sequences import PGSE, Acquisition
+    from mf_dmri.signal import Compartment, signal_with_error
+
+    torch.set_num_threads(1)
+    kind, cell_id = cell.split(":")
+    surface = (_swc_surface if kind == "swc" else _navis_mesh)(cell_id, step, args)
+
+    def repair():
+        repaired, report = repair_surface(surface, merge_tolerance=args.repair_merge_tolerance)
+        kinds = ", ".join(f"{a.kind} {a.count}" for a in report.actions) or "none"
+        bodies = check_surface(
+            repaired, allow_multiple_bodies=True, check_self_intersections=False
+        ).n_bodies
+        return (repaired, bodies), (
+            f"actions: {kinds}; volume change {100 * report.volume_change:+.2f} %; "
+            f"{repaired.n_faces} triangles; {bodies} bodies"
+        )
+
+    repaired, bodies = step("repair", repair)
+
+    def tets():
+        mesh = tetrahedralize(
+            repaired,
+            method=args.method,
+            allow_multiple_bodies=bodies > 1,
+            thin_part_cells=args.thin_part_cells,
+            time_budget=args.step_budget,  # the mesher in a fresh child, killed at the budget
+        )
+        q = mesh.quality
+        change = 100 * (q.volume - q.surface_volume) / q.surface_volume
+        return mesh, (
+            f"{q.n_nodes} nodes, {q.n_elements} tets, min dihedral {q.min_dihedral:.2f} deg, "
+            f"volume vs repaired surface {change:+.3f} %"
+        )
+
+    mesh = step("tets", tets)
+
+    def eigen():
+        result = mesh_eigenbasis_with_diagnostics(
+            mesh.nodes, mesh.elements, length_scale=args.length_scale_um * units.um
+        )
+        return result.basis, (
+            f"{result.basis.num_modes} modes ({result.num_pieces} pieces), "
+            f"max residual {result.residuals.max():.1e}"
+        )
+
+    basis = step("eigenbasis", eigen)
+
+    def signals():
+        rng = np.random.default_rng(0)
+        count = 10 if args.quick else 100
+        directions = rng.normal(size=(count, 3))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        b = rng.uniform(0, 3000, size=count) * units.s_per_mm2
+        acquisition = Acquisition.from_bvalues(
+            PGSE(10 * units.ms, 30 * units.ms), torch.tensor(b), torch.tensor(directions)
+        )
+        result = signal_with_error(Compartment(basis, 2e-9), acquisition)
+        values = result.signal.abs()
+        return None, (
+            f"{count} signals: |E| {float(values.min()):.4f}..{float(values.max()):.4f} "
+            f"(mean {float(values.mean()):.4f}); error bar max {result.max_error_bar:.1e} "
+            f"(tolerance {result.tolerance:g}, within: {result.within_tolerance})"
+        )
+
+    step("signals", signals)
+
+
+def _child(cell: str, out: mp.Queue, args) -> None:
+    sys.path.insert(0, str(ROOT))
+    step = _Steps(out)
+    try:
+        _pipeline(cell, step, args)
+        out.put(("finished",))
+    except Exception as exc:  # reported in the table
+        out.put(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
+
+
+def run_cell(cell: str, args) -> dict:
+    context = mp.get_context("spawn")
+    out = context.Queue()
+    process = context.Process(target=_child, args=(cell, out, args))
+    start = time.time()
+    process.start()
+    rows, current, failure = [], None, None
+    while True:
+        try:
+            message = out.get(timeout=5)
+        except queue.Empty:
+            if current and time.time() - current[1] > args.step_budget:
+                process.kill()
+                failure = f"{current[0]}: over the step budget of {args.step_budget:g} s"
+                break
+            if not process.is_alive():
+                failure = (
+                    f"{current[0] if current else 'start'}: child died (exit {process.exitcode})"
+                )
+                break
+            continue
+        if message[0] == "start":
+            current = (message[1], message[2])
+        elif message[0] == "done":
+            rows.append(message[1:])
+            print(f"  {cell} {message[1]}: {message[2]:.1f} s; {message[4]}", flush=True)
+            current = None
+        elif message[0] == "error":
+            failure = f"{current[0] if current else '?'}: {message[1]}"
+            print(message[2], flush=True)
+            break
+        else:
+            break
+    process.join(timeout=10)
+    if process.is_alive():
+        process.kill()
+    return {"cell": cell, "rows": rows, "failure": failure, "total": time.time() - start}
+
+
+def _header(args) -> str:
+    lines = [
+        "# Real-cell gallery (end to end on one core)",
+        "",
+        f"Generated by `OMP_NUM_THREADS=1 python benchmarks/bench_real_cells.py "
+        f"{' '.join(sys.argv[1:])}` on {platform.machine()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a 2-core machine shared "
+        f"with other jobs (load average about {os.getloadavg()[0]:.0f}): wall times are inflated.",
+        "",
+        f"Repair merge_tolerance {args.repair_merge_tolerance:g}; "
+        f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
+        f"length_scale {args.length_scale_um} um; "
+        f"per-step budget {args.step_budget:g} s; SWC simplification {SWC_SETTINGS} "
+        "(radius floor, collinear merge tolerance, shortest twig kept), largest tree kept.",
+        "Signals: PGSE 10/30 ms, b uniform in [0, 3000] s/mm^2, random directions, "
+        "D = 2 um^2/ms; error bar from `signal_with_error` (truncation + propagation).",
+        "Peak RSS is the child process's maxrss after the step (cumulative).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _table(results: list[dict]) -> str:
+    lines = [
+        "",
+        "| cell | result | total [s] |",
+        "|---|---|---|",
+    ]
+    for r in results:
+        status = "end to end" if r["failure"] is None else f"FAILED at {r['failure']}"
+        lines.append(f"| {r['cell']} | {status} | {r['total']:.0f} |")
+    for r in results:
+        lines += ["", f"## {r['cell']}", "", "| step | wall [s] | peak RSS [MiB] | result |"]
+        lines.append("|---|---|---|---|")
+        for name, seconds, rss, info in r["rows"]:
+            lines.append(f"| {name} | {seconds:.1f} | {rss:.0f} | {info} |")
+        if r["failure"] is not None:
+            lines.append(f"| **failed** | | | {r['failure']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cells", default=",".join(ALL_CELLS), help="comma-separated cells")
+    parser.add_argument("--quick", action="store_true", help="10 signals instead of 100")
+    parser.add_argument("--step-budget", type=float, default=600.0, help="[s] per step")
+    parser.add_argument("--length-scale-um", type=float, default=3.0)
+    parser.add_argument("--method", default="netgen", help="tetrahedralize method")
+    parser.add_argument(
+        "--repair-merge-tolerance",
+        type=float,
+        default=1e-3,
+        help="repair_surface merge_tolerance (fraction of the local edge; default 1e-3); "
+        "0.02 collapses the union's sliver edges of the SWC surfaces",
+    )
+    parser.add_argument(
+        "--thin-part-cells",
+        type=float,
+        default=None,
+        help="tetrahedralize thin_part_cells (default None: the surface triangles set the "
+        "size; 3 resolved thin neurites but ran out of memory on 23 GB)",
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/real_cells.md")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        help="instead of running: write --output from the .json files of earlier runs",
+    )
+    args = parser.parse_args()
+    if args.merge:
+        runs = [json.loads(path.read_text()) for path in args.merge]
+        results = [
+            {**cell, "cell": f"{cell['cell']} (run {k + 1})"}
+            for k, run in enumerate(runs)
+            for cell in run["results"]
+        ]
+        headers = [f"Run {k + 1}. " + run["header"].split("\n", 2)[2] for k, run in enumerate(runs)]
+        title = "# Real-cell gallery (end to end on one core)\n\n"
+        args.output.write_text(title + "\n".join(headers) + _table(results))
+        print(f"wrote {args.output}")
+        return
+    cells = [c for c in args.cells.split(",") if c]
+    unknown = [c for c in cells if c not in ALL_CELLS]
+    if unknown:
+        parser.error(f"unknown cells {unknown}; choose from {', '.join(ALL_CELLS)}")
+    results = []
+    for cell in cells:
+        print(f"{cell}:", flush=True)
+        results.append(run_cell(cell, args))
+        args.output.write_text(_header(args) + _table(results))
+        record = {"header": _header(args), "results": results}
+        args.output.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
