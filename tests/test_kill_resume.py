@@ -45,6 +45,11 @@ def _sweep(config, out, cache, log):
     import logging
     import sys
 
+    import torch
+
+    # A forked child must not enter the parent's OpenMP pool (it can deadlock inside a
+    # matrix exponential, seen in the full suite): one thread runs inline.
+    torch.set_num_threads(1)
     sys.stderr = sys.stdout = open(log, "a")  # noqa: SIM115 - the child is killed
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
     from mf_dmri.cli.main import main
@@ -122,8 +127,11 @@ def test_sweep_killed_twenty_times_resumes_to_the_same_table(tmp_path):
 
 
 def _cache_writer(folder):
+    import torch
+
     from mf_dmri.io.eigen_cache import cached_mesh_eigenbasis
 
+    torch.set_num_threads(1)  # forked child: see _sweep
     for refine in range(2, 6):
         disk = MeshTri.init_circle(refine)
         cached_mesh_eigenbasis(disk.p.T * 5e-6, disk.t.T, cache_dir=folder, length_scale=2e-6)
