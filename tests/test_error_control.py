@@ -74,7 +74,11 @@ def test_large_sphere_is_converged_not_truncated():
 def test_huge_domains_are_refused_with_the_budget_named(radius):
     """R = 1 mm and a radius of 5 m (micrometres forgotten) need far more modes than any
     machine has: refused, never the R -> 0 answer."""
-    cell = mf.Compartment(mf.sphere(radius), D)
+    if radius > 1e-2:  # first refused by the plausibility check, with the likely unit
+        with pytest.raises(ValueError, match=r"Did you mean 5 um"):
+            mf.sphere(radius)
+    allow = mf.Plausibility(allow={"length"})  # intended: the mode budget still refuses it
+    cell = mf.Compartment(mf.sphere(radius, plausibility=allow), D)
     for call in (mf.signal, mf.signal_with_error):
         with pytest.raises(ModeBudgetError, match=r"over the memory budget of 4 GiB") as info:
             call(cell, _acq([3000], directions=1))
