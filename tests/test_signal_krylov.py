@@ -75,7 +75,10 @@ def _sampled_three_channels() -> Acquisition:
     waveform = SampledWaveform(torch.tensor(samples), 2 * ms)
     rotations = torch.eye(3, dtype=torch.float64).expand(3, 3, 3).clone()
     rotations[1] = torch.linalg.qr(torch.tensor(np.random.default_rng(3).normal(size=(3, 3))))[0]
-    return Acquisition(waveform, rotations, torch.tensor([0.02, 0.05, 0.08]))
+    # random samples do not refocus: the gradient-echo signal with its phase is compared
+    return Acquisition(
+        waveform, rotations, torch.tensor([0.02, 0.05, 0.08]), allow_unrefocused=True
+    )
 
 
 WAVEFORMS = {

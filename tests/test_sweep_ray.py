@@ -62,8 +62,10 @@ def test_coupled_ray_run_equals_local_run(local_ray):
     run_sweep(spec, local, registry=registry)
     result = run_sweep(spec, distributed, registry=registry, executor="ray")
     assert result.basis_solves == 2 and set(distributed.chunks) == set(local.chunks) == {0, 1}
+    # Ray workers run LAPACK on one thread and this process on several: the coupled
+    # eigensolve then rounds differently, so the tables agree to round-off, not bitwise.
     for index, signals in local.chunks.items():
-        np.testing.assert_array_equal(distributed.chunks[index], signals)
+        np.testing.assert_allclose(distributed.chunks[index], signals, rtol=1e-11, atol=1e-14)
 
 
 def test_failed_ray_tasks_are_retried(local_ray, tmp_path):

@@ -169,9 +169,11 @@ def signal_with_error(
     Each restricted factor starts at the a-priori cutoff lambda_0 of
     :mod:`mf_dmri.signal.cutoff` and is checked a posteriori: its cutoff is doubled until
     the factor's signal changes by at most its share of ``tolerance`` (the tolerance split
-    evenly over the factors).  The signal is reported at the accepted cutoff lambda_j; its
-    truncation error is bounded by the change |E(lambda_j) - E(2 lambda_j)|, weighted like
-    the signal (|E| <= 1 per factor, so errors of factors and compartments add).  An
+    evenly over the factors).  The signal is reported at 2 lambda_j, the finer cutoff of
+    the accepted pair; its truncation error is bounded by ESTIMATE_SAFETY times the change
+    |E(lambda_j) - E(2 lambda_j)| (a bound on the coarser value, so a conservative one on
+    the reported value), weighted like the signal (|E| <= 1 per factor, so errors of
+    factors and compartments add).  An
     analytic factor is rebuilt at each cutoff; a fixed basis (a mesh) is truncated, and
     when it holds fewer than 2 lambda_0 the pair (lambda_max / 2, lambda_max) is used.  The
     discretisation error of a mesh factor comes from its source's error model when it
@@ -266,8 +268,11 @@ def _checked_factor(
         error = ESTIMATE_SAFETY * (evaluate(coarse) - evaluate(fine)).abs()
         if float(error.max()) <= share:
             break
-    discretisation = _discretisation_error(factor, coarse, rate, pieces)
-    return coarse, error, discretisation
+    # Report the finer of the pair: the change bounds the coarse error (ESTIMATE_SAFETY),
+    # and the fine value, closer to the limit, stays inside that bound even where one
+    # doubling adds little (a mode that couples weakly, the next ones more).
+    discretisation = _discretisation_error(factor, fine, rate, pieces)
+    return fine, error, discretisation
 
 
 def _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings):
