@@ -31,7 +31,8 @@ clinical b up to 10,000 s/mm^2 and preclinical up to 50,000 s/mm^2; gradients up
 An intended unusual value is accepted with an explicit :class:`Plausibility` passed to
 the constructor (``plausibility=Plausibility(allow=("length",))`` accepts any length,
 ``UNCHECKED`` accepts everything); there is no global switch.  The TOML ``[checks]``
-table of a simulation config maps onto the same object (docs/plausibility.md).
+table of a simulation or sweep config and the ``--allow`` flag of ``mf-dmri simulate`` and
+``mf-dmri sweep`` map onto the same object (docs/plausibility.md).
 """
 
 from __future__ import annotations
@@ -75,17 +76,16 @@ class PhysicalRange:
     """Possible and typical range of one physical quantity [``si_unit``].
 
     ``possible`` and ``typical`` are (low, high); ``usual``: a representative value (the
-    unit guessed for an out-of-range number is the one closest to it); ``zero_allowed``:
-    0 is always accepted (b = 0, g = 0, impermeable); ``units``: other units (label,
-    factor to SI) in which users commonly give the quantity, tried when a value is out of
-    range."""
+    unit guessed for an out-of-range number is the one closest to it); ``units``: other
+    units (label, factor to SI) in which users commonly give the quantity, tried when a
+    value is out of range.  Zero and negative values are not ranged here: the
+    constructors' sign checks refuse or accept them (b = 0, g = 0, impermeable)."""
 
     si_unit: str
     possible: tuple[float, float]
     typical: tuple[float, float]
     units: tuple[tuple[str, float], ...]
     usual: float
-    zero_allowed: bool = False
 
 
 RANGES: dict[str, PhysicalRange] = {
@@ -107,10 +107,10 @@ RANGES: dict[str, PhysicalRange] = {
         "s", (1e-5, 10.0), (5e-3, 3.0), (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)), 0.08
     ),
     "permeability": PhysicalRange(
-        "m/s", (0.0, 1.0), (0.0, 1e-3), (("m/s", 1.0), ("um/ms", 1e-3), ("um/s", 1e-6)), 1e-5, True
+        "m/s", (0.0, 1.0), (0.0, 1e-3), (("m/s", 1.0), ("um/ms", 1e-3), ("um/s", 1e-6)), 1e-5
     ),
     "surface_relaxivity": PhysicalRange(
-        "m/s", (0.0, 1.0), (0.0, 1e-3), (("m/s", 1.0), ("um/ms", 1e-3), ("um/s", 1e-6)), 1e-5, True
+        "m/s", (0.0, 1.0), (0.0, 1e-3), (("m/s", 1.0), ("um/ms", 1e-3), ("um/s", 1e-6)), 1e-5
     ),
     "bvalue": PhysicalRange(
         "s/m^2",
@@ -118,10 +118,9 @@ RANGES: dict[str, PhysicalRange] = {
         (1e6, 5e10),
         (("s/m^2", 1.0), ("s/mm^2", 1e6), ("ms/um^2", 1e9)),
         1e9,
-        True,
     ),
     "gradient": PhysicalRange(
-        "T/m", (0.0, 20.0), (0.0, 1.5), (("T/m", 1.0), ("mT/m", 1e-3), ("G/cm", 1e-2)), 0.05, True
+        "T/m", (0.0, 20.0), (0.0, 1.5), (("T/m", 1.0), ("mT/m", 1e-3), ("G/cm", 1e-2)), 0.05
     ),
     "pulse_duration": PhysicalRange(
         "s", (1e-7, 1.0), (1e-4, 0.1), (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)), 0.01
@@ -129,9 +128,7 @@ RANGES: dict[str, PhysicalRange] = {
     "diffusion_time": PhysicalRange(
         "s", (1e-7, 20.0), (1e-4, 2.0), (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)), 0.03
     ),
-    "frequency": PhysicalRange(
-        "Hz", (0.0, 1e5), (0.0, 5e3), (("Hz", 1.0), ("kHz", 1e3)), 100.0, True
-    ),
+    "frequency": PhysicalRange("Hz", (0.0, 1e5), (0.0, 5e3), (("Hz", 1.0), ("kHz", 1e3)), 100.0),
 }
 
 #: Free-water diffusivity at 37 C [m^2/s], the largest D of tissue: bounds exp(-b D).
@@ -259,7 +256,7 @@ def check_plausible(
     worst = max(values, key=lambda v: _outside(spec, v))
     fix = (
         f" If the value is intended, pass plausibility=Plausibility(allow={{'{quantity}'}}) "
-        "(simulation TOML: [checks] allow = [...])."
+        f'(TOML: [checks] allow = ["{quantity}"]; command line: --allow {quantity}).'
     )
     shown = f"{name} = {worst / given[1]:g} {given[0]}"
     if given[1] != 1.0:
@@ -291,3 +288,50 @@ def _outside(spec: PhysicalRange, value: float) -> float:
     if value < low:
         return math.log10(low / value)
     return 0.0
+
+
+#: The largest b-value of a protocol attenuates free water by at least this much [-]:
+#: below it no measurement weights diffusion (b-values in ms/um^2 read as s/mm^2 are).
+MIN_FREE_WATER_ATTENUATION = 0.1
+
+
+def check_diffusion_weighting(
+    bvalues: Any,
+    name: str,
+    plausibility: Plausibility | None = None,
+    *,
+    given: tuple[str, float] = ("s/m^2", 1.0),
+) -> None:
+    """Raise :class:`ImplausibleValueError` (quantity ``bvalue``) if the largest b-value
+    [s/m^2] of a protocol weights no diffusion: free water (D = 3e-9 m^2/s) loses less
+    than :data:`MIN_FREE_WATER_ATTENUATION` of its signal, exp(-b_max D) > 0.9, i.e.
+    b_max < 35 s/mm^2.  Each value may be plausible alone (IVIM's low b-values) while the
+    whole protocol is a unit mistake (b-values in ms/um^2 read as s/mm^2).  A protocol of
+    b = 0 only is left alone.
+
+    Args:
+        bvalues: the protocol's b-values [s/m^2].
+        name: the argument, key or file as the user named it, for the message.
+        plausibility: the override (``allow={"bvalue"}`` accepts the protocol).
+        given: (label, factor to SI) of the unit the user wrote the numbers in.
+    """
+    plausibility = as_plausibility(plausibility)
+    values = [v for v in _values(bvalues) if v > 0.0]
+    if not values or not plausibility.checks("bvalue"):
+        return
+    largest = max(values)
+    attenuation = math.exp(-largest * _FREE_WATER)
+    if attenuation <= 1.0 - MIN_FREE_WATER_ATTENUATION:
+        return
+    raise ImplausibleValueError(
+        f"{name}: the largest b-value is {largest / given[1]:g} {given[0]} (= {largest:g} "
+        f"s/m^2), which weights no diffusion: even free water keeps E = exp(-b D) = "
+        f"{attenuation:.4f} (a protocol needs b_max >= "
+        f"{-math.log(1.0 - MIN_FREE_WATER_ATTENUATION) / _FREE_WATER / given[1]:.3g} "
+        f"{given[0]}).{_suggestion('bvalue', largest, given)} Fix the unit of the b-values. "
+        "If the protocol is intended, pass plausibility=Plausibility(allow={'bvalue'}) "
+        '(TOML: [checks] allow = ["bvalue"]; command line: --allow bvalue).',
+        "bvalue",
+        name,
+        largest,
+    )

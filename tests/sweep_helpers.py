@@ -82,17 +82,17 @@ def acceptance_spec(chunk_rows: int = 10) -> SweepSpec:
     )
 
 
-def flaky_cylinder(marker_dir: str, parameters, options):
+def flaky_cylinder(marker_dir: str, parameters, options, plausibility):
     """Cylinder builder that raises the first time it sees each radius (marker files)."""
     key = hashlib.sha256(repr(sorted(parameters.items())).encode()).hexdigest()[:16]
     marker = Path(marker_dir) / f"failed_{key}"
     if not marker.exists():
         marker.write_text("failed once")
         raise RuntimeError("injected failure (first attempt)")
-    return DEFAULT_REGISTRY["cylinder"].build(parameters, options)
+    return DEFAULT_REGISTRY["cylinder"].build(parameters, options, plausibility)
 
 
-def killing_cylinder(marker_dir: str, parameters, options):
+def killing_cylinder(marker_dir: str, parameters, options, plausibility):
     """Cylinder builder that kills its own process (SIGKILL: a crashed Ray worker) the first
     time it sees each radius (marker files)."""
     import os
@@ -103,13 +103,13 @@ def killing_cylinder(marker_dir: str, parameters, options):
     if not marker.exists():
         marker.write_text("killed once")
         os.kill(os.getpid(), signal.SIGKILL)
-    return DEFAULT_REGISTRY["cylinder"].build(parameters, options)
+    return DEFAULT_REGISTRY["cylinder"].build(parameters, options, plausibility)
 
 
 def counting_registry(counter: list):
     """DEFAULT_REGISTRY whose cylinder builder appends to ``counter`` on every call."""
 
-    def build(parameters, options):
+    def build(parameters, options, plausibility):
         counter.append(dict(parameters))
         return {
             "intra": cylinder(

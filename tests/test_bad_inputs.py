@@ -31,13 +31,6 @@ def run_cli(argv, capsys, caplog):
 def _params():
     for case in CASES:
         marks = [pytest.mark.slow] if case.slow and case.outcome != "recomputed" else []
-        if case.pending:
-            marks.append(
-                pytest.mark.xfail(
-                    reason=f"accepted today; the check comes with the {case.pending} branch",
-                    strict=False,
-                )
-            )
         yield pytest.param(case, id=case.id, marks=marks)
 
 

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from file_damage import damage
 from skfem import MeshTri
 
 from mf_dmri.io.eigen_cache import (
@@ -106,18 +107,6 @@ def test_save_load_explicit_and_corrupt_file(tmp_path):
         load_eigenbasis(broken)
 
 
-def _damage(path, how, rng):
-    data = bytearray(path.read_bytes())
-    if how == "truncate":
-        path.write_bytes(bytes(data[: int(rng.integers(0, len(data)))]))
-    elif how == "flip":
-        where = int(rng.integers(0, len(data)))
-        data[where] ^= 1 << int(rng.integers(0, 8))
-        path.write_bytes(bytes(data))
-    else:
-        path.write_bytes(b"")
-
-
 @pytest.mark.parametrize("how", ["truncate", "flip", "empty"])
 def test_damaged_cache_detected_and_recomputed(tmp_path, caplog, how):
     """Every damaged file is detected (20 random damages each): loading raises, the cached
@@ -129,7 +118,7 @@ def test_damaged_cache_detected_and_recomputed(tmp_path, caplog, how):
     rng = np.random.default_rng(7)
     for _ in range(20):
         path.write_bytes(good)
-        _damage(path, how, rng)
+        damage(path, how, rng)
         with pytest.raises(CorruptArtefactError):
             load_eigenbasis(path)
     with caplog.at_level(logging.WARNING):

@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 import pytest
+from file_damage import damage
 from sweep_helpers import small_spec
 
 from mf_dmri.geometry import sphere
@@ -29,19 +30,6 @@ from mf_dmri.sweep import DEFAULT_REGISTRY, build_plan, run_sweep
 from mf_dmri.units import um
 
 RNG_SEED = 20261203
-
-
-def damage(path, how: str, rng) -> None:
-    """Truncate, flip one bit, or empty the file at ``path``."""
-    data = bytearray(path.read_bytes())
-    if how == "truncate":
-        path.write_bytes(bytes(data[: int(rng.integers(0, len(data)))]))
-    elif how == "flip":
-        where = int(rng.integers(0, len(data)))
-        data[where] ^= 1 << int(rng.integers(0, 8))
-        path.write_bytes(bytes(data))
-    else:
-        path.write_bytes(b"")
 
 
 @pytest.mark.parametrize("how", ["truncate", "flip", "empty"])
@@ -115,14 +103,8 @@ def test_damaged_shards_are_recomputed(tmp_path, reference, caplog, how):
     shards = sorted((tmp_path / "s.h5.parts").glob("chunk_*.npz"))
     assert len(shards) == 4
     rng = np.random.default_rng(RNG_SEED)
-    if how == "swap":
-        first, second = shards[0].read_bytes(), shards[1].read_bytes()
-        shards[0].write_bytes(second)
-        shards[1].write_bytes(first)
-        bad = 2
-    else:
-        damage(shards[2], how, rng)
-        bad = 1
+    damage(shards[2], how, rng, other=shards[1])
+    bad = 2 if how == "swap" else 1
     with caplog.at_level(logging.WARNING):
         result = run_store(spec, out, resume=True)
     assert "computing chunk" in caplog.text
@@ -153,12 +135,7 @@ def test_damaged_sweep_cache_is_solved_again(tmp_path, reference, caplog, how):
     first = run_store(spec, tmp_path / "a.h5", cache=cache)
     files = sorted((tmp_path / "cache").glob("*.pt"))
     assert first.basis_solves == len(files) == 3
-    if how == "swap":
-        one, two = files[0].read_bytes(), files[1].read_bytes()
-        files[0].write_bytes(two)
-        files[1].write_bytes(one)
-    else:
-        damage(files[0], how, np.random.default_rng(RNG_SEED))
+    damage(files[0], how, np.random.default_rng(RNG_SEED), other=files[1])
     with caplog.at_level(logging.WARNING):
         second = run_store(spec, tmp_path / "b.h5", cache=cache)
     assert "unusable sweep cache file" in caplog.text

@@ -306,9 +306,9 @@ def test_a_local_run_meshes_once_per_shape_point():
     calls = []
     base = REGISTRY["sphere_in_sphere"]
 
-    def build(parameters, options):
+    def build(parameters, options, plausibility):
         calls.append(dict(parameters))
-        return base.build(parameters, options)
+        return base.build(parameters, options, plausibility)
 
     registry = REGISTRY.with_builder(replace(base, build=build))
     result = run_sweep(coupled_spec(permeabilities=(0.0, 1e-4)), MemorySink(), registry=registry)

@@ -87,7 +87,7 @@ def test_batched_signals_match_public_signal_point_by_point():
 
 
 def two_compartment_registry():
-    def build(parameters, options):
+    def build(parameters, options, plausibility):
         return {
             "intra": cylinder(parameters["radius"], (0, 0, 1), length_scale=2 * um),
             "extra": slab(4 * um, (1, 0, 0), length_scale=2 * um),

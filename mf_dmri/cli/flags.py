@@ -26,3 +26,31 @@ def positive(kind: type = float, *, zero: bool = False) -> Callable[[str], float
 
     parse.__name__ = f"{'integer' if kind is int else 'number'} {bound}"
     return parse
+
+
+def quantities(text: str) -> frozenset[str]:
+    """An argparse ``type`` for ``--allow``: comma-separated quantities of
+    ``mf_dmri.plausibility.RANGES`` (``length,gradient``)."""
+    from mf_dmri.plausibility import RANGES
+
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(names - set(RANGES))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown quantities {unknown or '(none given)'}; give a comma-separated "
+            f"list of {', '.join(RANGES)}"
+        )
+    return names
+
+
+def add_allow(parser: argparse.ArgumentParser) -> None:
+    """The ``--allow`` flag: quantities whose unusual or impossible values are intended
+    (added to the config's ``[checks] allow``; docs/plausibility.md)."""
+    parser.add_argument(
+        "--allow",
+        type=quantities,
+        default=frozenset(),
+        metavar="QUANTITY[,QUANTITY]",
+        help="accept values outside the biological range for these quantities (e.g. "
+        "length,gradient; as [checks] allow in the config, see docs/plausibility.md)",
+    )

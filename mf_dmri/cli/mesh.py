@@ -60,16 +60,33 @@ def _in_out(args: argparse.Namespace) -> str:
     return f"{args.path} {name} --unit {getattr(args.unit, 'text', args.unit)}"
 
 
+def _write_surface(surface, args: argparse.Namespace) -> None:
+    """Write ``surface`` [m] to ``args.output`` in ``args.unit`` (format by suffix) and
+    print the ``IN -> OUT:`` line that heads the report of ``repair`` and ``swc``."""
+    from mf_dmri.io.mesh import save_surface
+
+    save_surface(surface, args.output, unit=args.unit)
+    print(f"{args.input} -> {args.output}:")
+
+
+def _add_unit(parser: argparse.ArgumentParser, files: str) -> None:
+    parser.add_argument(
+        "--unit",
+        type=parse_unit,
+        required=True,
+        help=f"length unit of {files}: m, mm, um, nm or metres per unit (navis: 8e-9)",
+    )
+
+
 def run_repair(args: argparse.Namespace) -> int:
     from mf_dmri.geometry import repair_surface
-    from mf_dmri.io.mesh import load_surface, save_surface
+    from mf_dmri.io.mesh import load_surface
 
     mesh = load_surface(args.input, unit=args.unit)
     repaired, report = repair_surface(
         mesh, merge_tolerance=args.merge_tolerance, keep_largest=args.keep_largest
     )
-    save_surface(repaired, args.output, unit=args.unit)
-    print(f"{args.input} -> {args.output}:")
+    _write_surface(repaired, args)
     print(report.summary())
     return 0
 
@@ -78,7 +95,6 @@ def run_swc(args: argparse.Namespace) -> int:
     from mf_dmri.geometry.morphology import cell_parts
     from mf_dmri.geometry.morphology_simplify import simplify_morphology
     from mf_dmri.geometry.morphology_surface import morphology_surface
-    from mf_dmri.io.mesh import save_surface
     from mf_dmri.io.swc import load_swc
 
     def metres(value: float | None) -> float | None:
@@ -94,9 +110,8 @@ def run_swc(args: argparse.Namespace) -> int:
     )
     parts = cell_parts(simplified, soma=args.soma)
     surface = morphology_surface(parts, segments=args.segments)
-    save_surface(surface, args.output, unit=args.unit)
+    _write_surface(surface, args)
     skeleton, enclosed = parts.volume_sum(), surface.signed_volume()
-    print(f"{args.input} -> {args.output}:")
     print(f"simplification: {report.summary()}")
     print(
         f"soma: {parts.soma_convention}; {len(parts.starts)} frusta; surface "
@@ -118,12 +133,7 @@ def _add_swc(commands: argparse._SubParsersAction) -> None:
     )
     swc.add_argument("input", help="SWC file")
     swc.add_argument("output", help="surface file to write (format by suffix)")
-    swc.add_argument(
-        "--unit",
-        type=parse_unit,
-        required=True,
-        help="length unit of both files: m, mm, um, nm or metres per unit (navis: 8e-9)",
-    )
+    _add_unit(swc, "both files")
     swc.add_argument(
         "--min-radius-um", type=float, help="radius floor [um] (default: none; radii as read)"
     )
@@ -155,7 +165,7 @@ def _add_swc(commands: argparse._SubParsersAction) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``mesh`` command (subcommand ``check``)."""
+    """Add the ``mesh`` command (subcommands ``check``, ``repair``, ``swc``)."""
     parser = subparsers.add_parser(
         "mesh", help="surface mesh tools", description="Surface mesh tools."
     )
@@ -168,12 +178,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "any problem is found.",
     )
     check.add_argument("path", help="mesh file (PLY, STL, OBJ, OFF, GLB, VTK, VTU)")
-    check.add_argument(
-        "--unit",
-        type=parse_unit,
-        required=True,
-        help="length unit of the file: m, mm, um, nm or metres per unit",
-    )
+    _add_unit(check, "the file")
     check.add_argument(
         "--allow-multiple-bodies",
         action="store_true",
@@ -194,12 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     repair.add_argument("input", help="mesh file to repair")
     repair.add_argument("output", help="where to write the repaired surface (format by suffix)")
-    repair.add_argument(
-        "--unit",
-        type=parse_unit,
-        required=True,
-        help="length unit of both files: m, mm, um, nm or metres per unit",
-    )
+    _add_unit(repair, "both files")
     repair.add_argument("--keep-largest", action="store_true", help="keep only the largest body")
     repair.add_argument(
         "--merge-tolerance",

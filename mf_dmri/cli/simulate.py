@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from mf_dmri.cli.flags import add_allow
 from mf_dmri.io.vocabulary import column
 
 
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    add_allow(parser)
     parser.set_defaults(func=run)
 
 
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from mf_dmri.io.config import check_output_path, load_config
     from mf_dmri.io.simulation_output import write_simulation
 
-    config = load_config(args.config)
+    config = load_config(args.config, allow=args.allow)
     output = Path(args.output) if args.output else config.output
     if output is None:
         raise ValueError("no output file: give -o FILE or [output] path in the config")

@@ -67,7 +67,7 @@ def simulate_coupled(config, voxels, count: int, progress=None):
         key = tuple(sorted(tissue.items()))
         if key not in cache:
             with naming("[[compartment]]", "tissue values", system.written.get("permeability", "")):
-                basis = nested.basis(tissue, length_scale)
+                basis = nested.basis(tissue, length_scale, plausibility=config.plausibility)
             row = np.zeros(measurements, dtype=np.complex128)
             for group in config.protocol.groups:
                 row[group.rows] = signal(basis, group.pieces).detach().numpy()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mf_dmri.cli.flags import positive
+from mf_dmri.cli.flags import add_allow, positive
 
 if TYPE_CHECKING:  # imported lazily: ``mf-dmri --help`` must not need h5py or torch
     from mf_dmri.sweep import SweepResult
@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", type=Path, help="also export the table (.csv or .parquet)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_allow(parser)
 
 
 class _Bar:
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             f"--table {args.table}: the table format comes from the suffix; use .csv or .parquet"
         )
     registry = default_registry()
-    spec = load_sweep_toml(args.config, registry=registry)
+    spec = load_sweep_toml(args.config, registry=registry, allow=args.allow)
     plan = build_plan(spec, registry)
     out = args.out or Path(args.config.stem + ".h5")
     if args.dry_run:

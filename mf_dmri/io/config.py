@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,9 @@ def check_output_path(path: Path) -> Path:
     return path
 
 
-def load_config(path: str | Path) -> SimulationConfig:
-    """Read and validate a simulation TOML file (see the module docstring)."""
+def load_config(path: str | Path, *, allow: Iterable[str] = ()) -> SimulationConfig:
+    """Read and validate a simulation TOML file (see the module docstring); ``allow``:
+    quantities added to the ``[checks] allow`` override (``mf-dmri simulate --allow``)."""
     path = Path(path)
     try:
         data = tomllib.loads(read_text(path, "config"))
@@ -218,9 +220,9 @@ def load_config(path: str | Path) -> SimulationConfig:
     for required in ("compartment", "acquisition"):
         if required not in data:
             raise ConfigError(f"the config needs a [{required}] section", (required,), "")
-    plausibility = parse_checks(data.get("checks"))
+    plausibility = parse_checks(data.get("checks"), allow)
     base = path.parent
-    mesh = parse_mesh_system(data["mesh"], base) if "mesh" in data else None
+    mesh = parse_mesh_system(data["mesh"], base, plausibility) if "mesh" in data else None
     tables = data["compartment"]
     if not isinstance(tables, list) or not tables:
         raise ConfigError("write compartments as [[compartment]] tables", ("compartment",), "")

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 
 from mf_dmri._checks import DTYPE
-from mf_dmri.io.plausible_keys import check_key
+from mf_dmri.io.plausible_keys import check_key, check_sign
 from mf_dmri.io.scheme import Scheme
 from mf_dmri.io.vocabulary import ConfigError, naming, split_key
-from mf_dmri.plausibility import Plausibility
+from mf_dmri.plausibility import ImplausibleValueError, Plausibility, check_diffusion_weighting
 from mf_dmri.sequences import OGSE, PGSE, Acquisition, GradientPieces
+from mf_dmri.units import s_per_mm2
 
 QUANTITIES = {
     "pulse_duration": "time",
@@ -125,6 +126,7 @@ def _numbers(
                 WHERE,
             )
         si = [float(v) * resolved.factor for v in numbers]
+        check_sign(resolved, key, si, WHERE)
         check_key(resolved.name, key, resolved.unit, resolved.factor, si, WHERE, plausibility)
         values[resolved.name] = si if resolved.name == "b" else si[0]
         written[resolved.name] = key
@@ -141,7 +143,12 @@ def _timing(values: dict, written: dict) -> tuple[float, float] | None:
     return values["pulse_duration"], values["pulse_separation"]
 
 
-def _file_scheme(section: dict, base: Path) -> Scheme | None:
+def _file_scheme(
+    section: dict, base: Path, plausibility: Plausibility | None = None
+) -> Scheme | None:
+    """The gradient table of a bvals/bvecs, Camino or MRtrix file (None: none given); its
+    b-values must weight diffusion (:func:`mf_dmri.plausibility.check_diffusion_weighting`:
+    b-values in ms/um^2 read as s/mm^2 are refused)."""
     from mf_dmri.io.camino import read_camino_scheme
     from mf_dmri.io.fsl import read_fsl_scheme
     from mf_dmri.io.mrtrix import read_mrtrix_b
@@ -163,13 +170,16 @@ def _file_scheme(section: dict, base: Path) -> Scheme | None:
         )
     with naming(WHERE, key):
         if key == "scheme":
-            return read_camino_scheme(base / section[key])
+            scheme = read_camino_scheme(base / section[key])
+            return _check_weighting(scheme, f"{key} = {section[key]!r}", plausibility)
         if key == "gradient_table":
-            return read_mrtrix_b(base / section[key])
+            scheme = read_mrtrix_b(base / section[key])
+            return _check_weighting(scheme, f"{key} = {section[key]!r}", plausibility)
         if "bvecs" not in section:
             raise ValueError("give both 'bvals' and 'bvecs' FSL files")
         bvalues, directions = read_fsl_scheme(base / section["bvals"], base / section["bvecs"])
         scheme = Scheme(directions=directions.numpy(), bvalues=bvalues.numpy())
+    _check_weighting(scheme, f"{key} = {section[key]!r}", plausibility)
     if "sidecar" in section:
         from mf_dmri.io.bids import read_sidecar, scheme_with_sidecar_timing
 
@@ -179,7 +189,23 @@ def _file_scheme(section: dict, base: Path) -> Scheme | None:
     return scheme
 
 
-def _scheme_groups(scheme: Scheme, values: dict, written: dict) -> list[MeasurementGroup]:
+def _check_weighting(scheme: Scheme, key: str, plausibility: Plausibility | None) -> Scheme:
+    """``scheme``, if its b-values (when it gives b-values) weight diffusion; ``key``: the
+    file's key as written."""
+    if scheme.bvalues is None:
+        return scheme
+    try:
+        check_diffusion_weighting(
+            scheme.bvalues, f"{WHERE} {key}", plausibility, given=("s/mm^2", s_per_mm2)
+        )
+    except ImplausibleValueError as exc:
+        raise ConfigError(str(exc), (key,), WHERE) from exc
+    return scheme
+
+
+def _scheme_groups(
+    scheme: Scheme, values: dict, written: dict, plausibility: Plausibility | None = None
+) -> list[MeasurementGroup]:
     timing = _timing(values, written)
     if timing is not None and scheme.has_timing:
         raise ConfigError(
@@ -192,7 +218,7 @@ def _scheme_groups(scheme: Scheme, values: dict, written: dict) -> list[Measurem
         with naming(WHERE, written["pulse_duration"], written["pulse_separation"]):
             scheme = scheme.with_timing(*timing, values.get("echo_time"))
     with naming(WHERE, "timing"):
-        pairs = scheme.acquisitions()
+        pairs = scheme.acquisitions(plausibility)
     return [
         MeasurementGroup(
             acq.pieces(),
@@ -300,9 +326,9 @@ def parse_acquisition(
         rows = np.arange(pieces.num_measurements)
         groups = [MeasurementGroup(pieces, rows, None, "MC/DC waveform")]
     else:
-        scheme = _file_scheme(section, base)
+        scheme = _file_scheme(section, base, plausibility)
         if scheme is not None:
-            groups = _scheme_groups(scheme, values, written)
+            groups = _scheme_groups(scheme, values, written, plausibility)
         else:
             groups = _shell_groups(section, values, written, base, plausibility)
     total = sum(g.rows.size for g in groups)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mf_dmri.io.plausible_keys import axis_extremes, check_key
+from mf_dmri.io.plausible_keys import axis_extremes, check_key, check_sign
 from mf_dmri.io.vocabulary import UNITS, ConfigError, split_key
 from mf_dmri.plausibility import Plausibility
 from mf_dmri.sweep.ranges import Axis, Values
@@ -114,6 +114,7 @@ def _axes(
         if resolved.name in axes:
             raise ConfigError(f"{where}: {resolved.name} is given twice", (key,), where)
         axis = parse_axis_value(value, resolved.factor, f"{where} {key}")
+        check_sign(resolved, key, axis_extremes(axis), where)
         check_key(
             resolved.name,
             key,
@@ -198,14 +199,17 @@ def parse_compartment(
     return CompartmentConfig(name, shape or "region", axes, written, options)
 
 
-def parse_mesh_system(section: dict[str, Any], base: Path) -> MeshSystemConfig:
+def parse_mesh_system(
+    section: dict[str, Any], base: Path, plausibility: Plausibility | None = None
+) -> MeshSystemConfig:
+    """The ``[mesh]`` table; ``plausibility``: the ``[checks]`` override."""
     section = dict(section)
     where = "[mesh]"
     if "path" not in section or "unit" not in section:
         raise ConfigError(f"{where} needs path and unit", ("path",), where)
     path = base / section.pop("path")
     unit = _unit(section.pop("unit"), where)
-    axes, written = _axes(section, MESH_SYSTEM, where)
+    axes, written = _axes(section, MESH_SYSTEM, where, plausibility)
     for name, axis in axes.items():
         if not isinstance(axis, Values) or len(axis.values) != 1:
             raise ConfigError(f"{where} {written[name]} takes one value", (written[name],), where)

@@ -6,15 +6,18 @@ of its quantity (:mod:`mf_dmri.plausibility`); an impossible value raises a
 :class:`~mf_dmri.plausibility.PlausibilityWarning`.  When the number would be plausible
 as an SI value, the message says so: ``pulse_duration_ms = 0.01`` is an SI value under a
 millisecond key.  The ``[checks]`` table (``allow = ["length", ...]`` or
-``enabled = false``) gives the override.
+``enabled = false``) and the command line's ``--allow`` give the override.  Signs are no
+plausibility matter: :func:`check_sign` refuses a radius <= 0 or a fraction of -0.1
+whatever the override.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
-from mf_dmri.io.vocabulary import ConfigError
+from mf_dmri.io.vocabulary import ConfigError, Key
 from mf_dmri.plausibility import (
     RANGES,
     ImplausibleValueError,
@@ -45,11 +48,12 @@ KEY_QUANTITIES = {
 }
 
 
-def parse_checks(section: Any) -> Plausibility:
+def parse_checks(section: Any, allow: Iterable[str] = ()) -> Plausibility:
     """The :class:`Plausibility` of a ``[checks]`` table: ``allow`` (quantities whose
-    unusual values are intended) and ``enabled`` (false: no range checks)."""
+    unusual values are intended) and ``enabled`` (false: no range checks); ``allow`` (the
+    command line's ``--allow``) adds quantities to the table's."""
     if section is None:
-        return Plausibility()
+        section = {}
     if not isinstance(section, dict):
         raise ConfigError("[checks] must be a table", ("checks",), "[checks]")
     unknown = sorted(set(section) - {"allow", "enabled"})
@@ -57,10 +61,10 @@ def parse_checks(section: Any) -> Plausibility:
         raise ConfigError(
             f"[checks] has unknown keys {unknown}; allowed: allow, enabled", tuple(unknown), ""
         )
-    allow = section.get("allow", [])
-    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+    written = section.get("allow", [])
+    if not isinstance(written, list) or not all(isinstance(a, str) for a in written):
         raise ConfigError(
-            f"[checks] allow must be a list of quantities ({', '.join(RANGES)}), got {allow!r}",
+            f"[checks] allow must be a list of quantities ({', '.join(RANGES)}), got {written!r}",
             ("allow",),
             "[checks]",
         )
@@ -70,9 +74,44 @@ def parse_checks(section: Any) -> Plausibility:
             f"[checks] enabled must be true or false, got {enabled!r}", ("enabled",), "[checks]"
         )
     try:
-        return Plausibility(allow=frozenset(allow), enabled=enabled)
+        return Plausibility(allow=frozenset(written) | frozenset(allow), enabled=enabled)
     except ValueError as exc:
         raise ConfigError(f"[checks] allow: {exc}", ("allow",), "[checks]") from exc
+
+
+#: Python names whose values must be > 0 whatever their quantity's range says.
+_POSITIVE_QUANTITIES = ("length", "time", "diffusivity", "eigenvalue")
+_NONNEGATIVE_QUANTITIES = ("bvalue", "gradient", "permeability")
+_FRACTIONS = ("volume_fraction", "signal_fraction")
+
+
+def check_sign(resolved: Key, key: str, values_si: Any, where: str) -> None:
+    """Refuse values of key ``key`` (resolved by :func:`~mf_dmri.io.vocabulary.split_key`)
+    in section ``where`` that no override makes meaningful: a length, time, diffusivity or
+    eigenvalue cutoff <= 0 (a deformation ``*_amplitude`` may be 0), a negative b-value,
+    gradient, permeability or spin density, a fraction outside [0, 1]."""
+    name, quantity = resolved.name, resolved.quantity
+    if name in _FRACTIONS:
+        rule, wrong = "in [0, 1]", lambda v: not 0.0 <= v <= 1.0
+    elif (
+        name == "spin_density"
+        or quantity in _NONNEGATIVE_QUANTITIES
+        or (quantity in _POSITIVE_QUANTITIES and name.endswith("_amplitude"))
+    ):
+        rule, wrong = "non-negative (>= 0)", lambda v: v < 0.0
+    elif quantity in _POSITIVE_QUANTITIES:
+        rule, wrong = "positive (> 0)", lambda v: v <= 0.0
+    else:
+        return
+    bad = [float(v) for v in values_si if wrong(float(v))]
+    if bad:
+        unit = f" {resolved.unit}" if resolved.unit else ""
+        raise ConfigError(
+            f"{where} {key}: {name} must be {rule}, got {bad[0] / resolved.factor:g}{unit}; "
+            "correct the value (no override accepts it)",
+            (key,),
+            where,
+        )
 
 
 def check_key(

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mf_dmri._checks import DTYPE
+from mf_dmri.plausibility import Plausibility
 from mf_dmri.sequences import PGSE, Acquisition
 from mf_dmri.units import GAMMA_PROTON
 
@@ -149,11 +150,15 @@ class Scheme:
             result.append(((float(key[0]), float(key[1]), echo_time), rows))
         return result
 
-    def acquisitions(self) -> list[tuple[Acquisition, np.ndarray]]:
-        """One (Acquisition, row indices) per distinct timing, in order of timing."""
+    def acquisitions(
+        self, plausibility: Plausibility | None = None
+    ) -> list[tuple[Acquisition, np.ndarray]]:
+        """One (Acquisition, row indices) per distinct timing, in order of timing;
+        ``plausibility``: the override of their range checks (``mf_dmri.plausibility``)."""
         result = []
+        checks = {"plausibility": plausibility}
         for (delta, separation, echo_time), rows in self.timings():
-            waveform = PGSE(delta, separation)
+            waveform = PGSE(delta, separation, **checks)
             directions = torch.as_tensor(self.unit_directions()[rows], dtype=DTYPE)
             if self.gradient_amplitudes is not None:
                 acquisition = Acquisition(
@@ -162,6 +167,7 @@ class Scheme:
                     torch.as_tensor(self.gradient_amplitudes[rows], dtype=DTYPE),
                     self.gyromagnetic_ratio,
                     echo_time,
+                    **checks,
                 )
             else:
                 acquisition = Acquisition.from_bvalues(
@@ -170,6 +176,7 @@ class Scheme:
                     directions,
                     self.gyromagnetic_ratio,
                     echo_time,
+                    **checks,
                 )
             result.append((acquisition, rows))
         return result

@@ -11,14 +11,17 @@ See docs/sweeps.md for the full schema and examples/sweep_*.toml.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tomllib
 
-from mf_dmri.io.plausible_keys import axis_extremes, check_key
+from mf_dmri.io.config_compartments import direction
+from mf_dmri.io.plausible_keys import axis_extremes, check_key, check_sign, parse_checks
 from mf_dmri.io.vocabulary import UNITS, ConfigError, split_key
+from mf_dmri.plausibility import Plausibility
 from mf_dmri.sequences import electrostatic_directions
 from mf_dmri.sweep.acquisition import hemisphere_directions
 from mf_dmri.sweep.plan import TissueKeyError, check_tissue
@@ -32,7 +35,16 @@ from mf_dmri.sweep.spec import (
     TissueSpec,
 )
 
-_TOP_KEYS = {"name", "seed", "chunk_rows", "normalize", "geometry", "tissue", "acquisition"}
+_TOP_KEYS = {
+    "name",
+    "seed",
+    "chunk_rows",
+    "normalize",
+    "checks",
+    "geometry",
+    "tissue",
+    "acquisition",
+}
 _AXIS_FORMS = {
     "grid": (Grid, False),
     "log_grid": (Grid, True),
@@ -88,7 +100,11 @@ def parse_axis(value: Any, factor: float, where: str) -> Axis:
 
 
 def _axes(
-    section: dict, quantities: dict[str, str], where: str, written: dict | None = None
+    section: dict,
+    quantities: dict[str, str],
+    where: str,
+    plausibility: Plausibility,
+    written: dict | None = None,
 ) -> dict[str, Axis]:
     """SI axes of ``section``; ``written`` (if given) receives name -> key as written."""
     axes: dict[str, Axis] = {}
@@ -98,13 +114,16 @@ def _axes(
         if name in axes:
             raise ValueError(f"{where}: {name} is given twice (with different units?)")
         axes[name] = parse_axis(value, factor, f"{where}.{key}")
-        check_key(name, key, resolved.unit, factor, axis_extremes(axes[name]), where)
+        check_sign(resolved, key, axis_extremes(axes[name]), where)
+        check_key(name, key, resolved.unit, factor, axis_extremes(axes[name]), where, plausibility)
         if written is not None:
             written[name] = f"{where} {key}"
     return axes
 
 
-def _geometry(section: dict, registry: GeometryRegistry, base: Path, index: int) -> GeometrySpec:
+def _geometry(
+    section: dict, registry: GeometryRegistry, base: Path, index: int, plausibility: Plausibility
+) -> GeometrySpec:
     where = f"[[geometry]] #{index + 1}"
     section = dict(section)
     if "shape" not in section:
@@ -116,7 +135,9 @@ def _geometry(section: dict, registry: GeometryRegistry, base: Path, index: int)
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise ValueError(f"{where}: files must be a list of paths")
     options = {k: section.pop(k) for k in list(section) if k in builder.options}
-    axes = _axes(section, dict(builder.parameters), f"{where} (shape {shape})")
+    if "axis" in options:
+        direction(options["axis"], f"{where} axis")  # refused here, not at the solve
+    axes = _axes(section, dict(builder.parameters), f"{where} (shape {shape})", plausibility)
     resolved = tuple(str((base / f).resolve()) for f in files)
     for f in resolved:
         if not Path(f).is_file():
@@ -124,7 +145,7 @@ def _geometry(section: dict, registry: GeometryRegistry, base: Path, index: int)
     return GeometrySpec(shape, axes, options, resolved, combine)
 
 
-def _tissue(section: dict, written: dict[str, str]) -> TissueSpec:
+def _tissue(section: dict, written: dict[str, str], plausibility: Plausibility) -> TissueSpec:
     """The [tissue] axes; ``written`` receives SI name -> key as written."""
     section = dict(section)
     combine = section.pop("combine", "product")
@@ -132,10 +153,11 @@ def _tissue(section: dict, written: dict[str, str]) -> TissueSpec:
     for key in [k for k, v in section.items() if isinstance(v, dict) and not _is_range(v)]:
         own: dict[str, str] = {}
         where = f"[tissue.{key}]"
-        for name, axis in _axes(section.pop(key), TISSUE_PARAMETERS, where, own).items():
+        tissue = _axes(section.pop(key), TISSUE_PARAMETERS, where, plausibility, own)
+        for name, axis in tissue.items():
             axes[f"{key}.{name}"] = axis
         written.update({f"{key}.{name}": text for name, text in own.items()})
-    axes.update(_axes(section, TISSUE_PARAMETERS, "[tissue]", written))
+    axes.update(_axes(section, TISSUE_PARAMETERS, "[tissue]", plausibility, written))
     return TissueSpec(axes, combine)
 
 
@@ -167,7 +189,7 @@ def parse_directions(value: Any, where: str) -> np.ndarray:
     )
 
 
-def _acquisition(section: dict, index: int) -> AcquisitionBlock:
+def _acquisition(section: dict, index: int, plausibility: Plausibility) -> AcquisitionBlock:
     where = f"[[acquisition]] #{index + 1}"
     section = dict(section)
     sequence = section.pop("sequence", None)
@@ -184,7 +206,8 @@ def _acquisition(section: dict, index: int) -> AcquisitionBlock:
         if isinstance(axis, Random):
             raise ValueError(f"{where}.{key}: acquisitions take explicit lists or grids of values")
         values[name] = tuple(float(v) for v in axis.sample(0, key))
-        check_key(name, key, resolved.unit, factor, values[name], where)
+        check_sign(resolved, key, values[name], where)
+        check_key(name, key, resolved.unit, factor, values[name], where, plausibility)
     for name in ("pulse_duration", "pulse_separation", "b"):
         if name not in values:
             raise ValueError(f"{where} needs {name} (with its unit, e.g. {name}_ms)")
@@ -207,10 +230,17 @@ def _periods(values: tuple[float, ...], where: str) -> tuple[int, ...]:
 
 
 def spec_from_toml(
-    text: str, *, base_dir: str | Path = ".", registry: GeometryRegistry | None = None
+    text: str,
+    *,
+    base_dir: str | Path = ".",
+    registry: GeometryRegistry | None = None,
+    allow: Iterable[str] = (),
 ) -> SweepSpec:
     """Parse sweep TOML ``text``; relative geometry files are resolved from ``base_dir``;
-    shapes are looked up in ``registry`` (None: ``default_registry()``)."""
+    shapes are looked up in ``registry`` (None: ``default_registry()``).  The ``[checks]``
+    table (``allow = ["length", ...]``, ``enabled = false``) plus the quantities ``allow``
+    (``mf-dmri sweep --allow``) is the override of the range checks
+    (:mod:`mf_dmri.plausibility`), kept as ``SweepSpec.plausibility`` for the engine."""
     registry = default_registry() if registry is None else registry
     try:
         data = tomllib.loads(text)
@@ -227,16 +257,20 @@ def spec_from_toml(
     if "tissue" not in data:
         raise ValueError("the sweep needs a [tissue] table with a diffusivity")
     base = Path(base_dir)
-    geometries = tuple(_geometry(g, registry, base, i) for i, g in enumerate(data["geometry"]))
+    checks = parse_checks(data.get("checks"), allow)
+    geometries = tuple(
+        _geometry(g, registry, base, i, checks) for i, g in enumerate(data["geometry"])
+    )
     written: dict[str, str] = {}
     spec = SweepSpec(
         geometries=geometries,
-        tissue=_tissue(data["tissue"], written),
-        acquisitions=tuple(_acquisition(a, i) for i, a in enumerate(data["acquisition"])),
+        tissue=_tissue(data["tissue"], written, checks),
+        acquisitions=tuple(_acquisition(a, i, checks) for i, a in enumerate(data["acquisition"])),
         seed=data.get("seed", 0),
         chunk_rows=data.get("chunk_rows", 256),
         normalize=data.get("normalize", True),
         name=data.get("name", "sweep"),
+        plausibility=checks,
     )
     try:
         check_tissue(spec, registry)
@@ -246,14 +280,18 @@ def spec_from_toml(
     return spec
 
 
-def load_sweep_toml(path: str | Path, *, registry: GeometryRegistry | None = None) -> SweepSpec:
-    """Read and validate a sweep TOML file."""
+def load_sweep_toml(
+    path: str | Path, *, registry: GeometryRegistry | None = None, allow: Iterable[str] = ()
+) -> SweepSpec:
+    """Read and validate a sweep TOML file (``allow``: see :func:`spec_from_toml`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep configuration {path} not found")
     from mf_dmri.io.text import read_text
 
-    return spec_from_toml(read_text(path, "sweep config"), base_dir=path.parent, registry=registry)
+    return spec_from_toml(
+        read_text(path, "sweep config"), base_dir=path.parent, registry=registry, allow=allow
+    )
 
 
 def _surface_file(options):
@@ -268,13 +306,13 @@ def _surface_file(options):
     return load_surface(options["file"], unit=UNITS["length"][unit])
 
 
-def _mesh_file_build(parameters, options):
+def _mesh_file_build(parameters, options, plausibility):
     from mf_dmri.sweep.mesh_shapes import solve_surface
 
     return solve_surface(_surface_file(options), parameters, label=Path(options["file"]).name)
 
 
-def _nested_file_build(parameters, options):
+def _nested_file_build(parameters, options, plausibility):
     from mf_dmri.geometry import build_compartments
     from mf_dmri.sweep.mesh_shapes import mesh_size
     from mf_dmri.sweep.nested import mesh_nested

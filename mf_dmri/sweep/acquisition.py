@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mf_dmri._checks import DTYPE
+from mf_dmri.plausibility import CHECKED, Plausibility
 from mf_dmri.sequences import OGSE, PGSE, Acquisition, fibonacci_sphere
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.sweep.spec import AcquisitionBlock
@@ -57,18 +58,23 @@ class Timing:
 @dataclass(frozen=True)
 class MeasurementTable:
     """The sweep's measurements: SI columns (M,) named as in ``MEASUREMENT_COLUMNS`` plus
-    their grouping by timing."""
+    their grouping by timing; ``plausibility``: the override of the range checks of the
+    waveforms and gradients built from them."""
 
     columns: dict[str, np.ndarray]
     timings: tuple[Timing, ...]
+    plausibility: Plausibility = CHECKED
 
     @property
     def count(self) -> int:
         return int(self.columns["bvalue"].size)
 
 
-def measurement_table(blocks: tuple[AcquisitionBlock, ...]) -> MeasurementTable:
-    """Every block's timings x b-values x directions (b = 0 once per timing), in order."""
+def measurement_table(
+    blocks: tuple[AcquisitionBlock, ...], plausibility: Plausibility = CHECKED
+) -> MeasurementTable:
+    """Every block's timings x b-values x directions (b = 0 once per timing), in order;
+    ``plausibility``: the override kept for :func:`timing_acquisition`."""
     rows: list[tuple] = []
     timings: list[Timing] = []
     for block_index, block in enumerate(blocks):
@@ -98,7 +104,7 @@ def measurement_table(blocks: tuple[AcquisitionBlock, ...]) -> MeasurementTable:
     columns = {name: data[:, i] for i, name in enumerate(MEASUREMENT_COLUMNS)}
     for name in ("block", "timing", "sequence", "num_periods"):
         columns[name] = columns[name].astype(np.int64)
-    return MeasurementTable(columns, tuple(timings))
+    return MeasurementTable(columns, tuple(timings), plausibility)
 
 
 def timing_acquisition(table: MeasurementTable, timing: Timing) -> Acquisition:
@@ -109,13 +115,18 @@ def timing_acquisition(table: MeasurementTable, timing: Timing) -> Acquisition:
         np.stack([columns[f"direction_{a}"][timing.indices] for a in "xyz"], axis=1),
         dtype=DTYPE,
     )
+    checks = table.plausibility
     if timing.sequence == "pgse":
-        waveform = PGSE(timing.pulse_duration, timing.pulse_separation)
+        waveform = PGSE(timing.pulse_duration, timing.pulse_separation, plausibility=checks)
     else:
         waveform = OGSE(
-            timing.pulse_duration, timing.pulse_separation, timing.num_periods, timing.kind
+            timing.pulse_duration,
+            timing.pulse_separation,
+            timing.num_periods,
+            timing.kind,
+            plausibility=checks,
         )
-    return Acquisition.from_bvalues(waveform, bvalues, directions)
+    return Acquisition.from_bvalues(waveform, bvalues, directions, plausibility=checks)
 
 
 def timing_pieces(table: MeasurementTable, timing: Timing) -> GradientPieces:

@@ -16,6 +16,7 @@ import torch
 
 from mf_dmri._checks import CDTYPE, DTYPE
 from mf_dmri.eigenbasis import ProductDomain
+from mf_dmri.plausibility import CHECKED, Plausibility
 from mf_dmri.signal.api import free_signal
 from mf_dmri.signal.cutoff import DEFAULT_MEMORY_BUDGET, DEFAULT_TOLERANCE, adapted_factor
 from mf_dmri.signal.propagation import (
@@ -39,6 +40,8 @@ class GeometrySimulator:
         max_chunk_bytes: memory budget of one batch of matrix exponentials [bytes].
         diffusivity_ranges: per compartment the smallest and largest diffusivity of the
             sweep [m^2/s], where the error bars are evaluated.
+        plausibility: override of the range checks of those compartments
+            (``mf_dmri.plausibility``; the sweep's ``[checks]``).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class GeometrySimulator:
         device: torch.device | str = "cpu",
         max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         diffusivity_ranges: dict[str, tuple[float, float]] | None = None,
+        plausibility: Plausibility = CHECKED,
     ) -> None:
         self.device = torch.device(device)
         self.domains = {name: d.to(self.device) for name, d in domains.items()}
@@ -62,6 +66,7 @@ class GeometrySimulator:
         self._memo: dict[tuple[str, int, float], torch.Tensor] = {}
         self._bars: dict[tuple[str, int], torch.Tensor] = {}
         self.diffusivity_ranges = dict(diffusivity_ranges or {})
+        self.plausibility = plausibility
 
     def _prepare(self, name: str, factor: int, timing: int) -> FactorPlan:
         key = (name, factor, timing)
@@ -195,7 +200,10 @@ class GeometrySimulator:
             if low is None:
                 raise ValueError(f"no diffusivity range for compartment {name!r}")
             bars = [
-                signal_with_error(Compartment(self.domains[name], d), self._pieces[timing])
+                signal_with_error(
+                    Compartment(self.domains[name], d, plausibility=self.plausibility),
+                    self._pieces[timing],
+                )
                 .error_bar.detach()
                 .to(self.device)
                 for d in sorted({low, high})

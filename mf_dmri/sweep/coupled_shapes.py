@@ -28,7 +28,8 @@ def _subdivisions(options: Mapping[str, Any]) -> int:
     return value
 
 
-def _sphere_in_sphere(parameters, options) -> NestedMesh:
+def _sphere_in_sphere(parameters, options, plausibility) -> NestedMesh:
+    """(``plausibility`` checks the tissue values, in ``NestedMesh.basis``.)"""
     inner, outer = float(parameters["inner_radius"]), float(parameters["outer_radius"])
     if not 0 < inner < outer:
         raise ValueError(
@@ -40,7 +41,8 @@ def _sphere_in_sphere(parameters, options) -> NestedMesh:
     return mesh_nested(build_compartments(surfaces), ("extra", "intra"), mesh_size(parameters))
 
 
-def _cylinder_in_box(parameters, options) -> NestedMesh:
+def _cylinder_in_box(parameters, options, plausibility) -> NestedMesh:
+    """(``plausibility`` checks the tissue values, in ``NestedMesh.basis``.)"""
     radius, length = float(parameters["radius"]), float(parameters["length"])
     side = float(parameters["box_size"])
     if not (2 * radius < side and length < side):

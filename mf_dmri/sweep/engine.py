@@ -22,6 +22,7 @@ import torch
 
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import ProductDomain
+from mf_dmri.plausibility import CHECKED, Plausibility
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES
 from mf_dmri.sweep.batched import GeometrySimulator
 from mf_dmri.sweep.coupled_simulator import CoupledSimulator
@@ -110,20 +111,23 @@ def solve_geometry(
     registry: GeometryRegistry,
     cache: BasisCache | None,
     meshes: dict | None = None,
+    plausibility: Plausibility = CHECKED,
 ) -> tuple[dict[str, ProductDomain] | CoupledBasis, bool]:
     """The compartments of ``point`` (a ``CoupledBasis`` for a coupled shape) and whether
     they were solved (False: cache hit; coupled points are never cached).  ``meshes``
-    (optional, one entry) keeps a coupled shape's mesh for the next point that shares it."""
+    (optional, one entry) keeps a coupled shape's mesh for the next point that shares it;
+    ``plausibility``: the sweep's override of the range checks."""
     builder = registry[point.shape]
     options = point.options | _file_option(point)
     if builder.coupled:
-        return _solve_coupled(point, builder, options, {} if meshes is None else meshes), True
+        meshes = {} if meshes is None else meshes
+        return _solve_coupled(point, builder, options, meshes, plausibility), True
     if cache is not None:
         domains = cache.get(point)
         if domains is not None:
             return domains, False
     start = time.perf_counter()
-    domains = builder(point.parameters, options)
+    domains = builder(point.parameters, options, plausibility)
     logger.debug(
         "geometry %d (%s) solved in %.2f s", point.index, point.shape, time.perf_counter() - start
     )
@@ -132,15 +136,18 @@ def solve_geometry(
     return domains, True
 
 
-def _solve_coupled(point: GeometryPoint, builder, options, meshes: dict) -> CoupledBasis:
+def _solve_coupled(
+    point: GeometryPoint, builder, options, meshes: dict, plausibility: Plausibility
+) -> CoupledBasis:
     """Mesh ``point``'s shape (or reuse the mesh kept in ``meshes``) and solve its coupled
     eigenbasis for the point's tissue values."""
     key = replace(point, tissue={}).key()
     if key not in meshes:
         meshes.clear()
-        meshes[key] = builder(point.parameters, options)
+        meshes[key] = builder(point.parameters, options, plausibility)
     start = time.perf_counter()
-    basis = meshes[key].basis(point.tissue, point.parameters["length_scale"], point.shape)
+    length_scale = point.parameters["length_scale"]
+    basis = meshes[key].basis(point.tissue, length_scale, point.shape, plausibility)
     logger.debug("coupled point %d solved in %.2f s", point.index, time.perf_counter() - start)
     return basis
 
@@ -166,7 +173,8 @@ def geometry_chunks(
     those of :meth:`GeometrySimulator.signals_with_error` at the extreme diffusivities of
     the sweep (NaN for a coupled point: no error estimate yet).  ``meshes``: see
     :func:`solve_geometry`."""
-    domains, solved = solve_geometry(plan.geometries[geometry], registry, cache, meshes)
+    checks = plan.spec.plausibility
+    domains, solved = solve_geometry(plan.geometries[geometry], registry, cache, meshes, checks)
     if isinstance(domains, CoupledBasis):
         simulator = CoupledSimulator(
             domains,
@@ -184,6 +192,7 @@ def geometry_chunks(
             device=device,
             max_chunk_bytes=max_chunk_bytes,
             diffusivity_ranges=diffusivity_ranges(plan, domains),
+            plausibility=checks,
         )
     for chunk in chunks:
         if chunk.geometry != geometry:

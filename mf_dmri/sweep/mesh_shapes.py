@@ -58,7 +58,8 @@ def _generator_builder(
     options: dict[str, str],
     description: str,
 ) -> GeometryBuilder:
-    def build(values, chosen_options):
+    def build(values, chosen_options, plausibility):
+        # no range check here: Compartment checks the mesh's extent with ``plausibility``
         return solve_surface(make(values, chosen_options), values, label=name)
 
     return GeometryBuilder(

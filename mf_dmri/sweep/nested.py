@@ -20,14 +20,18 @@ from dataclasses import dataclass
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.fem import PermeableMesh, PermeableParameters, permeable_eigenbasis, permeable_mesh
 from mf_dmri.geometry import CompartmentModel, tetrahedralize
+from mf_dmri.plausibility import Plausibility
 
 #: Per-compartment tissue values of a coupled point, with their defaults (SI).
 COMPARTMENT_DEFAULTS = {"t2": math.inf, "spin_density": 1.0, "surface_relaxivity": 0.0}
 
 
-def coupled_parameters(tissue: Mapping[str, float], names: Sequence[str]) -> PermeableParameters:
+def coupled_parameters(
+    tissue: Mapping[str, float], names: Sequence[str], plausibility: Plausibility | None = None
+) -> PermeableParameters:
     """The :class:`PermeableParameters` of one tissue point [SI] for the compartments
-    ``names`` (in mesh label order); ``"<name>.<key>"`` overrides the shared ``key``."""
+    ``names`` (in mesh label order); ``"<name>.<key>"`` overrides the shared ``key``;
+    ``plausibility``: the override of their range checks."""
     unknown = sorted({k.rsplit(".", 1)[0] for k in tissue if "." in k} - set(names))
     if unknown:
         raise ValueError(
@@ -46,6 +50,7 @@ def coupled_parameters(tissue: Mapping[str, float], names: Sequence[str]) -> Per
         diffusivity=values("diffusivity", None),
         permeability=tissue.get("permeability", 0.0),
         **{key: values(key, default) for key, default in COMPARTMENT_DEFAULTS.items()},
+        plausibility=plausibility,
     )
 
 
@@ -62,11 +67,16 @@ class NestedMesh:
     names: tuple[str, ...]
 
     def basis(
-        self, tissue: Mapping[str, float], length_scale: float, label: str = ""
+        self,
+        tissue: Mapping[str, float],
+        length_scale: float,
+        label: str = "",
+        plausibility: Plausibility | None = None,
     ) -> CoupledBasis:
         """The coupled eigenbasis for the SI ``tissue`` values (see
-        :func:`coupled_parameters`) up to ``length_scale`` [m]."""
-        parameters = coupled_parameters(tissue, self.names)
+        :func:`coupled_parameters`, checked with ``plausibility``) up to ``length_scale``
+        [m]."""
+        parameters = coupled_parameters(tissue, self.names, plausibility)
         return permeable_eigenbasis(self.mesh, parameters, length_scale=length_scale, label=label)
 
 

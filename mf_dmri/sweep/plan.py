@@ -172,7 +172,11 @@ def build_plan(spec: SweepSpec, registry: GeometryRegistry) -> SweepPlan:
             stop = min(start + spec.chunk_rows, count_t)
             chunks.append(Chunk(len(chunks), g, start, stop, g * count_t + start))
     return SweepPlan(
-        spec, tuple(geometries), tissue, measurement_table(spec.acquisitions), tuple(chunks)
+        spec,
+        tuple(geometries),
+        tissue,
+        measurement_table(spec.acquisitions, spec.plausibility),
+        tuple(chunks),
     )
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from mf_dmri.analytic import cylinder, free, slab, sphere
 from mf_dmri.eigenbasis import ProductDomain
+from mf_dmri.plausibility import Plausibility, as_plausibility
 
 if TYPE_CHECKING:  # imported when a coupled builder runs (it pulls in fem and geometry)
     from mf_dmri.sweep.nested import NestedMesh
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # imported when a coupled builder runs (it pulls in fem and g
 #: Physical quantity of a parameter; the TOML reader maps each to its accepted units.
 QUANTITIES = ("length", "time", "diffusivity", "bvalue", "frequency", "gradient", "none")
 
-BuildFunction = Callable[[Mapping[str, float], Mapping[str, Any]], Any]
+BuildFunction = Callable[[Mapping[str, float], Mapping[str, Any], Plausibility], Any]
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,11 @@ class GeometryBuilder:
 
     Args:
         name: registry key (the TOML ``shape``).
-        build: ``build(parameters, options) -> {compartment: ProductDomain}``; parameters
-            are SI floats, options are fixed values (vectors [-], strings, paths); a
-            coupled builder returns a ``NestedMesh`` instead.
+        build: ``build(parameters, options, plausibility) -> {compartment:
+            ProductDomain}``; parameters are SI floats, options are fixed values (vectors
+            [-], strings, paths), ``plausibility`` is the sweep's override of the range
+            checks (``mf_dmri.plausibility``, for the shape constructors); a coupled
+            builder returns a ``NestedMesh`` instead.
         parameters: quantity of every numeric parameter (see ``QUANTITIES``).
         required: the parameters that must be given.
         options: names of the accepted fixed options, with a one-line description each.
@@ -94,18 +97,23 @@ class GeometryBuilder:
             raise ValueError(f"geometry '{self.name}' needs the parameters {sorted(missing)}")
 
     def __call__(
-        self, parameters: Mapping[str, float], options: Mapping[str, Any]
+        self,
+        parameters: Mapping[str, float],
+        options: Mapping[str, Any],
+        plausibility: Plausibility | None = None,
     ) -> dict[str, ProductDomain] | NestedMesh:
-        """Build one geometry (a ``NestedMesh`` for a coupled builder)."""
+        """Build one geometry (a ``NestedMesh`` for a coupled builder); ``plausibility``:
+        the override of the range checks (None: checked)."""
         self.check(set(parameters), set(options))
+        plausibility = as_plausibility(plausibility)
         if self.coupled:
             from mf_dmri.sweep.nested import NestedMesh
 
-            nested = self.build(parameters, options)
+            nested = self.build(parameters, options, plausibility)
             if not isinstance(nested, NestedMesh):
                 raise TypeError(f"coupled builder '{self.name}' must return a NestedMesh")
             return nested
-        domains = self.build(parameters, options)
+        domains = self.build(parameters, options, plausibility)
         if not domains or not all(isinstance(d, ProductDomain) for d in domains.values()):
             raise TypeError(f"builder '{self.name}' must return {{name: ProductDomain}}")
         return dict(domains)
@@ -143,25 +151,26 @@ class GeometryRegistry:
         return (GeometryRegistry, (dict(self.builders),))
 
 
-def _cutoff(parameters: Mapping[str, float]) -> dict[str, float]:
+def _cutoff(parameters: Mapping[str, float], plausibility: Plausibility) -> dict[str, Any]:
     scale = parameters.get("length_scale")
-    return {} if scale is None else {"length_scale": float(scale)}
+    cutoff: dict[str, Any] = {"plausibility": plausibility}
+    return cutoff if scale is None else {**cutoff, "length_scale": float(scale)}
 
 
 def _axis(options: Mapping[str, Any], default=(0.0, 0.0, 1.0)) -> tuple[float, float, float]:
-    axis = tuple(float(a) for a in options.get("axis", default))
-    if len(axis) != 3:
-        raise ValueError(f"axis must be a 3-vector, got {axis}")
-    return axis
+    axis = options.get("axis", default)
+    if not (isinstance(axis, (list, tuple)) and len(axis) == 3):
+        raise ValueError(f"option axis must be a 3-vector [x, y, z], got {axis!r}")
+    return tuple(float(a) for a in axis)
 
 
-def _build_cylinder(parameters, options):
+def _build_cylinder(parameters, options, plausibility):
     length = parameters.get("length")
     domain = cylinder(
         float(parameters["radius"]),
         _axis(options),
         length=None if length is None else float(length),
-        **_cutoff(parameters),
+        **_cutoff(parameters, plausibility),
     )
     return _with_extra({options.get("compartment", "intra"): domain}, options)
 
@@ -178,14 +187,16 @@ def _with_extra(domains: dict[str, ProductDomain], options) -> dict[str, Product
     return {**domains, "extra": free()}
 
 
-def _build_sphere(parameters, options):
-    domain = sphere(float(parameters["radius"]), **_cutoff(parameters))
+def _build_sphere(parameters, options, plausibility):
+    domain = sphere(float(parameters["radius"]), **_cutoff(parameters, plausibility))
     return _with_extra({options.get("compartment", "intra"): domain}, options)
 
 
-def _build_slab(parameters, options):
+def _build_slab(parameters, options, plausibility):
     domain = slab(
-        float(parameters["width"]), _axis(options, (1.0, 0.0, 0.0)), **_cutoff(parameters)
+        float(parameters["width"]),
+        _axis(options, (1.0, 0.0, 0.0)),
+        **_cutoff(parameters, plausibility),
     )
     return _with_extra({options.get("compartment", "intra"): domain}, options)
 

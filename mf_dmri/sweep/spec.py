@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
 from typing import Any
 
+from mf_dmri.plausibility import CHECKED, Plausibility, as_plausibility
 from mf_dmri.sweep.ranges import Axis, Grid, Random, Values
 
 #: Tissue properties a compartment takes, with their quantity.
@@ -203,6 +204,8 @@ class SweepSpec:
         chunk_rows: rows per stored chunk (the unit of resumption and of a Ray shard).
         normalize: divide by the signal without weighting (dimensionless signal).
         name: free text.
+        plausibility: override of the range checks (``mf_dmri.plausibility``) for every
+            geometry, tissue value and acquisition of the sweep (TOML ``[checks]``).
     """
 
     geometries: tuple[GeometrySpec, ...]
@@ -212,8 +215,10 @@ class SweepSpec:
     chunk_rows: int = 256
     normalize: bool = True
     name: str = "sweep"
+    plausibility: Plausibility = CHECKED
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "plausibility", as_plausibility(self.plausibility))
         object.__setattr__(self, "geometries", tuple(self.geometries))
         object.__setattr__(self, "acquisitions", tuple(self.acquisitions))
         if not self.geometries:
@@ -226,8 +231,14 @@ class SweepSpec:
             raise ValueError(f"chunk_rows must be a positive integer, got {self.chunk_rows!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (SI values) for provenance and the config hash."""
-        return _plain(self)
+        """Plain-data form (SI values) for provenance and the config hash; the
+        plausibility override appears only when one is given (so the hash of a sweep
+        without one is that of earlier versions)."""
+        plain = _plain(self)
+        checks = plain.pop("plausibility")
+        if self.plausibility != CHECKED:
+            plain["checks"] = {"allow": sorted(checks["allow"]), "enabled": checks["enabled"]}
+        return plain
 
 
 def _plain(value):
