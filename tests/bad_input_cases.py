@@ -435,6 +435,9 @@ def _gradient_file_cases() -> list[Case]:
     cases = [Case(f"fsl-{i}", fsl(v, d), "error", (f,)) for i, (v, d, f) in enumerate(pairs)]
     bvals_only = {k: v for k, v in FSL.items() if k != "bvecs"}
     ms_um2 = fsl("0 1 1 1\n", GOOD_BVECS)  # b-values in ms/um^2 read as s/mm^2
+    timing = {k: FSL[k] for k in ("sequence", "pulse_duration_ms", "pulse_separation_ms")}
+    table = {**timing, "gradient_table": "g.b"}
+    mrtrix = with_files({"g.b": "0 0 1 0\n1 0 0 2\n0 1 0 2\n"}, table)
     cases += _rows(
         "fsl",
         [
@@ -442,6 +445,8 @@ def _gradient_file_cases() -> list[Case]:
             ("bvals-without-bvecs", with_files({"d.bval": GOOD_BVALS}, bvals_only), "bvecs"),
             ("and-b-values", fsl(GOOD_BVALS, GOOD_BVECS, b_s_per_mm2=[0, 1000]), "b_s_per_mm2"),
             ("bvals-in-ms-per-um2", ms_um2, "bvals", "ms/um^2", "--allow bvalue"),
+            ("bvals-in-s-per-m2", fsl("0 1e9 1e9 1e9\n", GOOD_BVECS), "bvals", "s/m^2", "bvalue"),
+            ("mrtrix-b-in-ms-per-um2", mrtrix, "gradient_table", "ms/um^2", "--allow bvalue"),
         ],
     )
     cases += _rows(

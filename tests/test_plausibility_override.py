@@ -159,3 +159,17 @@ def test_the_override_is_part_of_the_sweep_configuration_only_when_given():
     assert "checks" not in spec.to_dict()
     allowed = replace(spec, plausibility=Plausibility(allow={"t2", "length"}))
     assert allowed.to_dict()["checks"] == {"allow": ["length", "t2"], "enabled": True}
+
+
+def test_diffusion_weighting_threshold_is_ten_percent_of_free_water():
+    """b_max = -ln(0.9) / 3e-9 m^2/s = 3.512e7 s/m^2 (35.1 s/mm^2): just below it the
+    protocol is refused (quantity 'bvalue', overridable), just above accepted."""
+    from mf_dmri.plausibility import check_diffusion_weighting
+
+    edge = -np.log(0.9) / 3.0e-9
+    check_diffusion_weighting([0.0, 1.001 * edge], "b")
+    check_diffusion_weighting([0.0, 0.0], "b")  # b = 0 only: nothing to weight
+    with pytest.raises(ImplausibleValueError, match="weights no diffusion") as info:
+        check_diffusion_weighting([0.0, 0.999 * edge], "b")
+    assert info.value.quantity == "bvalue"
+    check_diffusion_weighting([0.999 * edge], "b", Plausibility(allow={"bvalue"}))

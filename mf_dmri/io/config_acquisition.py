@@ -29,7 +29,12 @@ from mf_dmri._checks import DTYPE
 from mf_dmri.io.plausible_keys import check_key, check_sign
 from mf_dmri.io.scheme import Scheme
 from mf_dmri.io.vocabulary import ConfigError, naming, split_key
-from mf_dmri.plausibility import ImplausibleValueError, Plausibility, check_diffusion_weighting
+from mf_dmri.plausibility import (
+    ImplausibleValueError,
+    Plausibility,
+    check_diffusion_weighting,
+    check_plausible,
+)
 from mf_dmri.sequences import OGSE, PGSE, Acquisition, GradientPieces
 from mf_dmri.units import s_per_mm2
 
@@ -171,15 +176,15 @@ def _file_scheme(
     with naming(WHERE, key):
         if key == "scheme":
             scheme = read_camino_scheme(base / section[key])
-            return _check_weighting(scheme, f"{key} = {section[key]!r}", plausibility)
+            return _check_weighting(scheme, f"{key} ({section[key]})", plausibility)
         if key == "gradient_table":
             scheme = read_mrtrix_b(base / section[key])
-            return _check_weighting(scheme, f"{key} = {section[key]!r}", plausibility)
+            return _check_weighting(scheme, f"{key} ({section[key]})", plausibility)
         if "bvecs" not in section:
             raise ValueError("give both 'bvals' and 'bvecs' FSL files")
         bvalues, directions = read_fsl_scheme(base / section["bvals"], base / section["bvecs"])
         scheme = Scheme(directions=directions.numpy(), bvalues=bvalues.numpy())
-    _check_weighting(scheme, f"{key} = {section[key]!r}", plausibility)
+    _check_weighting(scheme, f"{key} ({section[key]})", plausibility)
     if "sidecar" in section:
         from mf_dmri.io.bids import read_sidecar, scheme_with_sidecar_timing
 
@@ -190,14 +195,15 @@ def _file_scheme(
 
 
 def _check_weighting(scheme: Scheme, key: str, plausibility: Plausibility | None) -> Scheme:
-    """``scheme``, if its b-values (when it gives b-values) weight diffusion; ``key``: the
-    file's key as written."""
+    """``scheme``, if its b-values (when it gives b-values) are each possible and together
+    weight diffusion; ``key``: the file's key as written (b-values in s/m^2 or ms/um^2 read
+    as s/mm^2 are refused naming the file and the likely unit)."""
     if scheme.bvalues is None:
         return scheme
+    name, unit = f"{WHERE} {key}", ("s/mm^2", s_per_mm2)
     try:
-        check_diffusion_weighting(
-            scheme.bvalues, f"{WHERE} {key}", plausibility, given=("s/mm^2", s_per_mm2)
-        )
+        check_plausible("bvalue", scheme.bvalues, name, plausibility, given=unit, stacklevel=4)
+        check_diffusion_weighting(scheme.bvalues, name, plausibility, given=unit)
     except ImplausibleValueError as exc:
         raise ConfigError(str(exc), (key,), WHERE) from exc
     return scheme
