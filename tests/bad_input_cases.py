@@ -438,6 +438,8 @@ def _gradient_file_cases() -> list[Case]:
     timing = {k: FSL[k] for k in ("sequence", "pulse_duration_ms", "pulse_separation_ms")}
     table = {**timing, "gradient_table": "g.b"}
     mrtrix = with_files({"g.b": "0 0 1 0\n1 0 0 2\n0 1 0 2\n"}, table)
+    good_mrtrix = {"g.b": "0 0 1 0\n1 0 0 1000\n0 1 0 1000\n", "s.json": "{}"}
+    mrtrix_sidecar = with_files(good_mrtrix, {**table, "sidecar": "s.json"})
     cases += _rows(
         "fsl",
         [
@@ -447,6 +449,7 @@ def _gradient_file_cases() -> list[Case]:
             ("bvals-in-ms-per-um2", ms_um2, "bvals", "ms/um^2", "--allow bvalue"),
             ("bvals-in-s-per-m2", fsl("0 1e9 1e9 1e9\n", GOOD_BVECS), "bvals", "s/m^2", "bvalue"),
             ("mrtrix-b-in-ms-per-um2", mrtrix, "gradient_table", "ms/um^2", "--allow bvalue"),
+            ("mrtrix-with-sidecar", mrtrix_sidecar, "sidecar", "gradient_table"),
         ],
     )
     cases += _rows(

@@ -161,11 +161,19 @@ def _file_scheme(
     sources = [k for k in ("bvals", "scheme", "gradient_table") if k in section]
     if len(sources) > 1:
         raise ConfigError(f"{WHERE}: give one of bvals/bvecs, scheme, gradient_table", (), WHERE)
-    if not sources:
-        if "bvecs" in section or "sidecar" in section:
-            raise ConfigError(f"{WHERE}: bvecs and sidecar go with bvals", ("bvecs",), WHERE)
+    key = sources[0] if sources else None
+    companions = [k for k in ("bvecs", "sidecar") if k in section]
+    if companions and key != "bvals":
+        names = " and ".join(companions)
+        raise ConfigError(
+            f"{WHERE}: {names} {'go' if len(companions) > 1 else 'goes'} with bvals (FSL) "
+            f"only; {key or 'the section'} does not read {'them' if len(companions) > 1 else 'it'}"
+            f": remove {names} or give bvals",
+            tuple(companions),
+            WHERE,
+        )
+    if key is None:
         return None
-    key = sources[0]
     given = [k for k in section if k.split("_")[0] == "b" or k == "bvalue"]
     if given:
         raise ConfigError(
@@ -176,16 +184,15 @@ def _file_scheme(
     with naming(WHERE, key):
         if key == "scheme":
             scheme = read_camino_scheme(base / section[key])
-            return _check_weighting(scheme, f"{key} ({section[key]})", plausibility)
-        if key == "gradient_table":
+        elif key == "gradient_table":
             scheme = read_mrtrix_b(base / section[key])
-            return _check_weighting(scheme, f"{key} ({section[key]})", plausibility)
-        if "bvecs" not in section:
+        elif "bvecs" not in section:
             raise ValueError("give both 'bvals' and 'bvecs' FSL files")
-        bvalues, directions = read_fsl_scheme(base / section["bvals"], base / section["bvecs"])
-        scheme = Scheme(directions=directions.numpy(), bvalues=bvalues.numpy())
+        else:
+            bvalues, directions = read_fsl_scheme(base / section[key], base / section["bvecs"])
+            scheme = Scheme(directions=directions.numpy(), bvalues=bvalues.numpy())
     _check_weighting(scheme, f"{key} ({section[key]})", plausibility)
-    if "sidecar" in section:
+    if key == "bvals" and "sidecar" in section:
         from mf_dmri.io.bids import read_sidecar, scheme_with_sidecar_timing
 
         with naming(WHERE, "sidecar"):
@@ -194,19 +201,18 @@ def _file_scheme(
     return scheme
 
 
-def _check_weighting(scheme: Scheme, key: str, plausibility: Plausibility | None) -> Scheme:
-    """``scheme``, if its b-values (when it gives b-values) are each possible and together
-    weight diffusion; ``key``: the file's key as written (b-values in s/m^2 or ms/um^2 read
-    as s/mm^2 are refused naming the file and the likely unit)."""
+def _check_weighting(scheme: Scheme, key: str, plausibility: Plausibility | None) -> None:
+    """Refuse ``scheme`` unless its b-values (when it gives b-values) are each possible
+    and together weight diffusion; ``key``: the file's key as written (b-values in s/m^2
+    or ms/um^2 read as s/mm^2 are refused naming the file and the likely unit)."""
     if scheme.bvalues is None:
-        return scheme
+        return
     name, unit = f"{WHERE} {key}", ("s/mm^2", s_per_mm2)
     try:
         check_plausible("bvalue", scheme.bvalues, name, plausibility, given=unit, stacklevel=4)
         check_diffusion_weighting(scheme.bvalues, name, plausibility, given=unit)
     except ImplausibleValueError as exc:
         raise ConfigError(str(exc), (key,), WHERE) from exc
-    return scheme
 
 
 def _scheme_groups(
