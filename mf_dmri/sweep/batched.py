@@ -187,7 +187,9 @@ class GeometrySimulator:
         from mf_dmri.signal import Compartment
         from mf_dmri.signal.compartment import compartment_weights
 
-        compartments = tuple(Compartment(d, 1e-9) for d in self.domains.values())
+        compartments = tuple(
+            Compartment(d, 1e-9, plausibility=self.plausibility) for d in self.domains.values()
+        )
         compartment_weights(compartments, torch.zeros((), dtype=DTYPE))
 
     def error_bar(self, name: str, timing: int) -> torch.Tensor:
