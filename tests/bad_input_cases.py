@@ -471,7 +471,14 @@ def _gradient_file_cases() -> list[Case]:
     cases += [Case(f"scheme-{i}", scheme(t), "error", ("scheme",)) for i, t in enumerate(texts)]
     valid = scheme("VERSION: STEJSKALTANNER\n1 0 0 0.04 0.04 0.03 0.08\n")
     cases += _rows("scheme", [("valid", valid)], "handled")
-    cases += _rows("scheme", [("binary", scheme(_rng_bytes(4, 300)), "s.scheme")])
+    bvector = scheme("VERSION: BVECTOR\n0 0 1 0\n1 0 0 1000\n")  # s/mm^2 in an SI file
+    cases += _rows(
+        "scheme",
+        [
+            ("binary", scheme(_rng_bytes(4, 300)), "s.scheme"),
+            ("bvector-in-s-per-mm2", bvector, "scheme", "1000 s/mm^2", "--allow bvalue"),
+        ],
+    )
     return cases
 
 

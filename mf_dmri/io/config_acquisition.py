@@ -48,6 +48,13 @@ QUANTITIES = {
     "num_periods": "none",
 }
 FILES = ("bvals", "bvecs", "sidecar", "scheme", "gradient_table", "waveform", "waveform_scheme")
+#: Unit (label, factor to SI) of the b-values of each gradient file: FSL bvals and MRtrix
+#: in s/mm^2, Camino (BVECTOR) in s/m^2.
+FILE_BVALUE_UNITS = {
+    "bvals": ("s/mm^2", s_per_mm2),
+    "gradient_table": ("s/mm^2", s_per_mm2),
+    "scheme": ("s/m^2", 1.0),
+}
 OPTIONS = ("sequence", "directions", "substeps", "allow_unrefocused")
 SEQUENCES = ("pgse", "ogse_cos", "ogse_sin", "waveform")
 WHERE = "[acquisition]"
@@ -191,7 +198,7 @@ def _file_scheme(
         else:
             bvalues, directions = read_fsl_scheme(base / section[key], base / section["bvecs"])
             scheme = Scheme(directions=directions.numpy(), bvalues=bvalues.numpy())
-    _check_weighting(scheme, f"{key} ({section[key]})", plausibility)
+    _check_weighting(scheme, f"{key} ({section[key]})", FILE_BVALUE_UNITS[key], plausibility)
     if key == "bvals" and "sidecar" in section:
         from mf_dmri.io.bids import read_sidecar, scheme_with_sidecar_timing
 
@@ -201,13 +208,16 @@ def _file_scheme(
     return scheme
 
 
-def _check_weighting(scheme: Scheme, key: str, plausibility: Plausibility | None) -> None:
+def _check_weighting(
+    scheme: Scheme, key: str, unit: tuple[str, float], plausibility: Plausibility | None
+) -> None:
     """Refuse ``scheme`` unless its b-values (when it gives b-values) are each possible
     and together weight diffusion; ``key``: the file's key as written (b-values in s/m^2
-    or ms/um^2 read as s/mm^2 are refused naming the file and the likely unit)."""
+    or ms/um^2 read as s/mm^2 are refused naming the file and the likely unit); ``unit``:
+    (label, factor to SI) of the file's b-values, for the message."""
     if scheme.bvalues is None:
         return
-    name, unit = f"{WHERE} {key}", ("s/mm^2", s_per_mm2)
+    name = f"{WHERE} {key}"
     try:
         check_plausible("bvalue", scheme.bvalues, name, plausibility, given=unit, stacklevel=4)
         check_diffusion_weighting(scheme.bvalues, name, plausibility, given=unit)
