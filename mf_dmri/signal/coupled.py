@@ -49,8 +49,7 @@ def coupled_signal(
     _check_in_plane(gradients.detach(), local.detach(), basis.axes.detach())
     plans = tuple(plan_pieces(durations, local))
     num_new = sum(p.kind == "new" for p in plans)
-    if propagator is None:
-        propagator = choose_propagator(basis.num_modes, local.shape[0], num_new, device)
+    propagator = coupled_propagator(basis, pieces, propagator)
     chunk = propagator.rows_per_batch(basis.num_modes, num_new, max_chunk_bytes)
     one = torch.ones((), dtype=basis.rates.dtype, device=device)
     outputs = [
@@ -73,6 +72,19 @@ def coupled_signal(
     ]
     result = torch.cat(outputs, dim=0)
     return result / basis.reference if normalize else result
+
+
+def coupled_propagator(
+    basis: CoupledBasis, pieces: GradientPieces, propagator: Propagator | None = None
+) -> Propagator:
+    """``propagator``, or the one :func:`coupled_signal` chooses for ``basis`` and
+    ``pieces`` (:func:`~mf_dmri.signal.propagators.choose_propagator`)."""
+    if propagator is not None:
+        return propagator
+    local = pieces.gradients.to(basis.device) @ basis.axes.T
+    plans = plan_pieces(pieces.durations.to(basis.device), local)
+    num_new = sum(p.kind == "new" for p in plans)
+    return choose_propagator(basis.num_modes, local.shape[0], num_new, basis.device)
 
 
 def _check_in_plane(gradients: torch.Tensor, local: torch.Tensor, axes: torch.Tensor) -> None:

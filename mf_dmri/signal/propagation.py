@@ -162,8 +162,7 @@ def evaluate_factor(
     count_b, count_w = values.numel(), plan.local.shape[0]
     num_modes = plan.data[0].shape[-1]
     num_new = sum(p.kind == "new" for p in plan.plans)
-    if propagator is None:
-        propagator = choose_propagator(num_modes, count_b * count_w, num_new, plan.local.device)
+    propagator = planned_propagator(plan, count_b, propagator)
     step = propagator.rows_per_batch(num_modes, num_new, max_chunk_bytes)
     outputs = []
     for start in range(0, count_b * count_w, step):
@@ -194,6 +193,18 @@ def evaluate_factor(
     if plan.inverse is not None:
         result = result[:, plan.inverse]
     return result if rates.ndim else result[0]
+
+
+def planned_propagator(
+    plan: FactorPlan, num_diffusivities: int = 1, propagator: Propagator | None = None
+) -> Propagator:
+    """``propagator``, or the one :func:`choose_propagator` picks for ``plan`` (its modes
+    after reduction and its new pieces) with ``num_diffusivities`` rows per waveform."""
+    if propagator is not None:
+        return propagator
+    num_new = sum(p.kind == "new" for p in plan.plans)
+    rows = num_diffusivities * plan.local.shape[0]
+    return choose_propagator(plan.data[0].shape[-1], rows, num_new, plan.local.device)
 
 
 def factor_signal(
