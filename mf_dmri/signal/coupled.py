@@ -17,6 +17,8 @@ import torch
 
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.sequences.pieces import GradientPieces
+from mf_dmri.signal.canonical import hidden_directions
+from mf_dmri.signal.dense import DenseExponential
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, plan_pieces
 from mf_dmri.signal.propagators import PropagationBatch, Propagator, choose_propagator
 
@@ -82,6 +84,8 @@ def coupled_propagator(
     if propagator is not None:
         return propagator
     local = pieces.gradients.to(basis.device) @ basis.axes.T
+    if hidden_directions(local):  # derivatives at g = 0: see propagation.planned_propagator
+        return DenseExponential()
     plans = plan_pieces(pieces.durations.to(basis.device), local)
     num_new = sum(p.kind == "new" for p in plans)
     return choose_propagator(basis.num_modes, local.shape[0], num_new, basis.device)

@@ -24,7 +24,8 @@ import torch
 
 from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
-from mf_dmri.signal.canonical import canonical_gradients, distinct_waveforms
+from mf_dmri.signal.canonical import canonical_gradients, distinct_waveforms, hidden_directions
+from mf_dmri.signal.dense import DenseExponential
 from mf_dmri.signal.parity import plan_parity
 from mf_dmri.signal.propagators import (
     PiecePlan,
@@ -199,9 +200,14 @@ def planned_propagator(
     plan: FactorPlan, num_diffusivities: int = 1, propagator: Propagator | None = None
 ) -> Propagator:
     """``propagator``, or the one :func:`choose_propagator` picks for ``plan`` (its modes
-    after reduction and its new pieces) with ``num_diffusivities`` rows per waveform."""
+    after reduction and its new pieces) with ``num_diffusivities`` rows per waveform.
+    Derivatives at a zero waveform (``canonical.hidden_directions``) take the dense
+    exponential: a Krylov space built from the values sees no gradient there and drops
+    the dependence (measured: Hessian 0 instead of -29.5 at g = 0 on a 230-mode ball)."""
     if propagator is not None:
         return propagator
+    if hidden_directions(plan.local):
+        return DenseExponential()
     num_new = sum(p.kind == "new" for p in plan.plans)
     rows = num_diffusivities * plan.local.shape[0]
     return choose_propagator(plan.data[0].shape[-1], rows, num_new, plan.local.device)
