@@ -16,10 +16,26 @@ readout vectors differ in general (spin densities differ between compartments).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 
 from mf_dmri._checks import as_real_tensor
+from mf_dmri.eigenbasis import cluster_safe_count
+
+
+class CoupledSource(Protocol):
+    """How a coupled basis is rebuilt at another cutoff (the error bar of
+    :func:`mf_dmri.signal.signal_with_error` uses it).  ``compartments``: per compartment
+    (diffusivity [m^2/s], extent [m] (the radius of the same volume), bulk relaxation
+    rate [1/s]), for the a-priori cutoff of :mod:`mf_dmri.signal.cutoff`."""
+
+    @property
+    def compartments(self) -> tuple[tuple[float, float, float], ...]: ...
+
+    def basis(self, max_rate: float) -> CoupledBasis:
+        """The basis with every mode of rate <= ``max_rate`` [1/s] (cluster-complete)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,8 @@ class CoupledBasis:
             first variation of ``Phi^T A Phi`` (docs/eigen_derivatives.md, section 4),
             added to ``diag(rates)`` so that gradients are exact at degenerate spectra.
         label: free text.
+        source: optional :class:`CoupledSource` that rebuilds the system at another cutoff
+            (set by :func:`mf_dmri.fem.permeable_eigenbasis`).
     """
 
     rates: torch.Tensor
@@ -47,6 +65,7 @@ class CoupledBasis:
     axes: torch.Tensor
     coupling: torch.Tensor | None = field(default=None, compare=False)
     label: str = field(default="", compare=False)
+    source: CoupledSource | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         rates = as_real_tensor(self.rates, "rates")
@@ -84,6 +103,26 @@ class CoupledBasis:
     @property
     def device(self) -> torch.device:
         return self.rates.device
+
+    @property
+    def max_rate(self) -> float:
+        """The largest rate kept [1/s] (the cutoff of the basis)."""
+        return float(self.rates.detach()[-1])
+
+    def truncated(self, max_rate: float) -> CoupledBasis:
+        """Keep the modes with rate <= ``max_rate`` [1/s], never splitting a degenerate
+        cluster (the modes are eigenpairs of one system, so the lower ones do not depend on
+        how many are kept)."""
+        count = cluster_safe_count(self.rates.detach(), max_rate)
+        coupling = None if self.coupling is None else self.coupling[:count, :count]
+        return replace(
+            self,
+            rates=self.rates[:count],
+            moments=self.moments[:, :count, :count],
+            initial=self.initial[:count],
+            readout=self.readout[:count],
+            coupling=coupling,
+        )
 
     def to(self, device: torch.device | str) -> CoupledBasis:
         """The same basis with every tensor on ``device``."""

@@ -75,7 +75,7 @@ def test_small_run_writes_file_table_and_summary(tmp_path, capsys):
 
 def test_permeable_example_runs_with_a_cache_dir(tmp_path, capsys):
     """examples/sweep_permeable.toml: 4 coupled points, one solve each, never cached (the
-    basis cache holds impermeable bases only); error bars NaN (no coupled estimate yet)."""
+    basis cache holds impermeable bases only); every row has its (finite) error bar."""
     out, table = tmp_path / "permeable.h5", tmp_path / "permeable.csv"
     cache = tmp_path / "cache"
     args = parse(
@@ -86,7 +86,8 @@ def test_permeable_example_runs_with_a_cache_dir(tmp_path, capsys):
     assert "rows x measurements    4 x 13" in summary
     assert "eigenbasis solves      4 (cache hits 0" in summary and "one solve each" in summary
     data = read_sweep(out)
-    assert data.signals.shape == (4, 13) and np.isnan(data.error_bars).all()
+    assert data.signals.shape == (4, 13) and np.isfinite(data.error_bars).all()
+    assert (data.error_bars > 0).all() and data.error_bars.max() < 1e-2
     assert sorted(data.parameters["permeability"]) == pytest.approx([0, 0, 1e-5, 1e-5])
     assert abs(data.signals[:, 0]).max() < 1  # T2 and surface relaxation at b = 0
     header = table.read_text().splitlines()[0]

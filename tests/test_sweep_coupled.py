@@ -23,7 +23,7 @@ from mf_dmri.geometry import build_compartments, concatenate, sphere, tetrahedra
 from mf_dmri.io.mesh import save_surface
 from mf_dmri.io.sweep_toml import default_registry, spec_from_toml
 from mf_dmri.sequences import PGSE, Acquisition
-from mf_dmri.signal import Compartment, signal
+from mf_dmri.signal import Compartment, signal, signal_with_error
 from mf_dmri.sweep import build_plan, run_sweep
 from mf_dmri.units import ms, um, um2_per_ms
 
@@ -72,9 +72,15 @@ def test_each_permeability_equals_the_direct_coupled_signal(permeable_run):
             surface_relaxivity=(1e-5, 0.0),
         )
         basis = permeable_eigenbasis(mesh, parameters, length_scale=LENGTH_SCALE)
-        expected = signal(basis, acquisition(plan)).numpy()
+        checked = signal_with_error(basis, acquisition(plan))
+        expected = checked.signal.detach().numpy()
         np.testing.assert_allclose(sink.signals[row][0], expected, rtol=0, atol=1e-12)
-        assert np.isnan(sink.bars[row]).all()  # no coupled error estimate yet
+        np.testing.assert_allclose(sink.bars[row][0], checked.error_bar, rtol=1e-9, atol=1e-15)
+        assert np.isfinite(sink.bars[row]).all() and sink.bars[row].max() > 0
+        # the bar is checked against converged references in test_coupled_error_bar.py; the
+        # signal is reported at the checked (finer) cutoff, close to the sweep's own
+        direct = signal(basis, acquisition(plan)).numpy()
+        np.testing.assert_allclose(direct, expected, rtol=0, atol=1e-5)
     assert np.abs(sink.signals[0] - sink.signals[1]).max() > 1e-3  # exchange matters
 
 
@@ -89,18 +95,25 @@ def test_zero_permeability_equals_the_impermeable_compartments(normalize):
     plan = build_plan(spec, REGISTRY)
     _, sink = run(spec)
     volume = labelled_mesh()
+    # the sweep reports the signal at the finer rate of its error check: the same cutoff
+    parameters = PermeableParameters(
+        diffusivity=2.0 * um2_per_ms, permeability=0.0, t2=0.06, spin_density=(1.0, 0.7)
+    )
+    coupled = permeable_eigenbasis(permeable_mesh(volume), parameters, length_scale=LENGTH_SCALE)
+    rate = signal_with_error(coupled, acquisition(plan)).max_eigenvalues[0]
+    cutoff = (rate - 1 / 0.06) / (2.0 * um2_per_ms) * (1 + 1e-9)
     compartments = []
     for label, density in ((0, 1.0), (1, 0.7)):
         elements = volume.elements[volume.labels == label]
         used, local = np.unique(elements, return_inverse=True)
         basis = mesh_eigenbasis(
-            volume.nodes[used], local.reshape(elements.shape), length_scale=LENGTH_SCALE
+            volume.nodes[used], local.reshape(elements.shape), max_eigenvalue=cutoff
         )
         compartments.append(
             Compartment(as_product_domain(basis), 2.0 * um2_per_ms, t2=0.06, spin_density=density)
         )
     expected = signal(compartments, acquisition(plan), normalize=normalize).numpy()
-    # the same truncation (one D and T2: both keep Laplace eigenvalues <= (2 pi / ell)^2),
+    # the same truncation (one D and T2: both keep Laplace eigenvalues <= that cutoff),
     # so only the eigensolver's round-off separates them (measured 7e-14 relative)
     scale = 1.0 if normalize else 4 / 3 * np.pi * OUTER**3
     np.testing.assert_allclose(sink.signals[0][0], expected, rtol=0, atol=1e-11 * scale)
@@ -261,7 +274,9 @@ def test_nested_mesh_row_equals_the_simulate_voxel(tmp_path):
     (tmp_path / "simulate.toml").write_text(SIMULATE)
     assert main(["simulate", str(tmp_path / "simulate.toml")]) == 0
     with open(tmp_path / "signals.csv") as handle:
-        voxel = np.array([float(row["signal_real"]) for row in csv.DictReader(handle)])
+        rows = list(csv.DictReader(handle))
+    voxel = np.array([float(row["signal_real"]) for row in rows])
+    voxel_bar = np.array([float(row["signal_error_bar"]) for row in rows])
     text = TOML.replace(
         'shape = "sphere_in_sphere"\ninner_radius_um = 2.0\nouter_radius_um = 4.0\n'
         "subdivisions = 1",
@@ -271,6 +286,9 @@ def test_nested_mesh_row_equals_the_simulate_voxel(tmp_path):
     text = text.replace("[0.0, 0.1]", "0.1")
     _, sink = run(spec_from_toml(text, base_dir=tmp_path, registry=REGISTRY))
     np.testing.assert_allclose(sink.signals[0][0].real, voxel, rtol=1e-13, atol=0)
+    # the same error bar too (finite: the coupled basis' truncation and propagation errors)
+    assert np.isfinite(voxel_bar).all() and voxel_bar.max() > 0
+    np.testing.assert_allclose(sink.bars[0][0], voxel_bar, rtol=1e-9, atol=1e-15)
 
 
 def test_cylinder_in_box_keeps_the_unweighted_signal():

@@ -29,9 +29,10 @@ GEOMETRY = ("radius", "length", "width", "length_scale", "max_eigenvalue")
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Signals of N voxels x M measurements: complex ``signals``, ``error_bars`` [-] (NaN
-    where the library gives none), real contributions of each compartment (they add up to
-    the signals' real part; empty for a coupled system) and the voxel values."""
+    """Signals of N voxels x M measurements: complex ``signals``, ``error_bars`` [-] (of
+    :func:`mf_dmri.signal.signal_with_error`), real contributions of each compartment
+    (they add up to the signals' real part; empty for a coupled system) and the voxel
+    values."""
 
     signals: np.ndarray
     error_bars: np.ndarray

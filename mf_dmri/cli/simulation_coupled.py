@@ -51,7 +51,7 @@ def _voxel_tissue(config, voxels, index: int, kappa: float) -> dict[str, float]:
 
 def simulate_coupled(config, voxels, count: int, progress=None):
     from mf_dmri.cli.simulation import SimulationResult
-    from mf_dmri.signal import signal
+    from mf_dmri.signal import signal_with_error
 
     system = config.mesh
     if "length_scale" not in system.axes:
@@ -61,6 +61,7 @@ def simulate_coupled(config, voxels, count: int, progress=None):
     kappa = system.axes["permeability"].values[0] if "permeability" in system.axes else 0.0
     measurements = config.protocol.num_measurements
     signals = np.zeros((count, measurements), dtype=np.complex128)
+    bars = np.zeros((count, measurements))
     cache = {}
     for index in range(count):
         tissue = _voxel_tissue(config, voxels, index, kappa)
@@ -69,15 +70,18 @@ def simulate_coupled(config, voxels, count: int, progress=None):
             with naming("[[compartment]]", "tissue values", system.written.get("permeability", "")):
                 basis = nested.basis(tissue, length_scale, plausibility=config.plausibility)
             row = np.zeros(measurements, dtype=np.complex128)
+            bar = np.zeros(measurements)
             for group in config.protocol.groups:
-                row[group.rows] = signal(basis, group.pieces).detach().numpy()
-            cache[key] = row
-        signals[index] = cache[key]
+                result = signal_with_error(basis, group.pieces)
+                row[group.rows] = result.signal.detach().numpy()
+                bar[group.rows] = result.error_bar.numpy()
+            cache[key] = row, bar
+        signals[index], bars[index] = cache[key]
         if progress is not None:
             progress(index + 1, count)
     note = (
-        "coupled (permeable) systems: the signal library gives no error bar for a "
-        "CoupledBasis yet, so signal_error_bar is NaN; per-compartment signals are not "
-        "defined for exchanging compartments"
+        "coupled (permeable) systems: signal_error_bar is the truncation error of the "
+        "coupled basis (half its largest rate against every mode) plus the propagation "
+        "error; per-compartment signals are not defined for exchanging compartments"
     )
-    return SimulationResult(signals, np.full(signals.shape, np.nan), {}, voxels, (note,))
+    return SimulationResult(signals, bars, {}, voxels, (note,))

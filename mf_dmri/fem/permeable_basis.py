@@ -11,6 +11,7 @@ the rates, so at strong relaxivity prefer an explicit ``max_rate``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -74,6 +75,8 @@ def permeable_eigenbasis(
         cluster_rtol=cluster_rtol,
     )
     rates, coupling, moments, integrals = CoupledEigenFunction.apply(theta, spec)
+    options = {"cluster_rtol": cluster_rtol, "axes": axes, "label": label}
+    source = PermeableSource(mesh, parameters, _compartments(mesh, resolved), options)
     volumes = torch.tensor(mesh.volumes, dtype=DTYPE, device=integrals.device)
     frame = np.eye(dim, 3) if axes is None else np.asarray(axes, dtype=float)
     return CoupledBasis(
@@ -85,6 +88,44 @@ def permeable_eigenbasis(
         axes=torch.as_tensor(frame, dtype=DTYPE, device=integrals.device),
         coupling=coupling,
         label=label,
+        source=source,
+    )
+
+
+@dataclass(frozen=True)
+class PermeableSource:
+    """Rebuilds :func:`permeable_eigenbasis` at another ``max_rate`` [1/s] (a
+    :class:`~mf_dmri.coupled.CoupledSource`); ``compartments``: (diffusivity [m^2/s],
+    volume-equivalent radius [m], 1/T2 [1/s]) per compartment."""
+
+    mesh: PermeableMesh
+    parameters: PermeableParameters
+    compartments: tuple[tuple[float, float, float], ...]
+    options: dict = field(compare=False)
+
+    def basis(self, max_rate: float) -> CoupledBasis:
+        """Every mode with rate <= ``max_rate`` [1/s]; every mode of the mesh when the rate
+        lies beyond its spectrum (the semi-discrete system is then complete)."""
+        try:
+            return permeable_eigenbasis(
+                self.mesh, self.parameters, max_rate=max_rate, **self.options
+            )
+        except ValueError as exc:
+            if "degrees of freedom" not in str(exc):
+                raise
+        count = self.mesh.mass.shape[0] - 1
+        return permeable_eigenbasis(self.mesh, self.parameters, num_modes=count, **self.options)
+
+
+def _compartments(mesh: PermeableMesh, resolved: ResolvedParameters):
+    """(diffusivity, radius of the same volume (3-D) or area (2-D), 1/T2) per compartment."""
+    dim = mesh.dimension
+    unit = 4.0 * math.pi / 3.0 if dim == 3 else math.pi
+    return tuple(
+        (float(d), (float(v) / unit) ** (1.0 / dim), float(r))
+        for d, v, r in zip(
+            resolved.diffusivity.detach(), mesh.volumes, resolved.relaxation_rate.detach()
+        )
     )
 
 

@@ -53,7 +53,8 @@ ERROR_BAR_NOTE = (
     "per row and measurement: the error bars of mf_dmri.signal.signal_with_error (mode "
     "truncation, finite elements, time stepping) of each compartment, evaluated at the "
     "smallest and largest diffusivity of the sweep (the larger of the two), weighted like "
-    "the signal; a bound at those diffusivities, an estimate in between"
+    "the signal; a bound at those diffusivities, an estimate in between; a coupled "
+    "(permeable) row carries the bar of its own coupled basis"
 )
 
 

@@ -85,9 +85,12 @@ def signal(
 
     Analytic shapes built without a cutoff get theirs from the acquisition here, by the
     a-priori rule of :mod:`mf_dmri.signal.cutoff` for ``tolerance`` (split evenly over the
-    restricted factors); other bases are used with every mode they hold.
-    :func:`~mf_dmri.signal.error_estimate.signal_with_error` checks the cutoff a
-    posteriori and returns the error bar.
+    restricted factors); other bases (meshes, a ``CoupledBasis``) are used with every
+    mode they hold.  That is the a-priori cutoff only: nothing is checked a posteriori
+    and no error bar is returned.  For the bar use
+    :func:`~mf_dmri.signal.error_estimate.signal_with_error`, which doubles the cutoff
+    until the signal settles and reports the signal at the finer cutoff of the accepted
+    pair (so the two calls differ, within that bar).
 
     The compartments add with weights volume x spin density x exp(-TE/T2), or volume
     fraction x spin density x exp(-TE/T2) when they carry ``volume_fraction`` (required

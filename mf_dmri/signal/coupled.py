@@ -17,6 +17,8 @@ import torch
 
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.sequences.pieces import GradientPieces
+from mf_dmri.signal.canonical import hidden_directions
+from mf_dmri.signal.dense import DenseExponential
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, plan_pieces
 from mf_dmri.signal.propagators import PropagationBatch, Propagator, choose_propagator
 
@@ -49,8 +51,7 @@ def coupled_signal(
     _check_in_plane(gradients.detach(), local.detach(), basis.axes.detach())
     plans = tuple(plan_pieces(durations, local))
     num_new = sum(p.kind == "new" for p in plans)
-    if propagator is None:
-        propagator = choose_propagator(basis.num_modes, local.shape[0], num_new, device)
+    propagator = coupled_propagator(basis, pieces, propagator)
     chunk = propagator.rows_per_batch(basis.num_modes, num_new, max_chunk_bytes)
     one = torch.ones((), dtype=basis.rates.dtype, device=device)
     outputs = [
@@ -73,6 +74,21 @@ def coupled_signal(
     ]
     result = torch.cat(outputs, dim=0)
     return result / basis.reference if normalize else result
+
+
+def coupled_propagator(
+    basis: CoupledBasis, pieces: GradientPieces, propagator: Propagator | None = None
+) -> Propagator:
+    """``propagator``, or the one :func:`coupled_signal` chooses for ``basis`` and
+    ``pieces`` (:func:`~mf_dmri.signal.propagators.choose_propagator`)."""
+    if propagator is not None:
+        return propagator
+    local = pieces.gradients.to(basis.device) @ basis.axes.T
+    if hidden_directions(local):  # derivatives at g = 0: see propagation.planned_propagator
+        return DenseExponential()
+    plans = plan_pieces(pieces.durations.to(basis.device), local)
+    num_new = sum(p.kind == "new" for p in plans)
+    return choose_propagator(basis.num_modes, local.shape[0], num_new, basis.device)
 
 
 def _check_in_plane(gradients: torch.Tensor, local: torch.Tensor, axes: torch.Tensor) -> None:

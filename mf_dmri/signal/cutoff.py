@@ -36,6 +36,12 @@ from mf_dmri.signal.canonical import canonical_gradients
 #: Default absolute tolerance on the normalised signal, by kind of basis [-].
 DEFAULT_TOLERANCE = {"analytic": 1e-4, "mesh": 1e-3}
 
+#: The a-posteriori check: the truncation error at lambda is bounded by this factor times
+#: |E(lambda) - E(2 lambda)|: exact for an error falling like lambda^-1 (K^-2), an
+#: over-estimate for faster decay (the measured rates are K^-3 to K^-6;
+#: validation/coverage_study.md).  The same for analytic, mesh and coupled bases.
+ESTIMATE_SAFETY = 2.0
+
 #: Default memory budget of one basis with its propagation [bytes].
 DEFAULT_MEMORY_BUDGET = 4 * 2**30
 

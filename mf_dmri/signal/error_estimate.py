@@ -1,170 +1,70 @@
-"""A-posteriori estimate of the matrix-formalism truncation error.
+"""The signal with its error bar: :func:`signal_with_error` (the one estimator).
 
-The MF keeps the Neumann eigenmodes up to a cutoff lambda_c.  Its truncation error at
-lambda_c is estimated by the change of the signal when the cutoff is raised to a reference
-lambda_ref > lambda_c (default: every mode of the bases passed in):
+The matrix formalism keeps the Neumann eigenmodes (or the coupled modes of a permeable
+system) up to a cutoff.  Its truncation error is estimated a posteriori from the change of
+the signal between a cutoff and a larger one: the signal is reported at the finer cutoff of
+the pair, and ESTIMATE_SAFETY x |E(lambda_coarse) - E(lambda_fine)| bounds the error of the
+coarser value, hence (conservatively) of the reported one.  One policy for every basis:
 
-    error_estimate = |E(lambda_c) - E(lambda_ref)|,
+* a restricted factor with a source (an analytic shape built without a cutoff) starts at the
+  a-priori cutoff of :mod:`mf_dmri.signal.cutoff` and is rebuilt at doubled cutoffs until
+  the change is within its share of the tolerance: per factor, so each compartment (a slow
+  or a small one needs fewer modes) gets its own cutoff;
+* a fixed basis (a mesh) is truncated at those cutoffs, and uses the pair (lambda_max / 2,
+  lambda_max) when it holds fewer modes;
+* a coupled (permeable) basis, whose modes span every compartment, is fixed: the pair is
+  (half its largest rate, every mode) (:mod:`mf_dmri.signal.coupled_error`);
+* an explicit ``max_eigenvalue`` (and ``reference_max_eigenvalue``) fixes the pair instead
+  (e.g. to check a mesh cutoff with the reference at 4 lambda_c, docs/btpde.md).
 
-which equals the true error |E(lambda_c) - E(inf)| up to the (smaller) error of
-E(lambda_ref) when the MF converges fast in the cutoff.  Compute the bases once at the
-reference cutoff (4 lambda_c, i.e. the length scale halved: docs/btpde.md measures 2
-lambda_c as unreliable on meshes); the signal at lambda_c uses the same bases truncated, so
-no second eigen-solve is needed.
-
-:func:`signal_with_error` is the error bar of every signal: the acquisition-aware cutoff of
-:mod:`mf_dmri.signal.cutoff` checked a posteriori by doubling it, with the truncation,
-discretisation and propagation errors of :class:`~mf_dmri.signal.result.SignalResult`.  The estimate
-is validated against the time-stepping reference (:mod:`mf_dmri.signal.btpde`) in
-tests/test_btpde_error_estimate.py and validation/btpde_report.md; to check a cutoff
+The estimate is validated against converged references (validation/coverage_study.md,
+tests/test_error_control.py) and against the time-stepping BTPDE on meshes
+(tests/test_btpde_error_estimate.py, validation/btpde_report.md); to check a cutoff
 against the BTPDE directly, use :func:`mf_dmri.signal.btpde_check.compare_with_btpde`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
-from mf_dmri.eigenbasis import Eigenbasis, ProductDomain
+from mf_dmri.coupled import CoupledBasis
+from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.signal.api import as_pieces, signal
 from mf_dmri.signal.compartment import Compartment, as_compartments, compartment_weights
-from mf_dmri.signal.cutoff import DEFAULT_MEMORY_BUDGET, adapted_factor, default_tolerance
-from mf_dmri.signal.dense import DenseExponential
-from mf_dmri.signal.propagation import factor_signal
+from mf_dmri.signal.coupled_error import coupled_signal_with_error
+from mf_dmri.signal.cutoff import (
+    DEFAULT_MEMORY_BUDGET,
+    ESTIMATE_SAFETY,
+    adapted_factor,
+    check_budget,
+    default_tolerance,
+    factor_cost,
+    single_direction,
+)
+from mf_dmri.signal.propagation import factor_signal, planned_propagator, prepare_factor
 from mf_dmri.signal.propagators import Propagator
 from mf_dmri.signal.result import SignalResult
 
-
-@dataclass(frozen=True)
-class SignalWithError:
-    """The MF signal at a cutoff with its estimated truncation error.
-
-    Args:
-        signal: complex128 (M,) signal with every basis truncated at ``max_eigenvalue``.
-        error_estimate: float64 (M,) |signal - reference| [same unit as the signal].
-        reference: complex128 (M,) signal at ``reference_max_eigenvalue``.
-        max_eigenvalue: the requested cutoff lambda_c [1/m^2].
-        reference_max_eigenvalue: the reference cutoff lambda_ref [1/m^2] (the largest
-            eigenvalue kept when every mode of the bases is used).
-        num_modes: modes kept per restricted factor at lambda_c, in compartment order.
-        reference_num_modes: the same at lambda_ref.
-    """
-
-    signal: torch.Tensor
-    error_estimate: torch.Tensor
-    reference: torch.Tensor
-    max_eigenvalue: float
-    reference_max_eigenvalue: float
-    num_modes: tuple[int, ...]
-    reference_num_modes: tuple[int, ...]
-
-    @property
-    def max_error_estimate(self) -> float:
-        """Largest estimated error over the measurements."""
-        return float(self.error_estimate.max())
-
-
-def _truncated(compartment: Compartment, cutoff: float) -> Compartment:
-    domain: ProductDomain = compartment.domain
-    factors = tuple(f.truncated(cutoff) for f in domain.factors)
-    return replace(compartment, domain=replace(domain, factors=factors))
-
-
-def _factors(compartments: tuple[Compartment, ...]) -> list[Eigenbasis]:
-    return [f for c in compartments for f in c.domain.factors]
-
-
-def signal_with_error_estimate(
-    compartments: Compartment | list[Compartment],
-    acquisition,
-    *,
-    max_eigenvalue: float,
-    reference_max_eigenvalue: float | None = None,
-    time_step: float | None = None,
-    normalize: bool = True,
-) -> SignalWithError:
-    """MF signal at the cutoff ``max_eigenvalue`` with an estimate of its truncation error.
-
-    Args:
-        compartments: one ``Compartment`` or a list; their bases must hold modes above
-            ``max_eigenvalue`` (compute them at the reference cutoff, e.g. with
-            ``mesh_eigenbasis(..., max_eigenvalue=4 * max_eigenvalue)``).
-        acquisition: an ``Acquisition`` or ``GradientPieces``.
-        max_eigenvalue: the cutoff lambda_c of the reported signal [1/m^2].
-        reference_max_eigenvalue: the larger reference cutoff [1/m^2]; None uses every
-            mode of the bases.
-        time_step: longest piece for smooth waveforms [s] (as in :func:`signal`).
-        normalize: as in :func:`signal`.
-
-    Returns:
-        :class:`SignalWithError`.  The estimate tracks the true error within the factor
-        stated in docs/btpde.md when the reference cutoff is four times lambda_c.
-    """
-    compartments = as_compartments(compartments)
-    cutoff = _check_cutoff(max_eigenvalue, "max_eigenvalue")
-    reference_cutoff = math.inf
-    if reference_max_eigenvalue is not None:
-        reference_cutoff = _check_cutoff(reference_max_eigenvalue, "reference_max_eigenvalue")
-        if reference_cutoff <= cutoff:
-            raise ValueError(
-                "reference_max_eigenvalue must be larger than max_eigenvalue [1/m^2]; "
-                "four times max_eigenvalue is a good choice"
-            )
-    pieces = as_pieces(acquisition, time_step)
-    reduced = tuple(_truncated(c, cutoff) for c in compartments)
-    reference = compartments
-    if math.isfinite(reference_cutoff):
-        reference = tuple(_truncated(c, reference_cutoff) for c in compartments)
-    counts = tuple(f.num_modes for f in _factors(reduced))
-    reference_counts = tuple(f.num_modes for f in _factors(reference))
-    if counts == reference_counts:
-        raise ValueError(
-            "the bases hold no mode between max_eigenvalue and the reference cutoff, so the "
-            "error cannot be estimated; compute the bases with a larger cutoff (e.g. 4 x "
-            "max_eigenvalue) or lower max_eigenvalue"
-        )
-    value = signal(list(reduced), pieces, normalize=normalize)
-    reference_value = signal(list(reference), pieces, normalize=normalize)
-    largest = max(float(f.eigenvalues.detach()[-1]) for f in _factors(reference))
-    return SignalWithError(
-        signal=value,
-        error_estimate=(value - reference_value).abs().detach(),
-        reference=reference_value,
-        max_eigenvalue=cutoff,
-        reference_max_eigenvalue=min(reference_cutoff, largest),
-        num_modes=counts,
-        reference_num_modes=reference_counts,
-    )
-
-
-def _check_cutoff(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number [1/m^2], got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite eigenvalue [1/m^2], got {value!r}")
-    return float(value)
-
-
-#: The truncation error at lambda is bounded by this factor times |E(lambda) - E(2 lambda)|:
-#: exact for an error falling like lambda^-1 (K^-2), an over-estimate for faster decay
-#: (the measured rates are K^-3 to K^-6; validation/coverage_study.md).
-ESTIMATE_SAFETY = 2.0
+__all__ = ["ESTIMATE_SAFETY", "signal_with_error"]
 
 
 def signal_with_error(
-    compartments: Compartment | list[Compartment],
+    compartments: Compartment | list[Compartment] | CoupledBasis,
     acquisition,
     *,
     tolerance: float | None = None,
+    max_eigenvalue: float | None = None,
+    reference_max_eigenvalue: float | None = None,
     time_step: float | None = None,
     normalize: bool = True,
     propagator: Propagator | None = None,
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
     max_doublings: int = 6,
 ) -> SignalResult:
-    """The signal of the compartments with its error bar (:class:`SignalResult`).
+    """The signal with its error bar (:class:`SignalResult`).
 
     Each restricted factor starts at the a-priori cutoff lambda_0 of
     :mod:`mf_dmri.signal.cutoff` and is checked a posteriori: its cutoff is doubled until
@@ -173,19 +73,29 @@ def signal_with_error(
     the accepted pair; its truncation error is bounded by ESTIMATE_SAFETY times the change
     |E(lambda_j) - E(2 lambda_j)| (a bound on the coarser value, so a conservative one on
     the reported value), weighted like the signal (|E| <= 1 per factor, so errors of
-    factors and compartments add).  An
-    analytic factor is rebuilt at each cutoff; a fixed basis (a mesh) is truncated, and
-    when it holds fewer than 2 lambda_0 the pair (lambda_max / 2, lambda_max) is used.  The
-    discretisation error of a mesh factor comes from its source's error model when it
-    has one (zero for closed forms); the propagation error is the propagator's tolerance.
-    If the bar exceeds ``tolerance`` (a fixed basis too small, or ``max_doublings``
-    reached) the result says so: ``within_tolerance`` is False.
+    factors and compartments add).  An analytic factor is rebuilt at each cutoff; a fixed
+    basis (a mesh) is truncated, and when it holds fewer than 2 lambda_0 the pair
+    (lambda_max / 2, lambda_max) is used.  With ``max_eigenvalue`` every factor uses the
+    one pair (``max_eigenvalue``, ``reference_max_eigenvalue``) instead.  A
+    :class:`~mf_dmri.coupled.CoupledBasis` (permeable compartments) is fixed: see
+    :func:`~mf_dmri.signal.coupled_error.coupled_signal_with_error`.  The discretisation
+    error of a mesh factor comes from its source's error model when it has one (zero for
+    closed forms); the propagation error is the tolerance of the propagator used for each
+    factor (by default the one :func:`~mf_dmri.signal.propagators.choose_propagator`
+    picks, as in :func:`~mf_dmri.signal.api.signal`).  If the bar exceeds ``tolerance`` (a
+    fixed basis too small, a fixed pair too coarse, or ``max_doublings`` reached) the
+    result says so: ``within_tolerance`` is False.
 
     Args:
-        compartments: one ``Compartment`` or a list.
+        compartments: one ``Compartment``, a list, or one ``CoupledBasis``.
         acquisition: an ``Acquisition`` or ``GradientPieces``.
         tolerance: requested absolute tolerance on the signal [signal unit] (default 1e-4
-            for analytic shapes, 1e-3 with a mesh).
+            for analytic shapes, 1e-3 with a mesh or a coupled basis).
+        max_eigenvalue: a fixed cutoff lambda_c [1/m^2] instead of the adaptive one; the
+            error is estimated against ``reference_max_eigenvalue``.
+        reference_max_eigenvalue: the finer cutoff of the fixed pair [1/m^2], larger than
+            ``max_eigenvalue`` (default 2 ``max_eigenvalue``; a fixed basis holding less is
+            used whole).  Only with ``max_eigenvalue``.
         time_step: longest piece for smooth waveforms [s] (as in :func:`signal`).
         normalize: as in :func:`signal`.
         propagator: as in :func:`signal` (default: chosen by measured cost).
@@ -193,16 +103,30 @@ def signal_with_error(
             raises ``ModeBudgetError``.
         max_doublings: most doublings of a factor's cutoff.
     """
-    compartments = as_compartments(compartments)
     pieces = as_pieces(acquisition, time_step)
+    if isinstance(compartments, CoupledBasis):
+        if max_eigenvalue is not None or reference_max_eigenvalue is not None:
+            raise ValueError(
+                "a CoupledBasis is fixed: build it at the cutoff you want "
+                "(permeable_eigenbasis(..., max_rate=...)) instead of passing max_eigenvalue"
+            )
+        return coupled_signal_with_error(
+            compartments, pieces, tolerance=tolerance, normalize=normalize, propagator=propagator
+        )
+    compartments = as_compartments(compartments)
+    fixed_pair = _fixed_cutoffs(max_eigenvalue, reference_max_eigenvalue)
     factors = _factors(compartments)
     tol = default_tolerance(factors, tolerance)
     share = tol / max(len(factors), 1)
+
+    def pairs(factor: Eigenbasis, rate: float):
+        if fixed_pair is not None:
+            return iter([_fixed_pair(factor, pieces, *fixed_pair, memory_budget)])
+        return _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings)
+
     checked = [
         [
-            _checked_factor(
-                f, c.diffusivity, pieces, share, memory_budget, propagator, max_doublings
-            )
+            _checked_factor(f, c.diffusivity, pieces, share, pairs, propagator)
             for f in c.domain.factors
         ]
         for c in compartments
@@ -214,25 +138,28 @@ def signal_with_error(
     value = signal(list(fixed), pieces, normalize=normalize, propagator=propagator)
     scales = _compartment_scales(compartments, pieces, normalize)
     zero = torch.zeros_like(value.real).detach()
-    truncation = sum((s * sum(item[1] for item in row) for s, row in zip(scales, checked)), zero)
-    discretisation = sum(
-        (s * sum(item[2] for item in row) for s, row in zip(scales, checked)), zero
-    )
-    used = propagator.tolerance if propagator is not None else DenseExponential().tolerance
+    errors = [
+        sum((s * sum(item[k] for item in row) for s, row in zip(scales, checked)), zero)
+        for k in (1, 2, 3)
+    ]
     scale = torch.ones_like(value.real) if normalize else value.abs().max().detach()
     adapted = _factors(fixed)
     return SignalResult(
         signal=value,
-        truncation_error=truncation.detach(),
-        discretisation_error=discretisation.detach(),
-        propagation_error=(used * scale).detach(),
+        truncation_error=errors[0].detach(),
+        discretisation_error=errors[1].detach(),
+        propagation_error=(errors[2] * scale).detach(),
         tolerance=tol,
         num_modes=tuple(f.num_modes for f in adapted),
         max_eigenvalues=tuple(float(f.eigenvalues.detach()[-1]) for f in adapted),
     )
 
 
-def _compartment_scales(compartments, pieces, normalize: bool) -> list[torch.Tensor]:
+def _factors(compartments: tuple[Compartment, ...]) -> list[Eigenbasis]:
+    return [f for c in compartments for f in c.domain.factors]
+
+
+def _compartment_scales(compartments, pieces, normalize: bool) -> list[float]:
     """|weight| of each compartment in the signal (divided by the normalisation)."""
     device = compartments[0].domain.free_axes.device
     weights, reference = compartment_weights(compartments, pieces.echo_time.to(device))
@@ -245,14 +172,13 @@ def _checked_factor(
     diffusivity: torch.Tensor,
     pieces,
     share: float,
-    memory_budget: float,
+    pairs,
     propagator: Propagator | None,
-    max_doublings: int,
-) -> tuple[Eigenbasis, torch.Tensor, torch.Tensor]:
+) -> tuple[Eigenbasis, torch.Tensor, torch.Tensor, float]:
     """(basis at the accepted cutoff, its truncation-error bound (M,), its discretisation
-    error (M,)) of one factor (see :func:`signal_with_error`)."""
+    error (M,), the tolerance of its propagator) of one factor (see
+    :func:`signal_with_error`); ``pairs(factor, rate)`` yields the (coarse, fine) bases."""
     rate = float(diffusivity.detach())
-    pairs = _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings)
     values: dict[int, torch.Tensor] = {}
 
     def evaluate(basis: Eigenbasis) -> torch.Tensor:
@@ -264,7 +190,7 @@ def _checked_factor(
                 )
         return values[key]
 
-    for coarse, fine in pairs:
+    for coarse, fine in pairs(factor, rate):
         error = ESTIMATE_SAFETY * (evaluate(coarse) - evaluate(fine)).abs()
         if float(error.max()) <= share:
             break
@@ -272,7 +198,9 @@ def _checked_factor(
     # and the fine value, closer to the limit, stays inside that bound even where one
     # doubling adds little (a mode that couples weakly, the next ones more).
     discretisation = _discretisation_error(factor, fine, rate, pieces)
-    return fine, error, discretisation
+    with torch.no_grad():
+        used = planned_propagator(prepare_factor(fine, pieces), 1, propagator)
+    return fine, error, discretisation, used.tolerance
 
 
 def _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings):
@@ -301,6 +229,61 @@ def _largest_pair(factor: Eigenbasis) -> tuple[Eigenbasis, Eigenbasis]:
             "larger cutoff (a smaller length_scale)"
         )
     return coarse, factor
+
+
+def _fixed_cutoffs(
+    max_eigenvalue: float | None, reference_max_eigenvalue: float | None
+) -> tuple[float, float] | None:
+    """The checked pair (lambda_c, lambda_ref) [1/m^2], or None for the adaptive cutoff."""
+    if max_eigenvalue is None:
+        if reference_max_eigenvalue is not None:
+            raise ValueError(
+                "reference_max_eigenvalue needs max_eigenvalue (the fixed cutoff [1/m^2]); "
+                "pass both, or neither for the adaptive cutoff"
+            )
+        return None
+    cutoff = _check_cutoff(max_eigenvalue, "max_eigenvalue")
+    if reference_max_eigenvalue is None:
+        return cutoff, 2.0 * cutoff
+    reference = _check_cutoff(reference_max_eigenvalue, "reference_max_eigenvalue")
+    if reference <= cutoff:
+        raise ValueError(
+            "reference_max_eigenvalue must be larger than max_eigenvalue [1/m^2]; two to four "
+            "times max_eigenvalue is a good choice"
+        )
+    return cutoff, reference
+
+
+def _check_cutoff(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number [1/m^2], got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite eigenvalue [1/m^2], got {value!r}")
+    return float(value)
+
+
+def _fixed_pair(
+    factor: Eigenbasis, pieces, cutoff: float, reference: float, memory_budget: float
+) -> tuple[Eigenbasis, Eigenbasis]:
+    """(the factor at ``cutoff``, at ``reference``) [1/m^2]: rebuilt from its source, or
+    truncated (a fixed basis holding less than ``reference`` is used whole)."""
+    source = factor.source
+    if source is not None:
+        axial = factor.isotropic and single_direction(factor, pieces)
+        modes = source.predicted_modes(reference, axial=axial)
+        cost = factor_cost(modes, factor.dimension, pieces, reference, axial)
+        check_budget(cost, memory_budget, factor.label)
+        fine = source.basis(reference, factor.axes, axial=axial).to(factor.device)
+    else:
+        fine = factor.truncated(min(reference, float(factor.eigenvalues.detach()[-1])))
+    coarse = fine.truncated(cutoff)
+    if coarse.num_modes == fine.num_modes:
+        raise ValueError(
+            f"the {factor.label or 'mesh'} basis holds no mode between max_eigenvalue and the "
+            "reference cutoff, so the error cannot be estimated; compute the basis with a "
+            "larger cutoff (e.g. 4 x max_eigenvalue) or lower max_eigenvalue"
+        )
+    return coarse, fine
 
 
 def _discretisation_error(factor, accepted, rate, pieces) -> torch.Tensor:

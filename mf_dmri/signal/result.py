@@ -35,8 +35,10 @@ class SignalResult:
         discretisation_error: float64 (M,) bound of the finite-element error [signal unit].
         propagation_error: float64 (M,) bound of the time-integration error [signal unit].
         tolerance: the requested absolute tolerance on the signal [signal unit].
-        num_modes: modes kept per restricted factor, in compartment order.
-        max_eigenvalues: the cutoff of each restricted factor [1/m^2], same order.
+        num_modes: modes kept per restricted factor, in compartment order (one entry
+            for a coupled basis).
+        max_eigenvalues: the cutoff of each restricted factor [1/m^2], same order (for a
+            coupled basis: its largest rate kept [1/s]).
     """
 
     signal: torch.Tensor

@@ -3,8 +3,9 @@
 A :class:`~mf_dmri.coupled.CoupledBasis` already contains diffusion, exchange and (bulk and
 surface) relaxation, so a coupled point is one row: its signal for every measurement is
 :func:`mf_dmri.signal.signal` on the basis, timing by timing (the same call as outside a
-sweep).  The signal library has no error estimate for a coupled basis yet, so the error
-bars are NaN (unknown, not zero).
+sweep), with the error bar of
+:func:`~mf_dmri.signal.coupled_error.coupled_signal_with_error` (the coupled basis truncated
+at half its largest rate against every mode, plus the propagation error).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from mf_dmri._checks import CDTYPE, DTYPE
 from mf_dmri.coupled import CoupledBasis
-from mf_dmri.signal import signal
+from mf_dmri.signal.coupled_error import coupled_signal_with_error
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES
 from mf_dmri.sweep.acquisition import MeasurementTable, timing_pieces
 
@@ -46,21 +47,22 @@ class CoupledSimulator:
         self.max_chunk_bytes = max_chunk_bytes
 
     def signals_with_error(self, tissue: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Signal (1, M) complex128 of the point and its error bars (1, M), NaN.
+        """Signal (1, M) complex128 of the point and its error bars (1, M) [signal unit].
         ``tissue`` must be empty: the tissue values are in the basis."""
         if tissue:
             raise ValueError(
                 f"a coupled geometry point holds its tissue values; got extra {sorted(tissue)}"
             )
         result = torch.zeros(1, self.measurements.count, dtype=CDTYPE, device=self.device)
+        bars = torch.zeros(result.shape, dtype=DTYPE, device=self.device)
         for timing in self.measurements.timings:
-            values = signal(
+            values = coupled_signal_with_error(
                 self.basis,
                 timing_pieces(self.measurements, timing),
                 normalize=self.normalize,
                 max_chunk_bytes=self.max_chunk_bytes,
             )
             index = torch.as_tensor(timing.indices, device=self.device)
-            result[0, index] = values.detach().to(CDTYPE)
-        bars = torch.full(result.shape, torch.nan, dtype=DTYPE, device=self.device)
+            result[0, index] = values.signal.detach().to(CDTYPE)
+            bars[0, index] = values.error_bar.to(DTYPE)
         return result, bars

@@ -171,7 +171,7 @@ def geometry_chunks(
     (rows, M), solved)`` for each of its ``chunks``; ``solved`` is True on the first yield
     if an eigen-solve ran (False for a cache hit) and False afterwards.  The error bars are
     those of :meth:`GeometrySimulator.signals_with_error` at the extreme diffusivities of
-    the sweep (NaN for a coupled point: no error estimate yet).  ``meshes``: see
+    the sweep (for a coupled point, those of its coupled basis).  ``meshes``: see
     :func:`solve_geometry`."""
     checks = plan.spec.plausibility
     domains, solved = solve_geometry(plan.geometries[geometry], registry, cache, meshes, checks)
