@@ -32,6 +32,7 @@ from mf_dmri.signal.api import as_pieces, signal
 from mf_dmri.signal.compartment import Compartment, as_compartments, compartment_weights
 from mf_dmri.signal.cutoff import DEFAULT_MEMORY_BUDGET, adapted_factor, default_tolerance
 from mf_dmri.signal.dense import DenseExponential
+from mf_dmri.signal.discretisation import discretisation_error
 from mf_dmri.signal.propagation import factor_signal
 from mf_dmri.signal.propagators import Propagator
 from mf_dmri.signal.result import SignalResult
@@ -176,8 +177,9 @@ def signal_with_error(
     factors and compartments add).  An
     analytic factor is rebuilt at each cutoff; a fixed basis (a mesh) is truncated, and
     when it holds fewer than 2 lambda_0 the pair (lambda_max / 2, lambda_max) is used.  The
-    discretisation error of a mesh factor comes from its source's error model when it
-    has one (zero for closed forms); the propagation error is the propagator's tolerance.
+    discretisation error of a mesh factor is bounded by P1 versus P2 on its mesh
+    (:mod:`mf_dmri.signal.discretisation`; zero for closed forms); the propagation error
+    is the propagator's tolerance.
     If the bar exceeds ``tolerance`` (a fixed basis too small, or ``max_doublings``
     reached) the result says so: ``within_tolerance`` is False.
 
@@ -304,9 +306,6 @@ def _largest_pair(factor: Eigenbasis) -> tuple[Eigenbasis, Eigenbasis]:
 
 
 def _discretisation_error(factor, accepted, rate, pieces) -> torch.Tensor:
-    """The discretisation error of the accepted factor [signal unit] from the original
-    basis' source, if it models one; zero for closed forms."""
-    model = getattr(factor.source, "discretisation_error", None)
-    if model is None:
-        return torch.zeros(pieces.num_measurements, dtype=torch.float64)
-    return model(accepted, rate, pieces)
+    """The discretisation error of the accepted factor [signal unit]: P1 versus P2 on the
+    factor's mesh (:mod:`mf_dmri.signal.discretisation`); zero for closed forms."""
+    return discretisation_error(factor, accepted, rate, pieces)
