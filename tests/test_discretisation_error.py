@@ -125,3 +125,15 @@ def test_bar_covers_the_error_of_a_coarse_sphere_mesh():
     assert bool((error > 1e-4).all())
     assert bool((error <= result.error_bar).all()), (error, result.error_bar)
     assert bool((result.error_bar <= 3 * error).all()), (error, result.error_bar)
+
+
+def test_cached_basis_carries_its_mesh(tmp_path):
+    from mf_dmri.io.eigen_cache import cached_mesh_eigenbasis
+
+    nodes, triangles = triangulate_polygon(HEXAGON, 1.5 * um)
+    for _ in range(2):  # computed, then loaded from the cache
+        basis = cached_mesh_eigenbasis(
+            nodes, triangles, cache_dir=tmp_path, order=2, length_scale=5 * um
+        )
+        assert basis.discretisation is not None and basis.discretisation.order == 2
+    assert len(list(tmp_path.iterdir())) == 1

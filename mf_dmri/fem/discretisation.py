@@ -24,7 +24,7 @@ from mf_dmri.fem.mesh_input import mesh_arrays
 from mf_dmri.fem.resolution import ResolutionWarning
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FemDiscretisation:
     """The mesh and element order of a finite-element basis.
 
