@@ -137,3 +137,14 @@ def test_cached_basis_carries_its_mesh(tmp_path):
         )
         assert basis.discretisation is not None and basis.discretisation.order == 2
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_basis_without_its_mesh_says_so():
+    from mf_dmri.signal.discretisation import DiscretisationWarning
+
+    nodes, triangles = triangulate_polygon(HEXAGON, 1.5 * um)
+    basis = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um)
+    bare = replace(basis, discretisation=None)
+    with pytest.warns(DiscretisationWarning, match="not in the error bar"):
+        result = signal_with_error(_prism(bare), _pieces())
+    assert bool((result.discretisation_error == 0).all())

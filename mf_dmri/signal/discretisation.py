@@ -29,11 +29,20 @@ errors are reported with the mesh, :mod:`mf_dmri.geometry.quality`).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
+from mf_dmri.signal.cutoff import _ANALYTIC_LABELS
 from mf_dmri.signal.propagation import factor_signal
+
+
+class DiscretisationWarning(UserWarning):
+    """A basis that is not a closed form carries no mesh: its finite-element error is not
+    in the error bar."""
+
 
 #: Cap of the relative eigenvalue change rho in the bound (see the module docstring).
 MAX_EIGENVALUE_CHANGE = 0.5
@@ -64,9 +73,20 @@ def discretisation_error(
 ) -> torch.Tensor:
     """float64 (M,) bound of the finite-element error of the signal of ``accepted`` (the
     factor at its accepted cutoff) [signal unit]: zero for a factor without a mesh (closed
-    forms), else the P1-versus-P2 bound of the module docstring.  ``diffusivity`` [m^2/s]."""
+    forms), else the P1-versus-P2 bound of the module docstring.  ``diffusivity`` [m^2/s].
+    A basis that is neither a closed form nor carries its mesh gets zero with a
+    :class:`DiscretisationWarning` (the bar then does not cover its discretisation)."""
     model = factor.discretisation
     if model is None:
+        if factor.source is None and factor.label not in _ANALYTIC_LABELS:
+            warnings.warn(
+                f"the basis {factor.label or '(unlabelled)'} is not a closed form and carries "
+                "no mesh (Eigenbasis.discretisation), so its finite-element error is not in "
+                "the error bar; build it with mf_dmri.fem.mesh_eigenbasis or "
+                "cross_section_eigenbasis to include it",
+                DiscretisationWarning,
+                stacklevel=4,
+            )
         return torch.zeros(pieces.num_measurements, dtype=torch.float64)
     cutoff = float(accepted.eigenvalues.detach()[-1])
     companion = model.companion(cutoff, accepted.axes.detach().cpu()).to(accepted.device)
