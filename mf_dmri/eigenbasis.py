@@ -54,6 +54,23 @@ class BasisSource(Protocol):
         ...
 
 
+class DiscretisationModel(Protocol):
+    """The finite-element discretisation of a mesh basis (its mesh and element order), from
+    which the signal layer bounds the basis' discretisation error
+    (:mod:`mf_dmri.signal.discretisation`)."""
+
+    order: int
+
+    def companion(self, max_eigenvalue: float, axes: torch.Tensor) -> Eigenbasis:
+        """The same mesh solved with the other element order, every mode of eigenvalue <=
+        ``max_eigenvalue`` [1/m^2], in the frame ``axes``."""
+        ...
+
+    def scaled(self, factor: float) -> DiscretisationModel:
+        """The model of the mesh scaled uniformly by ``factor`` [-]."""
+        ...
+
+
 @dataclass(frozen=True)
 class Eigenbasis:
     """Neumann Laplace eigen-data of one domain; see the module docstring for the fields.
@@ -76,6 +93,10 @@ class Eigenbasis:
             by the analytic shapes when no cutoff is given, so that the signal layer
             chooses the cutoff from the acquisition (:mod:`mf_dmri.signal.cutoff`).
             Dropped by ``scaled``, ``truncated`` and ``first_modes`` (the result is fixed).
+        discretisation: optional :class:`DiscretisationModel` of a mesh basis (its mesh
+            and element order), set by :func:`mf_dmri.fem.mesh_eigenbasis`; the error bar
+            of :func:`mf_dmri.signal.signal_with_error` uses it.  Kept by ``truncated``
+            and ``first_modes`` (same mesh), scaled with the basis.
     """
 
     eigenvalues: torch.Tensor
@@ -87,6 +108,7 @@ class Eigenbasis:
     isotropic: bool = False
     stiffness_coupling: torch.Tensor | None = field(default=None, compare=False)
     source: BasisSource | None = field(default=None, compare=False)
+    discretisation: DiscretisationModel | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         eigenvalues = as_real_tensor(self.eigenvalues, "eigenvalues")
@@ -199,6 +221,9 @@ class Eigenbasis:
             mode_integrals=self.mode_integrals * f ** (dim / 2),
             volume=self.volume * f**dim,
             source=None,
+            discretisation=None
+            if self.discretisation is None
+            else self.discretisation.scaled(float(f.detach())),
             stiffness_coupling=None
             if self.stiffness_coupling is None
             else self.stiffness_coupling / f**2,

@@ -27,6 +27,7 @@ import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis, cluster_safe_count
 from mf_dmri.fem.assembly import FemMatrices
+from mf_dmri.fem.discretisation import mesh_discretisation
 from mf_dmri.fem.eigen_result import FemEigenResult, assemble_result, default_axes
 from mf_dmri.fem.eigensolver import (
     ShiftInvertLanczos,
@@ -186,6 +187,14 @@ def mesh_eigenbasis_with_diagnostics(
 ) -> FemEigenResult:
     """:func:`mesh_eigenbasis` with its diagnostics (residuals, timings, solver, sizes)."""
     start = time.perf_counter()
+    model = mesh_discretisation(
+        nodes,
+        elements,
+        element_labels=element_labels,
+        order=order,
+        solver=solver,
+        cluster_rtol=cluster_rtol,
+    )
     system = assemble_mesh(nodes, elements, element_labels=element_labels, order=order)
     assembled = time.perf_counter() - start
     result = solve_eigenbasis(
@@ -196,7 +205,8 @@ def mesh_eigenbasis_with_diagnostics(
         cluster_rtol=cluster_rtol,
         label=label,
     )
-    return replace(result, timings={"assembly": assembled, **result.timings})
+    basis = replace(result.basis, discretisation=model)
+    return replace(result, basis=basis, timings={"assembly": assembled, **result.timings})
 
 
 def mesh_eigenbasis(
@@ -227,7 +237,9 @@ def mesh_eigenbasis(
 
     Returns:
         The :class:`~mf_dmri.eigenbasis.Eigenbasis` (M-orthonormal modes, exact zero modes,
-        moments in the mesh coordinates, axes = identity rows).
+        moments in the mesh coordinates, axes = identity rows), carrying its mesh and order
+        (:class:`~mf_dmri.fem.discretisation.FemDiscretisation`) for the discretisation
+        error of :func:`mf_dmri.signal.signal_with_error`.
     """
     return mesh_eigenbasis_with_diagnostics(
         nodes,

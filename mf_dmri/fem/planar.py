@@ -8,9 +8,12 @@ layer combines this basis with free (or bounded) diffusion along the normal of t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
+from mf_dmri.fem.discretisation import mesh_discretisation
 from mf_dmri.fem.eigen import FemEigenResult, solve_eigenbasis
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.polygon import triangulate_polygon
@@ -52,7 +55,7 @@ def cross_section_result(
     system = assemble_mesh(nodes, triangles, element_labels=element_labels, order=order)
     if system.dimension != 2:
         raise ValueError("a cross-section must be a triangle mesh (MeshTri), not a volume mesh")
-    return solve_eigenbasis(
+    result = solve_eigenbasis(
         system,
         length_scale=length_scale,
         max_eigenvalue=max_eigenvalue,
@@ -61,6 +64,15 @@ def cross_section_result(
         axes=frame,
         label=label,
     )
+    model = mesh_discretisation(
+        nodes,
+        triangles,
+        element_labels=element_labels,
+        order=order,
+        solver=solver,
+        cluster_rtol=cluster_rtol,
+    )
+    return replace(result, basis=replace(result.basis, discretisation=model))
 
 
 def cross_section_eigenbasis(

@@ -21,12 +21,14 @@ import io
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
+from mf_dmri.fem.discretisation import mesh_discretisation
 from mf_dmri.fem.eigen import cutoff_eigenvalue, default_axes, mesh_eigenbasis
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.mesh_input import mesh_arrays
@@ -134,9 +136,17 @@ def cached_mesh_eigenbasis(
     inputs = cache_inputs(nodes, elements, element_labels=element_labels, settings=settings)
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     path = Path(cache_dir) / f"{name or key[:24]}.npz"
+    model = mesh_discretisation(
+        nodes,
+        elements,
+        element_labels=element_labels,
+        order=order,
+        solver=solver,
+        cluster_rtol=cluster_rtol,
+    )
     if path.exists():
         try:
-            return load_eigenbasis(path, inputs=inputs)
+            return replace(load_eigenbasis(path, inputs=inputs), discretisation=model)
         except ArtefactError as exc:
             if on_stale == "raise":
                 raise

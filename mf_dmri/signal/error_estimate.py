@@ -44,6 +44,7 @@ from mf_dmri.signal.cutoff import (
     factor_cost,
     single_direction,
 )
+from mf_dmri.signal.discretisation import discretisation_error
 from mf_dmri.signal.propagation import factor_signal, planned_propagator, prepare_factor
 from mf_dmri.signal.propagators import Propagator
 from mf_dmri.signal.result import SignalResult
@@ -79,12 +80,13 @@ def signal_with_error(
     one pair (``max_eigenvalue``, ``reference_max_eigenvalue``) instead.  A
     :class:`~mf_dmri.coupled.CoupledBasis` (permeable compartments) is fixed: see
     :func:`~mf_dmri.signal.coupled_error.coupled_signal_with_error`.  The discretisation
-    error of a mesh factor comes from its source's error model when it has one (zero for
-    closed forms); the propagation error is the tolerance of the propagator used for each
-    factor (by default the one :func:`~mf_dmri.signal.propagators.choose_propagator`
-    picks, as in :func:`~mf_dmri.signal.api.signal`).  If the bar exceeds ``tolerance`` (a
-    fixed basis too small, a fixed pair too coarse, or ``max_doublings`` reached) the
-    result says so: ``within_tolerance`` is False.
+    error of a mesh factor is bounded by P1 versus P2 on its mesh
+    (:mod:`mf_dmri.signal.discretisation`; zero for closed forms); the propagation error
+    is the tolerance of the propagator used for each factor (by default the one
+    :func:`~mf_dmri.signal.propagators.choose_propagator` picks, as in
+    :func:`~mf_dmri.signal.api.signal`).  If the bar exceeds ``tolerance`` (a fixed basis
+    too small, a fixed pair too coarse, or ``max_doublings`` reached) the result says so:
+    ``within_tolerance`` is False.
 
     Args:
         compartments: one ``Compartment``, a list, or one ``CoupledBasis``.
@@ -287,9 +289,6 @@ def _fixed_pair(
 
 
 def _discretisation_error(factor, accepted, rate, pieces) -> torch.Tensor:
-    """The discretisation error of the accepted factor [signal unit] from the original
-    basis' source, if it models one; zero for closed forms."""
-    model = getattr(factor.source, "discretisation_error", None)
-    if model is None:
-        return torch.zeros(pieces.num_measurements, dtype=torch.float64)
-    return model(accepted, rate, pieces)
+    """The discretisation error of the accepted factor [signal unit]: P1 versus P2 on the
+    factor's mesh (:mod:`mf_dmri.signal.discretisation`); zero for closed forms."""
+    return discretisation_error(factor, accepted, rate, pieces)
