@@ -200,8 +200,8 @@ def _checked_factor(
     # and the fine value, closer to the limit, stays inside that bound even where one
     # doubling adds little (a mode that couples weakly, the next ones more).
     discretisation = _discretisation_error(factor, fine, rate, pieces)
-    with torch.no_grad():
-        used = planned_propagator(prepare_factor(fine, pieces), 1, propagator)
+    # planned as the signal will be (with autograd: derivatives at g = 0 change the choice)
+    used = planned_propagator(prepare_factor(fine, pieces), 1, propagator)
     return fine, error, discretisation, used.tolerance
 
 
