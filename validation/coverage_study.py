@@ -250,6 +250,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=42)
     parser.add_argument("--mesh-cases", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="coverage_study", help="file stem in validation/")
     args = parser.parse_args()
     start = time.perf_counter()
     rows, mesh_rows = [], []
@@ -260,8 +261,8 @@ def main() -> None:
         mesh_rows.append(run_mesh_case(case, _acquisition(case)))
         _print_row(mesh_rows[-1])
     seconds = time.perf_counter() - start
-    (HERE / "coverage_study.md").write_text(_report(rows, mesh_rows, seconds))
-    _plot(rows, mesh_rows, HERE / "coverage_study.png")
+    (HERE / f"{args.output}.md").write_text(_report(rows, mesh_rows, seconds))
+    _plot(rows, mesh_rows, HERE / f"{args.output}.png")
     coverage, ratio = summary(rows + mesh_rows)
     print(f"coverage {coverage:.3f}, median bar/error {ratio:.3g}")
 
