@@ -188,7 +188,7 @@ def _report(rows: list[dict], mesh_rows: list[dict], seconds: float, command: st
         "b_max).",
         "",
         *_summary_lines(rows + mesh_rows, "all"),
-        *_summary_lines(rows, "analytic"),
+        *(_summary_lines(rows, "analytic") if rows else []),
         *(_summary_lines(mesh_rows, "meshes") if mesh_rows else []),
         f"- run time: {seconds:.0f} s",
         "",
