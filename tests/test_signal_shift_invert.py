@@ -21,7 +21,14 @@ from mf_dmri.analytic import ball_basis, cylinder, sphere
 from mf_dmri.fem import PermeableParameters, mesh_eigenbasis, permeable_eigenbasis, permeable_mesh
 from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
 from mf_dmri.sequences import OGSE, PGSE, Acquisition, DoublePGSE, SampledWaveform
-from mf_dmri.signal import Compartment, DenseExponential, Propagator, signal
+from mf_dmri.signal import (
+    Compartment,
+    DenseExponential,
+    KrylovExponential,
+    Propagator,
+    choose_propagator,
+    signal,
+)
 from mf_dmri.signal.propagation import factor_signal
 from mf_dmri.signal.shift_invert import ShiftInvertExponential
 from mf_dmri.units import ms, um
@@ -270,3 +277,13 @@ def test_settings_are_checked(fem_basis):
     starved = ShiftInvertExponential(tolerance=1e-15, max_dimension=8)
     with pytest.raises(RuntimeError, match="raise max_dimension"):
         factor_signal(fem_basis, torch.tensor(D), pieces, propagator=starved)
+
+
+def test_choice_by_size_waveform_and_derivatives():
+    cpu = torch.device("cpu")
+    assert isinstance(choose_propagator(87, 1890, 1, cpu), ShiftInvertExponential)
+    assert isinstance(choose_propagator(50, 100, 1, cpu), DenseExponential)
+    chosen = choose_propagator(50, 100, 1, cpu, differentiated=True)
+    assert isinstance(chosen, ShiftInvertExponential)
+    assert isinstance(choose_propagator(87, 100, 16, cpu, differentiated=True), KrylovExponential)
+    assert isinstance(choose_propagator(1000, 100, 1, cpu), KrylovExponential)

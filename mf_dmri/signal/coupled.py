@@ -18,7 +18,12 @@ import torch
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, plan_pieces
-from mf_dmri.signal.propagators import PropagationBatch, Propagator, choose_propagator
+from mf_dmri.signal.propagators import (
+    PropagationBatch,
+    Propagator,
+    choose_propagator,
+    needs_derivatives,
+)
 
 
 def coupled_signal(
@@ -50,7 +55,12 @@ def coupled_signal(
     plans = tuple(plan_pieces(durations, local))
     num_new = sum(p.kind == "new" for p in plans)
     if propagator is None:
-        propagator = choose_propagator(basis.num_modes, local.shape[0], num_new, device)
+        differentiated = needs_derivatives(
+            local, durations, basis.rates, basis.moments, basis.initial, basis.readout
+        )
+        propagator = choose_propagator(
+            basis.num_modes, local.shape[0], num_new, device, differentiated=differentiated
+        )
     chunk = propagator.rows_per_batch(basis.num_modes, num_new, max_chunk_bytes)
     one = torch.ones((), dtype=basis.rates.dtype, device=device)
     outputs = [

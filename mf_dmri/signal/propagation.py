@@ -31,6 +31,7 @@ from mf_dmri.signal.propagators import (
     PropagationBatch,
     Propagator,
     choose_propagator,
+    needs_derivatives,
 )
 from mf_dmri.signal.reduction import reduced_data
 
@@ -163,7 +164,12 @@ def evaluate_factor(
     num_modes = plan.data[0].shape[-1]
     num_new = sum(p.kind == "new" for p in plan.plans)
     if propagator is None:
-        propagator = choose_propagator(num_modes, count_b * count_w, num_new, plan.local.device)
+        differentiated = needs_derivatives(
+            rates, plan.local, plan.durations, plan.coupling, *plan.data
+        )
+        propagator = choose_propagator(
+            num_modes, count_b * count_w, num_new, plan.local.device, differentiated=differentiated
+        )
     step = propagator.rows_per_batch(num_modes, num_new, max_chunk_bytes)
     outputs = []
     for start in range(0, count_b * count_w, step):
