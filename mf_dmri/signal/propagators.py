@@ -98,13 +98,15 @@ DENSE_MAX_MODES = (80, 40)
 
 #: Range of modes in which shift-and-invert actions are chosen for waveforms with at most 2
 #: new pieces (PGSE): (fewest when derivatives are taken, most).  Forward only, they are
-#: cheaper than the polynomial Krylov steps from L = 87 to 400 (one core, 100 PGSE
-#: measurements on a FEM box basis: 0.84 / 0.90 s, 1.9 / 2.5 s, 5.9 / 9.2 s, 15 / 17 s,
-#: 26 / 32 s at L = 87, 120, 200, 300, 400; dense exponentials are cheapest up to
-#: ``DENSE_MAX_MODES``); when derivatives are taken, their backward is O(m L^2) per row (no
-#: exponential differentiated), so a forward + backward pass is the cheapest from L = 30
-#: (benchmarks/results/grad_signal.md: 1,890 PGSE measurements at L = 87, box meshes at
-#: L = 50).  With more new pieces one LU per piece and row costs more than the Krylov steps.
+#: the cheapest from L = 60 to 400 (benchmarks/results/propagators.md, one core, 100 PGSE
+#: measurements on a FEM box basis: dense / Krylov / shift-invert 0.75 / 0.71 / 0.63 s,
+#: 1.5 / 1.3 / 0.87 s, 17 / 3.8 / 2.7 s, - / 10.7 / 10.0 s at L = 60, 87, 200, 400), and
+#: ``DENSE_MAX_MODES`` is kept for the switch (the dense path is within 20% up to 80); when
+#: derivatives are taken, their backward is O(m L^2) per row (no exponential
+#: differentiated), so a forward + backward pass is the cheapest from L = 30
+#: (benchmarks/results/grad_signal.md: 20x cheaper than dense and 8x than Krylov on 1,890
+#: PGSE measurements at L = 87, 2x / 1.6x on a box at L = 50).  With more new pieces one LU
+#: per piece and row costs more than the Krylov steps (2x at L = 60-100).
 SHIFT_INVERT_MODES = (30, 400)
 
 
