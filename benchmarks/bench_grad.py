@@ -115,14 +115,25 @@ def _pgse_acquisition(bvalues, timings, num_directions):
     return out
 
 
+#: The propagators compared by --signal, in the order run: dense matrix exponentials (the
+#: path of the issue's 35 s pass), polynomial Krylov actions, shift-and-invert Krylov actions.
+SIGNAL_PATHS = ("dense", "krylov", "shift_invert")
+
+
 def _run_signal_case(kind: str, size: int) -> dict:
     """Vertex gradient of a signal loss: forward (eigenbasis + signals) and backward, with
-    the Krylov and the dense propagator in this one process."""
+    each propagator of ``SIGNAL_PATHS`` in this one process."""
     import torch
 
     sys.path.insert(0, str(ROOT))
     from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
-    from mf_dmri.signal import Compartment, DenseExponential, KrylovExponential, signal
+    from mf_dmri.signal import (
+        Compartment,
+        DenseExponential,
+        KrylovExponential,
+        ShiftInvertExponential,
+        signal,
+    )
 
     if kind == "remidi":
         from mf_dmri.geometry import cylinder, tetrahedralize
@@ -138,42 +149,50 @@ def _run_signal_case(kind: str, size: int) -> dict:
         acquisitions = _pgse_acquisition([1e9, 3e9], [(10e-3, 30e-3)], 50)
     result = {"case": kind, "nodes": int(nodes_np.shape[0]), "modes": modes}
     result["measurements"] = sum(a.num_measurements for a in acquisitions)
-    for label, propagator in (("krylov", KrylovExponential()), ("dense", DenseExponential())):
+    propagators = {
+        "dense": DenseExponential(),
+        "krylov": KrylovExponential(),
+        "shift_invert": ShiftInvertExponential(),
+    }
+    grads = {}
+    for label in SIGNAL_PATHS:
         nodes = torch.tensor(nodes_np, requires_grad=True)
         start = time.perf_counter()
         basis = differentiable_mesh_eigenbasis(nodes, elements, num_modes=modes)
         cell = Compartment(basis, 2e-9)
-        loss = sum((signal(cell, a, propagator=propagator).real ** 2).sum() for a in acquisitions)
+        loss = sum(
+            (signal(cell, a, propagator=propagators[label]).real ** 2).sum() for a in acquisitions
+        )
         forward = time.perf_counter() - start
         start = time.perf_counter()
         loss.backward()
         backward = time.perf_counter() - start
         result[f"{label}_forward_s"], result[f"{label}_backward_s"] = forward, backward
-        result[f"{label}_grad"] = nodes.grad.clone()
-    grads = result.pop("krylov_grad"), result.pop("dense_grad")
-    result["grad_difference"] = float((grads[0] - grads[1]).abs().max() / grads[1].abs().max())
+        grads[label] = nodes.grad.clone()
+    for label in ("krylov", "shift_invert"):
+        difference = (grads[label] - grads["dense"]).abs().max() / grads["dense"].abs().max()
+        result[f"{label}_grad_difference"] = float(difference)
     return result
 
 
 def _signal_table(rows: list[dict]) -> str:
     head = (
-        "| case | nodes | modes | measurements | Krylov forward [s] | Krylov backward [s] | "
-        "Krylov b/f | dense forward [s] | dense backward [s] | dense b/f | "
-        "dense / Krylov (pass) | gradient difference (rel.) |\n" + "|---" * 12 + "|"
+        "| case | nodes | modes | measurements | path | forward [s] | backward [s] | "
+        "backward/forward | pass [s] | dense pass / this pass | gradient difference "
+        "vs dense (rel.) |\n" + "|---" * 11 + "|"
     )
     lines = [head]
     for r in rows:
-        kf, kb, df, db = (
-            r["krylov_forward_s"],
-            r["krylov_backward_s"],
-            r["dense_forward_s"],
-            r["dense_backward_s"],
-        )
-        lines.append(
-            f"| {r['case']} | {r['nodes']} | {r['modes']} | {r['measurements']} | {kf:.2f} | "
-            f"{kb:.2f} | {kb / kf:.2f} | {df:.2f} | {db:.2f} | {db / df:.2f} | "
-            f"{(df + db) / (kf + kb):.1f} | {r['grad_difference']:.1e} |"
-        )
+        dense_pass = r["dense_forward_s"] + r["dense_backward_s"]
+        for label in SIGNAL_PATHS:
+            f, b = r[f"{label}_forward_s"], r[f"{label}_backward_s"]
+            difference = r.get(f"{label}_grad_difference")
+            shown = "-" if difference is None else f"{difference:.1e}"
+            lines.append(
+                f"| {r['case']} | {r['nodes']} | {r['modes']} | {r['measurements']} | {label} | "
+                f"{f:.2f} | {b:.2f} | {b / f:.2f} | {f + b:.2f} | {dense_pass / (f + b):.1f} | "
+                f"{shown} |"
+            )
     return "\n".join(lines)
 
 
@@ -204,17 +223,21 @@ def _signal_main(sizes: list[int]) -> None:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     text = (
-        "# Vertex gradient of PGSE signals: Krylov (exponential actions) vs dense\n\n"
+        "# Vertex gradient of PGSE signals: dense, Krylov and shift-and-invert Krylov\n\n"
         f"`python benchmarks/bench_grad.py --signal`, {platform.machine()}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average "
         f"{os.getloadavg()[0]:.1f} at the end (shared machine: absolute times inflated; "
-        "both paths run in one process per row).  Forward = differentiable eigenbasis + "
-        "signals; backward = loss.backward() of the sum of squared signals w.r.t. the "
-        "vertices.  remidi: capped cylinder (radius 2 um, length 10 um, netgen), 87 modes, "
-        "21 b-values (0..3000 s/mm^2) x 3 PGSE timings (delta 10 ms, Delta 20/40/60 ms) x "
-        "30 random directions = 1,890 measurements.  box: perturbed box mesh, 50 modes, "
-        "b = 1000, 3000 s/mm^2 x 50 directions.  Gradient difference: max |g_K - g_D| / "
-        f"max |g_D|.\n\n{_signal_table(rows)}\n"
+        "the three paths run in one process per case, so their ratios are comparable).  "
+        "Forward = differentiable eigenbasis + signals; backward = loss.backward() of the sum "
+        "of squared signals w.r.t. the vertices; pass = forward + backward.  Paths: dense "
+        "(DenseExponential, batched matrix exponentials differentiated by autograd: the "
+        "issue's 35 s pass), krylov (KrylovExponential, polynomial Krylov actions), "
+        "shift_invert (ShiftInvertExponential, shift-and-invert Krylov actions with the "
+        "hand-written adjoint of its solves).  remidi: capped cylinder (radius 2 um, length "
+        "10 um, netgen), 87 modes, 21 b-values (0..3000 s/mm^2) x 3 PGSE timings (delta 10 ms, "
+        "Delta 20/40/60 ms) x 30 random directions = 1,890 measurements.  box: perturbed box "
+        "mesh, 50 modes, b = 1000, 3000 s/mm^2 x 50 directions.  Gradient difference: "
+        f"max |g - g_dense| / max |g_dense|.\n\n{_signal_table(rows)}\n"
     )
     out_path = ROOT / "benchmarks/results/grad_signal.md"
     out_path.write_text(text)
@@ -236,8 +259,9 @@ def main() -> None:
     parser.add_argument(
         "--signal",
         action="store_true",
-        help="vertex gradient of PGSE signals (Krylov vs dense): the ReMiDi-like capped "
-        "cylinder (1,890 measurements) and the boxes of --sizes; writes grad_signal.md",
+        help="vertex gradient of PGSE signals (dense, Krylov, shift-and-invert): the "
+        "ReMiDi-like capped cylinder (1,890 measurements) and the boxes of --sizes; writes "
+        "grad_signal.md",
     )
     parser.add_argument("--signal-case", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -9,12 +9,14 @@ from mf_dmri.signal.krylov import KrylovExponential
 from mf_dmri.signal.propagation import factor_signal
 from mf_dmri.signal.propagators import Propagator, choose_propagator
 from mf_dmri.signal.result import SignalResult
+from mf_dmri.signal.shift_invert import ShiftInvertExponential
 
 __all__ = [
     "Compartment",
     "DenseExponential",
     "KrylovExponential",
     "Propagator",
+    "ShiftInvertExponential",
     "SignalResult",
     "as_pieces",
     "choose_propagator",

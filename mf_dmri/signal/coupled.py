@@ -20,7 +20,12 @@ from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.canonical import hidden_directions
 from mf_dmri.signal.dense import DenseExponential
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, plan_pieces
-from mf_dmri.signal.propagators import PropagationBatch, Propagator, choose_propagator
+from mf_dmri.signal.propagators import (
+    PropagationBatch,
+    Propagator,
+    choose_propagator,
+    needs_derivatives,
+)
 
 
 def coupled_signal(
@@ -88,7 +93,12 @@ def coupled_propagator(
         return DenseExponential()
     plans = plan_pieces(pieces.durations.to(basis.device), local)
     num_new = sum(p.kind == "new" for p in plans)
-    return choose_propagator(basis.num_modes, local.shape[0], num_new, basis.device)
+    differentiated = needs_derivatives(
+        local, pieces.durations, basis.rates, basis.moments, basis.initial, basis.readout
+    )
+    return choose_propagator(
+        basis.num_modes, local.shape[0], num_new, basis.device, differentiated=differentiated
+    )
 
 
 def _check_in_plane(gradients: torch.Tensor, local: torch.Tensor, axes: torch.Tensor) -> None:

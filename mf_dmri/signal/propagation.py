@@ -32,6 +32,7 @@ from mf_dmri.signal.propagators import (
     PropagationBatch,
     Propagator,
     choose_propagator,
+    needs_derivatives,
 )
 from mf_dmri.signal.reduction import reduced_data
 
@@ -163,7 +164,7 @@ def evaluate_factor(
     count_b, count_w = values.numel(), plan.local.shape[0]
     num_modes = plan.data[0].shape[-1]
     num_new = sum(p.kind == "new" for p in plan.plans)
-    propagator = planned_propagator(plan, count_b, propagator)
+    propagator = planned_propagator(plan, count_b, propagator, rates=rates)
     step = propagator.rows_per_batch(num_modes, num_new, max_chunk_bytes)
     outputs = []
     for start in range(0, count_b * count_w, step):
@@ -197,10 +198,15 @@ def evaluate_factor(
 
 
 def planned_propagator(
-    plan: FactorPlan, num_diffusivities: int = 1, propagator: Propagator | None = None
+    plan: FactorPlan,
+    num_diffusivities: int = 1,
+    propagator: Propagator | None = None,
+    *,
+    rates: torch.Tensor | None = None,
 ) -> Propagator:
     """``propagator``, or the one :func:`choose_propagator` picks for ``plan`` (its modes
-    after reduction and its new pieces) with ``num_diffusivities`` rows per waveform.
+    after reduction and its new pieces) with ``num_diffusivities`` rows per waveform,
+    counting the backward when autograd records ``rates`` [m^2/s] or the plan's data.
     Derivatives at a zero waveform (``canonical.hidden_directions``) take the dense
     exponential: a Krylov space built from the values sees no gradient there and drops
     the dependence (measured: Hessian 0 instead of -29.5 at g = 0 on a 230-mode ball)."""
@@ -210,7 +216,10 @@ def planned_propagator(
         return DenseExponential()
     num_new = sum(p.kind == "new" for p in plan.plans)
     rows = num_diffusivities * plan.local.shape[0]
-    return choose_propagator(plan.data[0].shape[-1], rows, num_new, plan.local.device)
+    differentiated = needs_derivatives(rates, plan.local, plan.durations, plan.coupling, *plan.data)
+    return choose_propagator(
+        plan.data[0].shape[-1], rows, num_new, plan.local.device, differentiated=differentiated
+    )
 
 
 def factor_signal(

@@ -96,15 +96,48 @@ class Propagator(Protocol):
 #: cylinder (L = 87, D lambda_max delta = 311) is near break-even.
 DENSE_MAX_MODES = (80, 40)
 
+#: Range of modes in which shift-and-invert actions are chosen for waveforms with at most 2
+#: new pieces (PGSE): (fewest when derivatives are taken, most).  Forward only, they are
+#: the cheapest from L = 60 to 400 (benchmarks/results/propagators.md, one core, 100 PGSE
+#: measurements on a FEM box basis: dense / Krylov / shift-invert 0.75 / 0.71 / 0.63 s,
+#: 1.5 / 1.3 / 0.87 s, 17 / 3.8 / 2.7 s, - / 10.7 / 10.0 s at L = 60, 87, 200, 400), and
+#: ``DENSE_MAX_MODES`` is kept for the switch (the dense path is within 20% up to 80); when
+#: derivatives are taken, their backward is O(m L^2) per row (no exponential
+#: differentiated), so a forward + backward pass is the cheapest from L = 30
+#: (benchmarks/results/grad_signal.md: 20x cheaper than dense and 8x than Krylov on 1,890
+#: PGSE measurements at L = 87, 2x / 1.6x on a box at L = 50).  With more new pieces one LU
+#: per piece and row costs more than the Krylov steps (2x at L = 60-100).
+SHIFT_INVERT_MODES = (30, 400)
+
 
 def choose_propagator(
-    num_modes: int, num_measurements: int, num_new_pieces: int, device: torch.device
+    num_modes: int,
+    num_measurements: int,
+    num_new_pieces: int,
+    device: torch.device,
+    *,
+    differentiated: bool = False,
 ) -> Propagator:
     """The propagator with the least predicted cost for this problem size (one place where
-    the choice is made; the cost model is measured in benchmarks/)."""
+    the choice is made; the cost model is measured in benchmarks/).  ``differentiated``:
+    whether derivatives will be taken through the values (the cost of the backward counts)."""
     from mf_dmri.signal.dense import DenseExponential
     from mf_dmri.signal.krylov import KrylovExponential
+    from mf_dmri.signal.shift_invert import ShiftInvertExponential
 
     del num_measurements, device
-    limit = DENSE_MAX_MODES[0] if num_new_pieces <= 2 else DENSE_MAX_MODES[1]
-    return DenseExponential() if num_modes <= limit else KrylovExponential()
+    if num_new_pieces > 2:
+        return DenseExponential() if num_modes <= DENSE_MAX_MODES[1] else KrylovExponential()
+    fewest, most = SHIFT_INVERT_MODES
+    if num_modes > most:
+        return KrylovExponential()
+    if num_modes > DENSE_MAX_MODES[0] or (differentiated and num_modes >= fewest):
+        return ShiftInvertExponential()
+    return DenseExponential()
+
+
+def needs_derivatives(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd will record operations on any of ``tensors``."""
+    return torch.is_grad_enabled() and any(
+        t is not None and isinstance(t, torch.Tensor) and t.requires_grad for t in tensors
+    )

@@ -1,0 +1,289 @@
+"""Shift-and-invert Krylov propagation (ShiftInvertExponential) against dense exponentials.
+
+The independent reference is :class:`~mf_dmri.signal.DenseExponential` (scaling and squaring,
+checked against scipy's expm in tests/test_signal_interfaces.py): values on a generic FEM
+basis (complex arithmetic, stiffness coupling), analytic bases (exact reductions, real
+arithmetic under parity), a degenerate spectrum without reduction and a coupled permeable
+basis, for PGSE, OGSE, double PGSE and a sampled three-channel waveform.  Its hand-written
+adjoint (the solves' backward) is checked against the dense path's autograd for every
+differentiable input, against central finite differences of the signal itself (vertices,
+diffusivity, pulse timings), and to second order (Hessian-vector products, including at
+measurements with zero gradient in the batch).
+"""
+
+import numpy as np
+import pytest
+import torch
+from permeable_helpers import split_rectangle
+from skfem import MeshTet
+
+from mf_dmri.analytic import ball_basis, cylinder, sphere
+from mf_dmri.fem import PermeableParameters, mesh_eigenbasis, permeable_eigenbasis, permeable_mesh
+from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
+from mf_dmri.sequences import OGSE, PGSE, Acquisition, DoublePGSE, SampledWaveform
+from mf_dmri.signal import (
+    Compartment,
+    DenseExponential,
+    KrylovExponential,
+    Propagator,
+    choose_propagator,
+    signal,
+)
+from mf_dmri.signal.propagation import factor_signal
+from mf_dmri.signal.shift_invert import ShiftInvertExponential
+from mf_dmri.units import ms, um
+
+D = 2e-9
+AGREE = 1e-9  # both tolerances (1e-10, 1e-11) with room for the dense path's round-off
+
+
+def _box_nodes(points: int) -> tuple[torch.Tensor, np.ndarray]:
+    """A 6 x 5 x 4 um box with interior nodes moved at random: a generic spectrum."""
+    mesh = MeshTet.init_tensor(*(np.linspace(0, s, points) for s in (6e-6, 5e-6, 4e-6)))
+    nodes = mesh.p.T.copy()
+    inside = np.ones(nodes.shape[0], dtype=bool)
+    inside[mesh.boundary_nodes()] = False
+    shift = 0.15 * 1e-6 * np.random.default_rng(0).standard_normal(nodes.shape)
+    nodes[inside] += shift[inside]
+    return torch.tensor(nodes), mesh.t.T.copy()
+
+
+@pytest.fixture(scope="module")
+def fem_basis():
+    nodes, elements = _box_nodes(8)
+    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1.5e13)
+
+
+def _random_acquisition(waveform, top: float, count: int = 6, seed: int = 0) -> Acquisition:
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(count, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    amplitudes = rng.uniform(0.3 * top, top, size=count)
+    if waveform.num_channels == 2:  # double PGSE: a second, random direction per measurement
+        second = rng.normal(size=(count, 3))
+        second /= np.linalg.norm(second, axis=1, keepdims=True)
+        directions = np.stack([directions, second], axis=1)
+    return Acquisition(waveform, torch.tensor(directions), torch.tensor(amplitudes))
+
+
+def _sampled_three_channels() -> Acquisition:
+    samples = np.random.default_rng(2).normal(size=(10, 3))
+    waveform = SampledWaveform(torch.tensor(samples), 2 * ms)
+    rotations = torch.eye(3, dtype=torch.float64).expand(3, 3, 3).clone()
+    rotations[1] = torch.linalg.qr(torch.tensor(np.random.default_rng(3).normal(size=(3, 3))))[0]
+    return Acquisition(
+        waveform, rotations, torch.tensor([0.02, 0.05, 0.08]), allow_unrefocused=True
+    )
+
+
+WAVEFORMS = {
+    "pgse": lambda: _random_acquisition(PGSE(10 * ms, 30 * ms), 0.2),
+    "ogse": lambda: _random_acquisition(OGSE(15 * ms, 20 * ms, 2), 0.3, count=3),
+    "double_pgse": lambda: _random_acquisition(DoublePGSE(5 * ms, 15 * ms, 5 * ms), 0.15),
+    "sampled": _sampled_three_channels,
+}
+
+
+@pytest.mark.parametrize("name", sorted(WAVEFORMS))
+def test_shift_invert_matches_dense_on_a_generic_fem_basis(fem_basis, name):
+    pieces = WAVEFORMS[name]().pieces(1 * ms)
+    got = factor_signal(fem_basis, torch.tensor(D), pieces, propagator=ShiftInvertExponential())
+    expected = factor_signal(fem_basis, torch.tensor(D), pieces, propagator=DenseExponential())
+    assert fem_basis.num_modes > 60
+    assert float((got - expected).abs().max()) < AGREE
+    assert float((expected - 1).abs().max()) > 5e-3  # the gradients do attenuate
+
+
+def test_time_course_matches_dense(fem_basis):
+    pieces = WAVEFORMS["sampled"]().pieces(1 * ms)
+    args = (fem_basis, torch.tensor(D), pieces)
+    got = factor_signal(*args, time_course=True, propagator=ShiftInvertExponential())
+    expected = factor_signal(*args, time_course=True, propagator=DenseExponential())
+    assert got.shape == expected.shape == (3, pieces.durations.numel())
+    assert float((got - expected).abs().max()) < AGREE
+
+
+def test_tighter_tolerance_is_met(fem_basis):
+    """A tolerance of 1e-13 still agrees with the dense path to its round-off."""
+    pieces = WAVEFORMS["pgse"]().pieces()
+    tight = ShiftInvertExponential(tolerance=1e-13)
+    got = factor_signal(fem_basis, torch.tensor(D), pieces, propagator=tight)
+    expected = factor_signal(fem_basis, torch.tensor(D), pieces, propagator=DenseExponential())
+    assert float((got - expected).abs().max()) < 1e-11
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        lambda: sphere(5 * um, max_eigenvalue=100 / (5 * um) ** 2),  # reduced, parity
+        lambda: cylinder(4 * um),  # disk x free axis
+    ],
+)
+def test_shift_invert_matches_dense_on_analytic_bases(domain):
+    acquisition = _random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=5)
+    cell = Compartment(domain(), D)
+    got = signal(cell, acquisition, propagator=ShiftInvertExponential())
+    expected = signal(cell, acquisition, propagator=DenseExponential())
+    assert float((got - expected).abs().max()) < AGREE
+
+
+def test_shift_invert_matches_dense_at_a_degenerate_spectrum():
+    """The full ball basis (2l + 1-fold clusters), unreduced, random directions."""
+    basis = ball_basis(5 * um, max_eigenvalue=60 / (5 * um) ** 2)
+    pieces = _random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=4).pieces()
+    args = (basis, torch.tensor(D), pieces)
+    got = factor_signal(*args, reduce=False, propagator=ShiftInvertExponential())
+    expected = factor_signal(*args, reduce=False, propagator=DenseExponential())
+    assert basis.num_modes > 40
+    assert float((got - expected).abs().max()) < AGREE
+
+
+def test_shift_invert_matches_dense_on_a_coupled_permeable_basis():
+    nodes, elements, labels = split_rectangle(8 * um, (2 * um, 3 * um), 8, (3, 4))
+    parameters = PermeableParameters(
+        diffusivity=(2e-9, 1e-9),
+        permeability=1e-5,
+        t2=(80 * ms, 50 * ms),
+        spin_density=(1.0, 0.8),
+    )
+    mesh = permeable_mesh(nodes, elements, element_labels=labels)
+    basis = permeable_eigenbasis(mesh, parameters, num_modes=40)
+    directions = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0]])
+    acquisition = Acquisition(PGSE(8 * ms, 20 * ms), directions, torch.tensor([0.1, 0.2, 0.15]))
+    got = signal(basis, acquisition, propagator=ShiftInvertExponential())
+    expected = signal(basis, acquisition, propagator=DenseExponential())
+    assert float((got - expected).abs().max()) < AGREE
+
+
+def _sphere_signal(propagator, leaves=None):
+    radius, diffusivity, delta, amplitude = leaves or (
+        torch.tensor(value, dtype=torch.float64, requires_grad=True)
+        for value in (5 * um, D, 10 * ms, [0.1, 0.0, 0.2])
+    )
+    directions = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8]])
+    acquisition = Acquisition(PGSE(delta, 30 * ms), directions, amplitude)
+    cell = Compartment(sphere(radius, max_eigenvalue=100 / (5 * um) ** 2), diffusivity)
+    value = signal(cell, acquisition, propagator=propagator)
+    return (radius, diffusivity, delta, amplitude), (value.real**2).sum()
+
+
+def _mesh_signal(propagator, leaves=None):
+    """Vertices, diffusivity and both PGSE timings of a generic mesh (stiffness coupling)."""
+    nodes, elements = _box_nodes(4)
+    if leaves is None:
+        leaves = (nodes.clone().requires_grad_(True),) + tuple(
+            torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (D, 10 * ms, 30 * ms)
+        )
+    vertices, diffusivity, delta, big_delta = leaves
+    basis = differentiable_mesh_eigenbasis(vertices, elements, num_modes=30)
+    pieces = _random_acquisition(PGSE(delta, big_delta), 0.2, count=3).pieces()
+    value = factor_signal(basis, diffusivity, pieces, propagator=propagator)
+    return leaves, (value.real**2).sum() + value.imag.sum()
+
+
+@pytest.mark.parametrize("build", [_sphere_signal, _mesh_signal])
+def test_gradients_match_dense(build):
+    leaves, value = build(ShiftInvertExponential())
+    got = torch.autograd.grad(value, leaves)
+    leaves, value = build(DenseExponential())
+    expected = torch.autograd.grad(value, leaves)
+    for g, e in zip(got, expected, strict=True):
+        scale = float(e.abs().max())
+        assert scale > 0
+        assert float((g - e).abs().max()) < 1e-7 * scale
+
+
+@pytest.mark.parametrize("build", [_sphere_signal, _mesh_signal])
+def test_gradients_match_finite_differences(build):
+    """The directional derivative along a random direction of every input at once."""
+    propagator = ShiftInvertExponential(tolerance=1e-13)
+    leaves, value = build(propagator)
+    grads = torch.autograd.grad(value, leaves)
+    rng = np.random.default_rng(5)
+    # entries that are exactly zero (an amplitude) stay: they cannot move below zero
+    directions = [
+        torch.tensor(rng.normal(size=x.shape)) * x.detach().abs().max() * (x.detach() != 0)
+        for x in leaves
+    ]
+    step = 1e-5
+    predicted = sum(float((g * d).sum()) for g, d in zip(grads, directions, strict=True))
+
+    def shifted(sign):
+        moved = tuple(x.detach() + sign * step * d for x, d in zip(leaves, directions, strict=True))
+        return float(build(propagator, moved)[1])
+
+    difference = (shifted(1) - shifted(-1)) / (2 * step)
+    assert abs(difference - predicted) < 1e-6 * abs(predicted)
+
+
+def _hessian_along_values(propagator, amplitudes):
+    """H x of the sphere signal's loss (double backward through the adjoint solves), and the
+    central difference of its gradient along x (x = the values of the inputs)."""
+    base = (5 * um, D, 10 * ms, amplitudes)
+
+    def leaves(factor):
+        return tuple(
+            torch.tensor(v, dtype=torch.float64).mul(factor).requires_grad_(True) for v in base
+        )
+
+    inputs, value = _sphere_signal(propagator, leaves(1.0))
+    grads = torch.autograd.grad(value, inputs, create_graph=True)
+    probe = sum((g * x.detach()).sum() for g, x in zip(grads, inputs, strict=True))
+    product = torch.autograd.grad(probe, inputs)
+    step = 1e-5
+    plus = torch.autograd.grad(*_sphere_signal(propagator, leaves(1 + step))[::-1])
+    minus = torch.autograd.grad(*_sphere_signal(propagator, leaves(1 - step))[::-1])
+    difference = [(a - b) / (2 * step) for a, b in zip(plus, minus, strict=True)]
+    return product, difference
+
+
+def test_second_derivatives_match_finite_differences_and_dense():
+    got, difference = _hessian_along_values(ShiftInvertExponential(1e-13), [0.1, 0.05, 0.2])
+    expected, _ = _hessian_along_values(DenseExponential(), [0.1, 0.05, 0.2])
+    for g, f, e in zip(got, difference, expected, strict=True):
+        scale = float(e.abs().max())
+        assert scale > 0
+        assert float((g - f).abs().max()) < 1e-6 * scale
+        assert float((g - e).abs().max()) < 1e-6 * scale
+
+
+def test_hessian_at_a_zero_amplitude_matches_dense():
+    """A zero gradient in a differentiated batch makes the Krylov space exactly invariant
+    (its second derivatives along g would be lost): the batch is propagated densely."""
+
+    def hessian(propagator):
+        amplitude = torch.tensor([0.1, 0.0, 0.2], dtype=torch.float64, requires_grad=True)
+        directions = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8]])
+        acquisition = Acquisition(PGSE(10 * ms, 30 * ms), directions, amplitude)
+        cell = Compartment(sphere(5 * um, max_eigenvalue=100 / (5 * um) ** 2), D)
+        value = signal(cell, acquisition, propagator=propagator).real.sum()
+        (grad,) = torch.autograd.grad(value, amplitude, create_graph=True)
+        return torch.autograd.grad(grad[1], amplitude)[0]
+
+    got, expected = hessian(ShiftInvertExponential()), hessian(DenseExponential())
+    assert float(expected[1]) < 0  # -b'' D-like curvature at g = 0
+    assert float((got - expected).abs().max()) < 1e-9 * float(expected.abs().max())
+
+
+def test_settings_are_checked(fem_basis):
+    assert isinstance(ShiftInvertExponential(), Propagator)
+    with pytest.raises(ValueError, match="tolerance must lie in"):
+        ShiftInvertExponential(tolerance=0.1)
+    with pytest.raises(ValueError, match="shift must lie in"):
+        ShiftInvertExponential(shift=0.0)
+    with pytest.raises(ValueError, match="max_dimension must be an integer >= 8"):
+        ShiftInvertExponential(max_dimension=4)
+    pieces = WAVEFORMS["pgse"]().pieces()
+    starved = ShiftInvertExponential(tolerance=1e-15, max_dimension=8)
+    with pytest.raises(RuntimeError, match="raise max_dimension"):
+        factor_signal(fem_basis, torch.tensor(D), pieces, propagator=starved)
+
+
+def test_choice_by_size_waveform_and_derivatives():
+    cpu = torch.device("cpu")
+    assert isinstance(choose_propagator(87, 1890, 1, cpu), ShiftInvertExponential)
+    assert isinstance(choose_propagator(50, 100, 1, cpu), DenseExponential)
+    chosen = choose_propagator(50, 100, 1, cpu, differentiated=True)
+    assert isinstance(chosen, ShiftInvertExponential)
+    assert isinstance(choose_propagator(87, 100, 16, cpu, differentiated=True), KrylovExponential)
+    assert isinstance(choose_propagator(1000, 100, 1, cpu), KrylovExponential)
