@@ -24,13 +24,13 @@ def _acq():
 
 
 def test_propagation_error_is_that_of_the_propagator_used():
-    slab = mf.slab(10 * um, max_eigenvalue=(700 / (10 * um)) ** 2)  # 220 modes: Krylov
+    slab = mf.slab(10 * um, max_eigenvalue=(700 / (10 * um)) ** 2)  # 220 modes: not dense
     compartment = mf.Compartment(slab, D)
     acq = _acq()
     result = signal_with_error(compartment, acq, max_eigenvalue=(400 / (10 * um)) ** 2)
     basis = slab.factors[0].truncated(result.max_eigenvalues[0])
     chosen = planned_propagator(prepare_factor(basis, acq.pieces()))
-    assert isinstance(chosen, KrylovExponential)  # the default chooser, not dense
+    assert not isinstance(chosen, DenseExponential)  # the default chooser, not dense
     np.testing.assert_allclose(result.propagation_error.numpy(), chosen.tolerance, rtol=1e-12)
     for propagator in (DenseExponential(), KrylovExponential(tolerance=1e-8)):
         given = signal_with_error(
