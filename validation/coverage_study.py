@@ -191,10 +191,13 @@ def _report(rows: list[dict], mesh_rows: list[dict], seconds: float, command: st
         *(_summary_lines(rows, "analytic") if rows else []),
         *(_summary_lines(mesh_rows, "meshes") if mesh_rows else []),
         f"- run time: {seconds:.0f} s",
-        "",
-        "| case | modes | signal | true error | bar | covered | time [s] |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if rows:
+        lines += [
+            "",
+            "| case | modes | signal | true error | bar | covered | time [s] |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for r in rows:
         lines.append(
             f"| {r['case'].label()} | {r['modes']} | {r['signal'][-1]:.4g} | "
