@@ -147,23 +147,22 @@ def target_sizes(
 
 
 class _Projector:
-    """Closest points on the input surface (gpytoolbox's libigl AABB tree)."""
+    """Closest points on the input surface (libigl's AABB tree through gpytoolbox)."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray) -> None:
-        import gpytoolbox
+        from gpytoolbox_bindings import _point_mesh_squared_distance_cpp_impl
 
-        self.vertices, self.faces = vertices, faces.astype(np.int32)
+        self.vertices = np.array(vertices, dtype=np.float64)
+        self.faces = np.array(faces, dtype=np.int32)
         tri = vertices[faces]
         n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         self.normals = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
-        self.gpytoolbox = gpytoolbox
+        self.query = _point_mesh_squared_distance_cpp_impl
 
     def __call__(self, points: np.ndarray, normals: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """Each point moved to its closest input point when that lies within ``reach``
         and on a face facing the same way (not the opposite wall of a thin part)."""
-        _, index, closest = self.gpytoolbox.squared_distance(
-            points, self.vertices, self.faces, use_cpp=True
-        )
+        _, index, closest = self.query(self.vertices, self.faces, np.array(points))
         index = np.asarray(index, dtype=np.int64).reshape(-1)
         closest = np.asarray(closest).reshape(-1, 3)
         same_side = np.einsum("ij,ij->i", self.normals[index], normals) > 0
@@ -176,7 +175,7 @@ def remesh_surface(
     *,
     max_edge: float,
     min_edge: float | None = None,
-    cells_across: float = 3.0,
+    cells_across: float = 1.5,
     grading: float = 0.5,
     iterations: int = 8,
     volume_tolerance: float = 0.01,
@@ -189,7 +188,8 @@ def remesh_surface(
     (the resolution the eigenmodes need, e.g. a third of the eigenbasis length_scale).
     min_edge: floor of the target edge [m] (default max_edge / 10): parts thinner than
     min_edge x cells_across get fewer than ``cells_across`` edges across.  cells_across:
-    target edges across the local thickness [1].  grading: largest change of the target
+    target edges across the local thickness [1] (1.5: about five edges around a round
+    neurite; the tetrahedra then have one to two elements across it).  grading: largest change of the target
     per unit distance [1].  iterations: split/collapse/flip/smooth rounds.
     volume_tolerance: largest accepted relative volume change [1] of the result; the
     chords of the new triangles cut the creases of a coarse input, so the remeshed volume is
