@@ -189,8 +189,8 @@ def remesh_surface(
     min_edge: floor of the target edge [m] (default max_edge / 10): parts thinner than
     min_edge x cells_across get fewer than ``cells_across`` edges across.  cells_across:
     target edges across the local thickness [1] (1.5: about five edges around a round
-    neurite; the tetrahedra then have one to two elements across it).  grading: largest change of the target
-    per unit distance [1].  iterations: split/collapse/flip/smooth rounds.
+    neurite; the tetrahedra then have one to two elements across it).  grading: largest
+    change of the target per unit distance [1].  iterations: split/collapse/flip/smooth rounds.
     volume_tolerance: largest accepted relative volume change [1] of the result; the
     chords of the new triangles cut the creases of a coarse input, so the remeshed volume is
     restored by moving every vertex by one distance along its normal (reported; refused
