@@ -18,8 +18,10 @@ NORMAL_COSINE = 0.9
 def edge_table(faces: np.ndarray):
     """Unique edges (k, 2) sorted, the edge of each face corner (F, 3) (corner j: edge
     from corner j to j + 1) and the two faces of each edge (k, 2) (closed manifold)."""
-    directed = np.stack([faces, np.roll(faces, -1, axis=1)], axis=2).reshape(-1, 2)
-    edges, index = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True)
+    directed = np.sort(np.stack([faces, np.roll(faces, -1, axis=1)], axis=2).reshape(-1, 2))
+    n = np.int64(faces.max()) + 1 if faces.size else np.int64(1)
+    keys, index = np.unique(directed[:, 0] * n + directed[:, 1], return_inverse=True)
+    edges = np.stack([keys // n, keys % n], axis=1)
     index = index.reshape(-1)
     face_edge = index.reshape(-1, 3)
     order = np.argsort(index, kind="stable")
@@ -184,9 +186,9 @@ def flip_edges(vertices, faces):
     candidate = np.flatnonzero((excess > 1e-9) & flat & upright & (c != d))
     if len(candidate) == 0:
         return faces, 0
-    existing = set(map(tuple, edges.tolist()))
+    n = np.int64(len(vertices))
     pair = np.sort(np.stack([c[candidate], d[candidate]], axis=1), axis=1)
-    fresh = np.array([tuple(p) not in existing for p in pair.tolist()], dtype=bool)
+    fresh = ~np.isin(pair[:, 0] * n + pair[:, 1], edges[:, 0] * n + edges[:, 1])
     candidate = candidate[fresh]
     priority = -excess[candidate] + np.arange(len(candidate)) * 1e-12
     verts = [a[candidate], b[candidate], c[candidate], d[candidate]]
@@ -194,7 +196,7 @@ def flip_edges(vertices, faces):
     if len(candidate) == 0:
         return faces, 0
     pair = np.sort(np.stack([c[candidate], d[candidate]], axis=1), axis=1)
-    _, first = np.unique(pair, axis=0, return_index=True)  # two flips making one edge
+    _, first = np.unique(pair[:, 0] * n + pair[:, 1], return_index=True)  # one edge twice
     candidate = candidate[np.sort(first)]
     faces = faces.copy()
     e = candidate
