@@ -178,6 +178,7 @@ def remesh_surface(
     cells_across: float = 1.5,
     grading: float = 0.5,
     iterations: int = 8,
+    keep_creases: bool = True,
     volume_tolerance: float = 0.01,
     check_self_intersections: bool = True,
 ) -> tuple[SurfaceMesh, RemeshReport]:
@@ -191,6 +192,11 @@ def remesh_surface(
     target edges across the local thickness [1] (1.5: about five edges around a round
     neurite; the tetrahedra then have one to two elements across it).  grading: largest
     change of the target per unit distance [1].  iterations: split/collapse/flip/smooth rounds.
+    keep_creases: vertices on creases (faces meeting at more than 60 deg: the edges of a
+    coarse polyhedral input) are not smoothed and collapses onto them keep their place, so
+    the new chords cut less volume off (-1.3 % against -2.8 % on navis 754534424 before the
+    offset) at the price of worse triangles next to the creases (smallest angle 5 deg
+    against 14 deg on the tests' real piece).
     volume_tolerance: largest accepted relative volume change [1] of the result; the
     chords of the new triangles cut the creases of a coarse input, so the remeshed volume is
     restored by moving every vertex by one distance along its normal (reported; refused
@@ -222,13 +228,15 @@ def remesh_surface(
         vertices, faces, sizes = split_long_edges(vertices, faces, sizes)
         counts[0] += len(vertices) - n_before
         for _ in range(2):
-            vertices, faces, sizes, collapsed = collapse_short_edges(vertices, faces, sizes)
+            vertices, faces, sizes, collapsed = collapse_short_edges(
+                vertices, faces, sizes, keep_creases
+            )
             counts[1] += collapsed
         vertices, faces, sizes = _compact(vertices, faces, sizes)
         for _ in range(3):
             faces, flipped = flip_edges(vertices, faces)
             counts[2] += flipped
-        vertices = tangential_smoothing(vertices, faces)
+        vertices = tangential_smoothing(vertices, faces, keep_creases=keep_creases)
         vertices = project(vertices, vertex_normals(vertices, faces), 0.5 * sizes)
     for _ in range(3):
         faces, flipped = flip_edges(vertices, faces)

@@ -13,6 +13,8 @@ import scipy.sparse as sp
 SPLIT_RATIO, COLLAPSE_RATIO = 4.0 / 3.0, 4.0 / 5.0
 #: a flip or collapse must keep every changed face's normal within this cosine of the old
 NORMAL_COSINE = 0.9
+#: an edge whose faces' normals differ by more than arccos of this (60 deg) is a crease
+CREASE_COSINE = 0.5
 
 
 def edge_table(faces: np.ndarray):
@@ -89,11 +91,12 @@ def _exclusive(candidates_vertices: list[np.ndarray], priority, n_vertices, face
     return ok
 
 
-def collapse_short_edges(vertices, faces, sizes):
+def collapse_short_edges(vertices, faces, sizes, keep_creases: bool = True):
     """Collapse edges shorter than COLLAPSE_RATIO times their target to their midpoint,
     when the link condition holds, no new edge exceeds SPLIT_RATIO times its target, both
-    vertices keep valence >= 4 after and no face normal turns.  Returns the arrays and the
-    number collapsed."""
+    vertices keep valence >= 4 after and no face normal turns; with ``keep_creases`` an
+    edge with one end on a crease collapses onto that end, one joining two creases not.
+    Returns the arrays and the number collapsed."""
     edges, face_edge, edge_faces = edge_table(faces)
     a, b = edges[:, 0], edges[:, 1]
     length = np.linalg.norm(vertices[a] - vertices[b], axis=1)
@@ -114,7 +117,17 @@ def collapse_short_edges(vertices, faces, sizes):
     short = short[_exclusive([a[short], b[short]], priority, n, faces)]
     if len(short) == 0:
         return vertices, faces, sizes, 0
+    # onto the crease vertex if one end is on a crease; across two creases: not at all
+    crease = crease_vertices(vertices, faces) if keep_creases else np.zeros(n, dtype=bool)
+    on_a, on_b = crease[a[short]], crease[b[short]]
+    normals = _face_normals(vertices, faces)
+    pair = edge_faces[short]
+    along = np.einsum("ij,ij->i", normals[pair[:, 0]], normals[pair[:, 1]]) < CREASE_COSINE
+    short = short[~(on_a & on_b) | along]
+    on_a, on_b = crease[a[short]], crease[b[short]]
     point = vertices[edges[short]].mean(axis=1)
+    point[on_a & ~on_b] = vertices[a[short]][on_a & ~on_b]
+    point[on_b & ~on_a] = vertices[b[short]][on_b & ~on_a]
     size = sizes[edges[short]].mean(axis=1)
     incidence = sp.csr_matrix(
         (np.ones(faces.size), (faces.ravel(), np.repeat(np.arange(len(faces)), 3))),
@@ -214,9 +227,22 @@ def vertex_normals(vertices, faces):
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
 
 
-def tangential_smoothing(vertices, faces, weight: float = 0.5):
-    """Move every vertex a fraction ``weight`` towards the mean of its neighbours, within
-    its tangent plane (the surface shape is kept to first order)."""
+def crease_vertices(vertices, faces, cosine: float = CREASE_COSINE) -> np.ndarray:
+    """Vertices (V,) bool on an edge whose two faces' normals differ by more than
+    arccos(``cosine``) (60 deg): the creases of a coarse polyhedral input."""
+    edges, _, edge_faces = edge_table(faces)
+    normals = _face_normals(vertices, faces)
+    sharp = np.einsum("ij,ij->i", normals[edge_faces[:, 0]], normals[edge_faces[:, 1]]) < cosine
+    crease = np.zeros(len(vertices), dtype=bool)
+    crease[edges[sharp].ravel()] = True
+    return crease
+
+
+def tangential_smoothing(vertices, faces, weight: float = 0.5, keep_creases: bool = True):
+    """Move every vertex off a crease a fraction ``weight`` towards the mean of its
+    neighbours, within its tangent plane (the surface shape is kept to first order; the
+    creases stay where they are with ``keep_creases``, so the chords do not cut them off
+    round by round)."""
     edges, _, _ = edge_table(faces)
     n = len(vertices)
     adjacency = _adjacency(edges, n)
@@ -224,4 +250,6 @@ def tangential_smoothing(vertices, faces, weight: float = 0.5):
     step = adjacency @ vertices / count - vertices
     normals = vertex_normals(vertices, faces)
     step -= np.einsum("ij,ij->i", step, normals)[:, None] * normals
+    if keep_creases:
+        step[crease_vertices(vertices, faces)] = 0.0
     return vertices + weight * step
