@@ -155,6 +155,7 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
             max_edge=args.remesh_max_edge_um * units.um,
             min_edge=args.remesh_min_edge_um * units.um,
             cells_across=args.remesh_cells_across,
+            keep_creases=not args.remesh_free_creases,
         )
         count = check_surface(
             remeshed, allow_multiple_bodies=True, check_self_intersections=False
@@ -272,7 +273,8 @@ def _header(args) -> str:
         "",
         f"Repair merge_tolerance {args.repair_merge_tolerance:g}; remesh_surface max_edge "
         f"{args.remesh_max_edge_um} um, min_edge {args.remesh_min_edge_um} um, cells_across "
-        f"{args.remesh_cells_across} (max_edge 0: not remeshed); "
+        f"{args.remesh_cells_across}, keep_creases {not args.remesh_free_creases} "
+        "(max_edge 0: not remeshed); "
         f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
         f"length_scale {args.length_scale_um} um; "
         f"per-step budget {args.step_budget:g} s; SWC simplification {SWC_SETTINGS} "
@@ -319,6 +321,11 @@ def main() -> None:
     )
     parser.add_argument("--remesh-min-edge-um", type=float, default=0.1)
     parser.add_argument("--remesh-cells-across", type=float, default=1.5)
+    parser.add_argument(
+        "--remesh-free-creases",
+        action="store_true",
+        help="remesh_surface keep_creases=False (better triangles, more volume to restore)",
+    )
     parser.add_argument(
         "--repair-merge-tolerance",
         type=float,
