@@ -155,7 +155,7 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
             max_edge=args.remesh_max_edge_um * units.um,
             min_edge=args.remesh_min_edge_um * units.um,
             cells_across=args.remesh_cells_across,
-            keep_creases=not args.remesh_free_creases,
+            keep_creases=args.remesh_keep_creases,
         )
         count = check_surface(
             remeshed, allow_multiple_bodies=True, check_self_intersections=False
@@ -273,7 +273,7 @@ def _header(args) -> str:
         "",
         f"Repair merge_tolerance {args.repair_merge_tolerance:g}; remesh_surface max_edge "
         f"{args.remesh_max_edge_um} um, min_edge {args.remesh_min_edge_um} um, cells_across "
-        f"{args.remesh_cells_across}, keep_creases {not args.remesh_free_creases} "
+        f"{args.remesh_cells_across}, keep_creases {args.remesh_keep_creases} "
         "(max_edge 0: not remeshed); "
         f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
         f"length_scale {args.length_scale_um} um; "
@@ -322,9 +322,9 @@ def main() -> None:
     parser.add_argument("--remesh-min-edge-um", type=float, default=0.1)
     parser.add_argument("--remesh-cells-across", type=float, default=1.5)
     parser.add_argument(
-        "--remesh-free-creases",
+        "--remesh-keep-creases",
         action="store_true",
-        help="remesh_surface keep_creases=False (better triangles, more volume to restore)",
+        help="remesh_surface keep_creases=True (less volume to restore, worse triangles)",
     )
     parser.add_argument(
         "--repair-merge-tolerance",
