@@ -177,7 +177,7 @@ def remesh_surface(
     min_edge: float | None = None,
     cells_across: float = 1.5,
     grading: float = 0.5,
-    iterations: int = 8,
+    iterations: int = 6,
     keep_creases: bool = False,
     volume_tolerance: float = 0.01,
     check_self_intersections: bool = True,
@@ -192,13 +192,12 @@ def remesh_surface(
     target edges across the local thickness [1] (1.5: about five edges around a round
     neurite; the tetrahedra then have one to two elements across it).  grading: largest
     change of the target per unit distance [1].  iterations: split/collapse/flip/smooth rounds.
-    keep_creases: vertices on creases (faces meeting at more than 60 deg: the edges of a
-    coarse polyhedral input) are not smoothed and collapses onto them keep their place, so
-    the new chords cut less volume off (-1.3 % against -2.8 % on navis 754534424 before the
-    offset) at the price of worse triangles next to the creases (smallest angle 5 deg
-    against 14 deg on the tests' real piece); off by default: on the whole navis cells the
-    kept creases left 0.4-0.8 deg triangles and netgen flat tetrahedra that the
-    eigenbasis refused (1734350788).
+    keep_creases: an edge with one end on a crease (faces meeting at more than 60 deg:
+    the edges of a coarse polyhedral input) collapses onto that end and one joining two
+    creases not at all, instead of to its midpoint: less volume to restore, but the input's
+    sliver triangles along the creases stay (0.4-0.8 deg on the navis cells, and netgen
+    made zero-volume tetrahedra from them on 1734350788).  Vertices on creases are never
+    smoothed.
     volume_tolerance: largest accepted relative volume change [1] of the result; the
     chords of the new triangles cut the creases of a coarse input, so the remeshed volume is
     restored by moving every vertex by one distance along its normal (reported; refused
@@ -238,7 +237,7 @@ def remesh_surface(
         for _ in range(3):
             faces, flipped = flip_edges(vertices, faces)
             counts[2] += flipped
-        vertices = tangential_smoothing(vertices, faces, keep_creases=keep_creases)
+        vertices = tangential_smoothing(vertices, faces)
         vertices = project(vertices, vertex_normals(vertices, faces), 0.5 * sizes)
     for _ in range(3):
         faces, flipped = flip_edges(vertices, faces)

@@ -238,11 +238,11 @@ def crease_vertices(vertices, faces, cosine: float = CREASE_COSINE) -> np.ndarra
     return crease
 
 
-def tangential_smoothing(vertices, faces, weight: float = 0.5, keep_creases: bool = True):
+def tangential_smoothing(vertices, faces, weight: float = 0.5):
     """Move every vertex off a crease a fraction ``weight`` towards the mean of its
     neighbours, within its tangent plane (the surface shape is kept to first order; the
-    creases stay where they are with ``keep_creases``, so the chords do not cut them off
-    round by round)."""
+    creases stay where they are, so the chords do not cut them off round by round: without
+    this rule 8 rounds lost 10 % of the volume of a navis cell)."""
     edges, _, _ = edge_table(faces)
     n = len(vertices)
     adjacency = _adjacency(edges, n)
@@ -250,6 +250,5 @@ def tangential_smoothing(vertices, faces, weight: float = 0.5, keep_creases: boo
     step = adjacency @ vertices / count - vertices
     normals = vertex_normals(vertices, faces)
     step -= np.einsum("ij,ij->i", step, normals)[:, None] * normals
-    if keep_creases:
-        step[crease_vertices(vertices, faces)] = 0.0
+    step[crease_vertices(vertices, faces)] = 0.0
     return vertices + weight * step
