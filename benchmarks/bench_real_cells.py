@@ -319,7 +319,7 @@ def main() -> None:
         default=1.0,
         help="remesh_surface max_edge [um] (0: no remeshing step)",
     )
-    parser.add_argument("--remesh-min-edge-um", type=float, default=0.1)
+    parser.add_argument("--remesh-min-edge-um", type=float, default=0.25)
     parser.add_argument("--remesh-cells-across", type=float, default=1.5)
     parser.add_argument(
         "--remesh-keep-creases",

@@ -229,7 +229,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     repair.add_argument(
         "--remesh-min-edge",
         type=float,
-        help="floor of the remeshing target edge (in --unit; default max edge / 10)",
+        help="floor of the remeshing target edge (in --unit; default max edge / 4)",
     )
     repair.add_argument(
         "--remesh-cells-across",

@@ -187,7 +187,9 @@ def remesh_surface(
 
     mesh: closed surface [m] (several bodies allowed).  max_edge: largest target edge [m]
     (the resolution the eigenmodes need, e.g. a third of the eigenbasis length_scale).
-    min_edge: floor of the target edge [m] (default max_edge / 10): parts thinner than
+    min_edge: floor of the target edge [m] (default max_edge / 4; at max_edge / 10 netgen
+    made tetrahedra below the eigenbasis' zero-volume threshold on every navis cell, at
+    max_edge / 4 754534424 ran end to end): parts thinner than
     min_edge x cells_across get fewer than ``cells_across`` edges across.  cells_across:
     target edges across the local thickness [1] (1.5: about five edges around a round
     neurite; the tetrahedra then have one to two elements across it).  grading: largest
@@ -205,7 +207,7 @@ def remesh_surface(
     check_self_intersections: run the triangle-triangle tests on the result.
     Raises RemeshError (naming the next step) when the result fails a check.
     """
-    min_edge = max_edge / 10 if min_edge is None else min_edge
+    min_edge = max_edge / 4 if min_edge is None else min_edge
     for name, value in (("max_edge", max_edge), ("min_edge", min_edge)):
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive length [m], got {value!r}")
