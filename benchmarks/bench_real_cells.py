@@ -3,11 +3,13 @@ packages, each end to end on one core, with time and memory per step.
 
 Cells:
 * ``mesh:<id>``: the five navis example meshes (``navis.example_neurons(kind="mesh")``,
-  hemibrain EM reconstructions, 8 nm units): load -> repair_surface -> tetrahedralize ->
+  hemibrain EM reconstructions, 8 nm units): load -> repair_surface -> remesh_surface ->
+  tetrahedralize ->
   eigenbasis -> 100 PGSE signals with their error bar (signal_with_error).
 * ``swc:<id>``: the five navis example skeletons (``navis/data/swc/*.swc``, same cells, 8 nm
   units): load_swc -> simplify_morphology (the settings below, every change counted) ->
-  morphology_surface -> repair_surface (expected: no change) -> tetrahedralize ->
+  morphology_surface -> repair_surface (expected: no change) -> remesh_surface ->
+  tetrahedralize ->
   eigenbasis -> signals.
 (skeletor ships ``722817260.obj``, the same hemibrain cell as navis' 722817260; no other
 installed package ships a real cell surface.)
@@ -145,6 +147,24 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
 
     repaired, bodies = step("repair", repair)
 
+    def remesh():
+        from mf_dmri.geometry import remesh_surface
+
+        remeshed, report = remesh_surface(
+            repaired,
+            max_edge=args.remesh_max_edge_um * units.um,
+            min_edge=args.remesh_min_edge_um * units.um,
+            cells_across=args.remesh_cells_across,
+            keep_creases=args.remesh_keep_creases,
+        )
+        count = check_surface(
+            remeshed, allow_multiple_bodies=True, check_self_intersections=False
+        ).n_bodies
+        return (remeshed, count), report.summary().replace("remesh: ", "")
+
+    if args.remesh_max_edge_um > 0:
+        repaired, bodies = step("remesh", remesh)
+
     def tets():
         mesh = tetrahedralize(
             repaired,
@@ -251,7 +271,10 @@ def _header(args) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a 2-core machine shared "
         f"with other jobs (load average about {os.getloadavg()[0]:.0f}): wall times are inflated.",
         "",
-        f"Repair merge_tolerance {args.repair_merge_tolerance:g}; "
+        f"Repair merge_tolerance {args.repair_merge_tolerance:g}; remesh_surface max_edge "
+        f"{args.remesh_max_edge_um} um, min_edge {args.remesh_min_edge_um} um, cells_across "
+        f"{args.remesh_cells_across}, keep_creases {args.remesh_keep_creases} "
+        "(max_edge 0: not remeshed); "
         f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
         f"length_scale {args.length_scale_um} um; "
         f"per-step budget {args.step_budget:g} s; SWC simplification {SWC_SETTINGS} "
@@ -290,6 +313,19 @@ def main() -> None:
     parser.add_argument("--step-budget", type=float, default=600.0, help="[s] per step")
     parser.add_argument("--length-scale-um", type=float, default=3.0)
     parser.add_argument("--method", default="netgen", help="tetrahedralize method")
+    parser.add_argument(
+        "--remesh-max-edge-um",
+        type=float,
+        default=1.0,
+        help="remesh_surface max_edge [um] (0: no remeshing step)",
+    )
+    parser.add_argument("--remesh-min-edge-um", type=float, default=0.25)
+    parser.add_argument("--remesh-cells-across", type=float, default=1.5)
+    parser.add_argument(
+        "--remesh-keep-creases",
+        action="store_true",
+        help="remesh_surface keep_creases=True (less volume to restore, worse triangles)",
+    )
     parser.add_argument(
         "--repair-merge-tolerance",
         type=float,

@@ -58,3 +58,22 @@ def test_mesh_repair_writes_a_valid_surface_and_check_names_cli_flags(tmp_path, 
     assert main(["mesh", "repair", str(path), str(out), "--unit", "um"]) == 0
     assert "merge_vertices" in capsys.readouterr().out
     assert check_surface(load_surface(out, unit=units.um)).ok
+
+
+def test_mesh_repair_remeshes_when_asked_and_prints_the_remesh_report(tmp_path, capsys):
+    from mf_dmri.cli.main import main
+    from mf_dmri.geometry import check_surface, sphere
+    from mf_dmri.geometry.remesh import min_triangle_angles
+    from mf_dmri.io.mesh import load_surface, save_surface
+
+    cell = sphere(5 * units.um, subdivisions=2)
+    path, out = tmp_path / "cell.stl", tmp_path / "fixed.ply"
+    save_surface(cell, path, unit=units.um)
+    args = ["mesh", "repair", str(path), str(out), "--unit", "um", "--remesh-max-edge", "1.0"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "merge_vertices" in printed and "remesh: faces 320 ->" in printed
+    remeshed = load_surface(out, unit=units.um)
+    assert check_surface(remeshed).ok
+    assert abs(remeshed.signed_volume() / cell.signed_volume() - 1) < 0.01
+    assert min_triangle_angles(remeshed.vertices, remeshed.faces).min() > 20

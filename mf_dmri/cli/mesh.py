@@ -1,5 +1,6 @@
 """``mf-dmri mesh check PATH --unit um``: load a surface mesh and print its diagnostics;
-``mf-dmri mesh repair IN OUT --unit um``: repair it and write the result;
+``mf-dmri mesh repair IN OUT --unit um [--remesh-max-edge 1]``: repair it (and remesh it
+into well-shaped triangles) and write the result;
 ``mf-dmri mesh swc IN.swc OUT.stl --unit um``: the surface of an SWC morphology."""
 
 from __future__ import annotations
@@ -86,8 +87,23 @@ def run_repair(args: argparse.Namespace) -> int:
     repaired, report = repair_surface(
         mesh, merge_tolerance=args.merge_tolerance, keep_largest=args.keep_largest
     )
+    repair_lines = report.summary()
+    remesh_lines = None
+    if args.remesh_max_edge is not None:
+        from mf_dmri.geometry import remesh_surface
+
+        min_edge = None if args.remesh_min_edge is None else args.remesh_min_edge * args.unit
+        repaired, remeshed = remesh_surface(
+            repaired,
+            max_edge=args.remesh_max_edge * args.unit,
+            min_edge=min_edge,
+            cells_across=args.remesh_cells_across,
+        )
+        remesh_lines = remeshed.summary()
     _write_surface(repaired, args)
-    print(report.summary())
+    print(repair_lines)
+    if remesh_lines is not None:
+        print(remesh_lines)
     return 0
 
 
@@ -206,6 +222,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=1e-3,
         help="merge vertices closer than this fraction of their local edge length (default 1e-3)",
+    )
+    repair.add_argument(
+        "--remesh-max-edge",
+        type=float,
+        help="then remesh into well-shaped triangles (remesh_surface) with edges up to this "
+        "length (in --unit; e.g. a third of the eigenbasis length scale), following the local "
+        "thickness; without it the repaired triangles (often slivers) are kept",
+    )
+    repair.add_argument(
+        "--remesh-min-edge",
+        type=float,
+        help="floor of the remeshing target edge (in --unit; default max edge / 4)",
+    )
+    repair.add_argument(
+        "--remesh-cells-across",
+        type=float,
+        default=1.5,
+        help="remeshing target edges across the local thickness (default 1.5)",
     )
     repair.set_defaults(func=run_repair)
     _add_swc(commands)

@@ -121,7 +121,10 @@ def _check_element_volumes(points: np.ndarray, cells: np.ndarray) -> None:
     if tiny.any():
         raise ValueError(
             f"{int(tiny.sum())} element(s) have zero area/volume (flat slivers, "
-            f"first index {int(np.argmax(tiny))}); remesh or remove them"
+            f"first index {int(np.argmax(tiny))}), usually built on sliver surface "
+            "triangles: remesh the surface before tetrahedralising "
+            "(mf_dmri.geometry.remesh_surface(surface, max_edge=...) or mf-dmri mesh repair "
+            "IN OUT --unit UNIT --remesh-max-edge ...)"
         )
 
 

@@ -15,6 +15,7 @@ from mf_dmri.geometry.errors import (
     MultipleBodiesError,
     NonManifoldError,
     OpenSurfaceError,
+    RemeshError,
     SelfIntersectionError,
     SurfaceIntersectionError,
     VolumeFidelityError,
@@ -40,6 +41,7 @@ from mf_dmri.geometry.neuron import (
     neuron_surface,
 )
 from mf_dmri.geometry.neuron_occ import neuron_volume_mesh
+from mf_dmri.geometry.remesh import RemeshReport, remesh_surface
 from mf_dmri.geometry.repair import RepairReport, repair_surface
 from mf_dmri.geometry.surface import SurfaceMesh, concatenate
 from mf_dmri.geometry.tetra import TetQuality, VolumeMesh, mesh_quality, tetrahedralize
@@ -61,7 +63,9 @@ __all__ = [
     "MultipleBodiesError",
     "NeuronSkeleton",
     "NonManifoldError",
+    "RemeshError",
     "OpenSurfaceError",
+    "RemeshReport",
     "RepairReport",
     "SelfIntersectionError",
     "SimplificationReport",
@@ -88,6 +92,7 @@ __all__ = [
     "neuron_skeleton",
     "neuron_surface",
     "neuron_volume_mesh",
+    "remesh_surface",
     "repair_surface",
     "self_intersections",
     "simplify_morphology",

@@ -74,3 +74,14 @@ class RepairError(MeshError):
         super().__init__(message)
         self.surface = surface
         self.report = report
+
+
+class RemeshError(MeshError):
+    """Surface remeshing gave an invalid surface or changed the volume too much.
+    ``surface`` holds the remeshed surface [m] and ``report`` the
+    :class:`~mf_dmri.geometry.remesh.RemeshReport`."""
+
+    def __init__(self, message: str, *, surface=None, report=None) -> None:
+        super().__init__(message)
+        self.surface = surface
+        self.report = report

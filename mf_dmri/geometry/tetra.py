@@ -218,12 +218,14 @@ def tetrahedralize(
         raise MesherError(
             f"{method} did not fill the volume exactly (volume error {quality.volume_error:.2e},"
             f" boundary area error {quality.area_error:.2e}): meshing failed in part of the "
-            "domain, usually at sliver surface triangles; try method='tetwild'"
+            "domain, usually at sliver surface triangles; remesh the surface first "
+            "(remesh_surface(surface, max_edge=...)) or try method='tetwild'"
         )
     if quality.min_radius_ratio < 1e-3:
         logger.warning(
             "tetrahedralize: near-degenerate tetrahedra (radius ratio %.1e, "
-            "dihedral %.2f deg), usually inherited from sliver surface triangles",
+            "dihedral %.2f deg), usually inherited from sliver surface triangles; remesh "
+            "the surface first: remesh_surface(surface, max_edge=...)",
             quality.min_radius_ratio,
             quality.min_dihedral,
         )
