@@ -49,6 +49,7 @@ def _acquisition(waveform, top: float) -> Acquisition:
 
 def waveforms() -> dict[str, Acquisition]:
     samples = np.random.default_rng(1).normal(size=16)
+    samples -= samples.mean()  # a refocused effective gradient (zero moment at the echo)
     return {
         "PGSE": _acquisition(PGSE(10e-3, 40e-3), 0.2),
         "OGSE cos": _acquisition(OGSE(20e-3, 25e-3, 2), 0.1),
