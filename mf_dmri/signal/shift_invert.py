@@ -193,7 +193,7 @@ class _Shifted:
         gradient = gradient.to(system.moments.dtype)
         with torch.no_grad():
             matrix = _dense(system.rates, gradient, system.moments, system.scale, coupling, step)
-            lu, pivots = torch.linalg.lu_factor(matrix)
+            lu, pivots = _lu_factor_each(matrix)
         return _Shifted(
             system.rates, gradient, system.moments, system.scale, coupling, step, lu, pivots
         )
@@ -203,6 +203,15 @@ class _Shifted:
         return _ShiftedSolve.apply(
             rhs, self.rates, self.gradient, self.moments, self.coupling, self.step, self, adjoint
         )
+
+
+def _lu_factor_each(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LU factors of a (W, L, L) batch, one matrix at a time: torch 2.13's batched CPU
+    ``lu_factor`` (MKL getrf above L = 128) returns invalid pivots or wrong factors once
+    ``torch.set_num_threads`` has been called in the process (tests/test_signal_shift_invert.py
+    checks this path after a thread-count change)."""
+    factors = [torch.linalg.lu_factor(one) for one in matrix]
+    return torch.stack([f[0] for f in factors]), torch.stack([f[1] for f in factors])
 
 
 def _dense(rates, gradient, moments, scale, coupling, step) -> torch.Tensor:
@@ -338,5 +347,11 @@ class _ShiftInvertArnoldi:
         if detached:
             hessenberg, beta = hessenberg.detach(), beta.detach()
         eye = torch.eye(size, dtype=hessenberg.dtype, device=hessenberg.device)
-        exponent = (torch.linalg.inv(hessenberg) - eye) / (-shift)
+        # batched inverse above size 128 hits the torch 2.13 CPU LU fault (_lu_factor_each)
+        inverse = (
+            torch.linalg.inv(hessenberg)
+            if size <= 128
+            else torch.stack([torch.linalg.inv(one) for one in hessenberg])
+        )
+        exponent = (inverse - eye) / (-shift)
         return beta[:, None].to(hessenberg.dtype) * torch.linalg.matrix_exp(exponent)[:, :, 0]
