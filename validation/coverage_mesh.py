@@ -12,12 +12,12 @@ of the bar (the same polyhedron is used throughout); its volume error is listed.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+from coverage_runner import measurement_label, run_coverage_case
 from skfem import MeshTet
 
 import mf_dmri as mf
@@ -25,7 +25,6 @@ from mf_dmri.fem import mesh_eigenbasis
 from mf_dmri.fem.resolution import ResolutionWarning
 from mf_dmri.geometry import bipolar_neuron, cylinder, ellipsoid, sphere, tetrahedralize
 from mf_dmri.signal.compartment import Compartment
-from mf_dmri.signal.error_estimate import signal_with_error
 from mf_dmri.units import um, um2_per_ms
 
 #: Eigen cutoff length scale of the bases and of the reference [m].
@@ -81,11 +80,7 @@ class MeshCase:
     direction: tuple[float, float, float]
 
     def label(self) -> str:
-        b = "/".join(f"{v:g}" for v in self.bvalues)
-        return (
-            f"{self.shape} mesh P{self.order} b={b} {self.timing} {self.kind} "
-            f"D={self.diffusivity:g}"
-        )
+        return measurement_label(f"{self.shape} mesh P{self.order}", self)
 
 
 def draw_mesh_cases(count: int, seed: int = 0) -> list[MeshCase]:
@@ -114,24 +109,15 @@ def run_mesh_case(case: MeshCase, acquisition) -> dict:
     """Signal, bar and true error of one mesh case (``acquisition`` from the case)."""
     pieces = acquisition.pieces()
     rate = case.diffusivity * um2_per_ms
-    start = time.perf_counter()
-    result = signal_with_error(Compartment(basis(case.shape, case.order), rate), pieces)
-    seconds = time.perf_counter() - start
-    reference = mf.signal(Compartment(reference_basis(case.shape), rate), pieces)
-    error = (result.signal - reference).abs().numpy()
-    bar = result.error_bar.numpy()
-    return {
-        "case": case,
-        "signal": result.signal.real.numpy(),
-        "error": error,
-        "bar": bar,
-        "discretisation": result.discretisation_error.numpy(),
-        "covered": bool(np.all(error <= bar)),
-        "modes": result.num_modes,
-        "seconds": seconds,
-        "within": result.within_tolerance,
-        "polyhedral_error": polyhedral_volume_error(case.shape),
-    }
+    row, result = run_coverage_case(
+        case,
+        lambda: Compartment(basis(case.shape, case.order), rate),
+        pieces,
+        lambda _: mf.signal(Compartment(reference_basis(case.shape), rate), pieces),
+    )
+    row["discretisation"] = result.discretisation_error.numpy()
+    row["polyhedral_error"] = polyhedral_volume_error(case.shape)
+    return row
 
 
 def polyhedral_volume_error(shape: str) -> float:

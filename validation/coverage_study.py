@@ -35,13 +35,13 @@ import torch
 
 import mf_dmri as mf
 from mf_dmri.signal.compartment import Compartment
-from mf_dmri.signal.error_estimate import signal_with_error
 from mf_dmri.units import ms, s_per_mm2, um, um2_per_ms
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from coverage_mesh import draw_mesh_cases, run_mesh_case  # noqa: E402
+from coverage_runner import measurement_label, run_coverage_case  # noqa: E402
 
 #: Timings (delta, Delta) [ms] and waveform kinds of the study.
 TIMINGS = {"short": (5.0, 15.0), "long": (20.0, 50.0)}
@@ -65,11 +65,7 @@ class Case:
     direction: tuple[float, float, float]
 
     def label(self) -> str:
-        b = "/".join(f"{v:g}" for v in self.bvalues)
-        return (
-            f"{self.shape} R={self.radius_um:.3g}um b={b} {self.timing} {self.kind} "
-            f"D={self.diffusivity:g}"
-        )
+        return measurement_label(f"{self.shape} R={self.radius_um:.3g}um", self)
 
 
 def draw_cases(count: int, seed: int = 0) -> list[Case]:
@@ -133,25 +129,15 @@ def _reference(case: Case, result, pieces) -> torch.Tensor:
 
 def run_case(case: Case) -> dict:
     """Signal, bar and true error of one case (max over its measurements)."""
-    acquisition = _acquisition(case)
-    pieces = acquisition.pieces()
+    pieces = _acquisition(case).pieces()
     domain = _domain(case.shape, case.radius_um * um)
-    start = time.perf_counter()
-    result = signal_with_error(Compartment(domain, case.diffusivity * um2_per_ms), pieces)
-    seconds = time.perf_counter() - start
-    reference = _reference(case, result, pieces)
-    error = (result.signal - reference).abs().numpy()
-    bar = result.error_bar.numpy()
-    return {
-        "case": case,
-        "signal": result.signal.real.numpy(),
-        "error": error,
-        "bar": bar,
-        "covered": bool(np.all(error <= bar)),
-        "modes": result.num_modes,
-        "seconds": seconds,
-        "within": result.within_tolerance,
-    }
+    row, _ = run_coverage_case(
+        case,
+        lambda: Compartment(domain, case.diffusivity * um2_per_ms),
+        pieces,
+        lambda result: _reference(case, result, pieces),
+    )
+    return row
 
 
 def summary(rows: list[dict]) -> tuple[float, float]:
