@@ -307,11 +307,19 @@ def _compact(vertices, faces, sizes):
     return vertices[used], index.reshape(-1, 3), sizes[used]
 
 
-def _check_input(mesh: SurfaceMesh) -> None:
-    report = check_surface(mesh, allow_multiple_bodies=True, check_self_intersections=False)
+def _surface_problems(mesh: SurfaceMesh, check_self_intersections: bool) -> str:
+    """The problems of ``mesh`` that remeshing cannot accept ("name: description; ..."),
+    empty when none: several bodies and an unusual size are allowed."""
+    report = check_surface(
+        mesh, allow_multiple_bodies=True, check_self_intersections=check_self_intersections
+    )
     left = [p for p in report.problems if p not in ("implausible_size", "multiple_bodies")]
-    if left:
-        details = "; ".join(f"{name}: {report.descriptions[name]}" for name in left)
+    return "; ".join(f"{name}: {report.descriptions[name]}" for name in left)
+
+
+def _check_input(mesh: SurfaceMesh) -> None:
+    details = _surface_problems(mesh, check_self_intersections=False)
+    if details:
         raise RemeshError(
             f"remesh_surface needs a closed, manifold, outward surface ({details}); "
             "repair it first: mf_dmri.geometry.repair_surface(mesh)"
@@ -328,12 +336,8 @@ def _check_result(result, report, volume_tolerance, max_offset, check_self_inter
             surface=result,
             report=report,
         )
-    checked = check_surface(
-        result, allow_multiple_bodies=True, check_self_intersections=check_self_intersections
-    )
-    left = [p for p in checked.problems if p not in ("implausible_size", "multiple_bodies")]
-    if left:
-        details = "; ".join(f"{name}: {checked.descriptions[name]}" for name in left)
+    details = _surface_problems(result, check_self_intersections)
+    if details:
         raise RemeshError(
             f"the remeshed surface is not valid ({details}); use a larger cells_across or a "
             "smaller min_edge (thin parts where opposite walls came too close), or "
