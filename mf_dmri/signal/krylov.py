@@ -19,19 +19,12 @@ all steps of all pieces add up to at most ``tolerance`` times |r^T c0| / ||r|| (
 semi-definite Hermitian part, so the later pieces do not amplify an error).  The Krylov
 basis does not depend on t, so a rejected step costs one small exponential only.
 
-Structure used: a piece with zero gradient is diagonal (exact decay); under a parity plan
-the similar real system is propagated in real arithmetic (:mod:`mf_dmri.signal.parity`);
-and when the waveform's second half mirrors its first (piece P-1-k is the negative of piece
-k, as in PGSE, double PGSE or a symmetric OGSE) with read-out = start, only the first half
-is propagated: every generator is complex symmetric (Lambda, Q, W real symmetric) and
-A(-g) = conj(A(g)), so
-
-    r^T exp(-t_1 conj A_1) ... M ... exp(-t_1 A_1) c0 = conj(v)^T (M v),  v = ... exp(-t_1 A_1) c0,
-
-e.g. E = sum_i exp(-(Delta - delta) D lambda_i) |v_i|^2 for PGSE.  Every operation is a
-torch operation, so autograd differentiates the computed values with respect to every input
-(eigen-data, diffusivity, durations, gradients, coupling); the step lengths are chosen on
-detached values and enter as fixed fractions of each piece's duration.
+The loop over the pieces, the parity frame, the exact decay of pieces without gradient and
+the mirrored half of PGSE-like waveforms are shared with the shift-and-invert propagator
+(:mod:`mf_dmri.signal.exponential_actions`).  Every operation is a torch operation, so
+autograd differentiates the computed values with respect to every input (eigen-data,
+diffusivity, durations, gradients, coupling); the step lengths are chosen on detached
+values and enter as fixed fractions of each piece's duration.
 """
 
 from __future__ import annotations
@@ -40,8 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mf_dmri._checks import CDTYPE
-from mf_dmri.signal.parity import real_moments, similarity
+from mf_dmri.signal.exponential_actions import Generators, propagate_pieces, safe_norm
 from mf_dmri.signal.propagators import PropagationBatch
 
 #: Safety factor of the step-length update (Expokit's gamma) and its shrink limit.
@@ -89,151 +81,18 @@ class KrylovExponential:
     def propagate(self, batch: PropagationBatch, *, time_course: bool = False) -> torch.Tensor:
         """``r^T c(t)`` (W,) at the echo, or (W, P) after every piece (see
         :class:`~mf_dmri.signal.propagators.PropagationBatch`)."""
-        system = _System.of(batch)
-        count = batch.gradients.shape[0]
-        state = system.start.expand(count, -1)
-        pieces = [i for i, plan in enumerate(batch.plans) if plan.kind != "zero"]
-        mirror = 0 if time_course else _mirrored_pieces(batch, system)
-        active = len(pieces) - sum(1 for i in pieces if i >= len(batch.plans) - mirror)
-        norm_r = torch.linalg.vector_norm(system.readout.detach(), dim=-1)
-        reference = (system.readout.detach() * system.start.detach()).sum(-1).abs()
-        budget = self.tolerance * reference / norm_r / max(active, 1)  # per piece, (W or 1,)
-        history, half = [], None
-        for index in range(len(batch.plans) - mirror):
-            if index == mirror and mirror:
-                half = state
-            tau = batch.durations[index]
-            if batch.plans[index].kind == "zero":
-                state = system.decay(state, tau)
-            else:
-                action = self._stepper(system, batch.gradients[:, index])
-                state = action(state, tau, budget.expand(count))
-            if time_course:
-                history.append((state * system.readout).sum(-1).to(CDTYPE))
-        if time_course:
-            return torch.stack(history, dim=1)
-        if mirror:
-            half = state if half is None else half
-            return (half.conj() * state).sum(-1).to(CDTYPE)
-        return (state * system.readout).sum(-1).to(CDTYPE)
+        generators = Generators.of(batch)
+        m = min(self.krylov_dimension, generators.num_modes)
 
-    def _stepper(self, system: _System, gradient: torch.Tensor):
-        m = min(self.krylov_dimension, system.num_modes)
+        def action(state, index, budget):
+            gradient = batch.gradients[:, index]
 
-        def apply(vector):
-            return system.generator_action(vector, gradient)
+            def apply(vector):
+                return generators.generator_action(vector, gradient)
 
-        def action(state, tau, budget):
-            return _exponential_action(apply, state, tau, budget, m)
+            return _exponential_action(apply, state, batch.durations[index], budget, m)
 
-        return action
-
-
-def _mirrored_pieces(batch: PropagationBatch, system: _System) -> int:
-    """How many pieces at the end mirror (negated gradients, same durations) the pieces at
-    the start, when the mirrored formula of the module docstring applies; else 0."""
-    if system.coupling is not None and not torch.equal(system.coupling, system.coupling.T):
-        return 0
-    start, readout = system.start.detach(), system.readout.detach()
-    if start.is_complex() and bool(start.imag.any()):
-        return 0
-    if not torch.equal(start.expand_as(readout), readout.expand_as(start)):
-        return 0
-    grads, tau = batch.gradients.detach(), batch.durations.detach()
-    count = len(batch.plans)
-    mirror = 0
-    for k in range(count // 2):
-        same_time = bool(tau[k] == tau[count - 1 - k])
-        if not (same_time and torch.equal(grads[:, count - 1 - k], -grads[:, k])):
-            break
-        mirror = k + 1
-    return mirror
-
-
-@dataclass(frozen=True)
-class _System:
-    """The generators of a batch in the frame in which they are propagated: the complex
-    one, or the real similar one under a parity plan."""
-
-    rates: torch.Tensor  # (W or 1, L) D lambda [1/s]
-    moments: torch.Tensor  # (W or 1, d, L, L) Q, or the real J under parity [m]
-    scale: complex | float  # i gamma, or gamma under parity [rad/(s T)]
-    start: torch.Tensor
-    readout: torch.Tensor
-    diffusivity: torch.Tensor
-    coupling: torch.Tensor | None
-
-    @staticmethod
-    def of(batch: PropagationBatch) -> _System:
-        coupling, parity = batch.coupling, batch.parity
-        if parity is not None and coupling is not None:
-            raise ValueError("parity needs coupling=None: the coupling may mix parities")
-        rates = batch.diffusivity * batch.eigenvalues
-        if parity is None:
-            start, readout = batch.initial.to(CDTYPE), batch.readout.to(CDTYPE)
-            return _System(
-                rates, batch.moments, 1j * batch.gamma, start, readout, batch.diffusivity, coupling
-            )
-        diagonal = similarity(parity)
-        start = (batch.initial / diagonal).real
-        readout = (batch.readout * diagonal).real
-        if bool((batch.initial / diagonal).imag.any()) or bool(
-            (batch.readout * diagonal).imag.any()
-        ):
-            raise ValueError("parity plan with a start or read-out outside the +1 class")
-        moments = real_moments(batch.moments, parity)
-        return _System(rates, moments, batch.gamma, start, readout, batch.diffusivity, None)
-
-    @property
-    def num_modes(self) -> int:
-        return int(self.rates.shape[-1])
-
-    def decay(self, state: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        """Exact propagation over a piece without gradient (diagonal); with a coupling W
-        (zero in value) its first-order term -tau D exp(-tau D Lambda) W c, so that its
-        derivatives flow (as in :mod:`mf_dmri.signal.dense`)."""
-        decay = torch.exp(-tau * self.rates)
-        if self.coupling is None:
-            return state * decay
-        mixed = state @ self.coupling.T.to(state.dtype)
-        return decay * (state - tau * self.diffusivity * mixed)
-
-    def generator_action(self, state: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-        """A_w x_w for every row: (W, L) from (W, L) and local gradients (W, d) [T/m]."""
-        moments = self.moments
-        count, size = state.shape
-        dim = moments.shape[1]
-        if state.is_complex() or (isinstance(self.scale, complex)):
-            state = state.to(CDTYPE)
-            parts = torch.cat([state.real, state.imag], dim=0)  # (2W, L)
-        else:
-            parts = state
-        if moments.shape[0] == 1:
-            products = parts @ moments[0].reshape(dim * size, size).T  # (2W or W, d L)
-            products = products.reshape(-1, count, dim, size)
-        else:
-            stacked = parts.reshape(-1, count, size)
-            products = torch.einsum("wkij,swj->swki", moments, stacked)
-        if products.shape[0] == 2:
-            products = torch.complex(products[0], products[1])
-        else:
-            products = products[0]
-        phase = torch.einsum("wk,wki->wi", gradient.to(products.dtype), products)
-        result = self.rates * state + self.scale * phase
-        if self.coupling is not None:
-            result = result + self.diffusivity * (state @ self.coupling.T.to(state.dtype))
-        return result
-
-
-def _safe_norm(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(norm (W,), divisor (W,)): the row norms, and the norms with exact zeros replaced by
-    1 (no NaN derivative at a happy breakdown)."""
-    squares = (vectors.real**2).sum(-1)
-    if vectors.is_complex():
-        squares = squares + (vectors.imag**2).sum(-1)
-    positive = squares > 0
-    root = torch.where(positive, squares, torch.ones_like(squares)).sqrt()
-    return torch.where(positive, root, torch.zeros_like(root)), root
+        return propagate_pieces(batch, generators, self.tolerance, action, time_course=time_course)
 
 
 #: Arnoldi vectors stacked per block (the basis is kept as blocks, so that each step copies
@@ -246,7 +105,7 @@ def _arnoldi_steps(apply, start: torch.Tensor, m: int):
     blocks (W, k, L) holding j + 1 orthonormal vectors per row), the norms beta (W,) of
     ``start`` and the Hessenberg columns (j tensors (W, i + 1)).  Classical Gram-Schmidt
     applied twice (Giraud et al. 2005, Numer. Math. 101, 87)."""
-    beta, divisor = _safe_norm(start)
+    beta, divisor = safe_norm(start)
     full: list[torch.Tensor] = []  # complete blocks (W, _BLOCK, L)
     partial = [start / divisor[:, None]]
     columns = []
@@ -264,7 +123,7 @@ def _arnoldi_steps(apply, start: torch.Tensor, m: int):
             for b, lo, hi in zip(blocks, offsets[:-1], offsets[1:]):
                 w = w - torch.bmm(h[:, :, lo:hi], b)[:, 0]
             coefficients = h if coefficients is None else coefficients + h
-        norm, divisor = _safe_norm(w)
+        norm, divisor = safe_norm(w)
         columns.append(torch.cat([coefficients[:, 0], norm[:, None].to(w.dtype)], dim=1))
         if len(partial) == _BLOCK:
             full.append(blocks[-1])

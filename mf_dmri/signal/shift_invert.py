@@ -1,8 +1,9 @@
 """Propagation by shift-and-invert Krylov steps: exponential actions of stiff generators.
 
 Over a piece of duration t the state v is mapped to exp(-t A_w) v for every row w of a batch
-(A_w = D_w Lambda + i gamma g_w . Q, see :mod:`mf_dmri.signal.krylov`).  The diffusion part
-makes t A_w stiff (D lambda_max t of 100-10,000 for a few hundred modes), so the polynomial
+(A_w = D_w Lambda + i gamma g_w . Q; the loop over the pieces is shared with the polynomial
+Krylov propagator, :mod:`mf_dmri.signal.exponential_actions`).  The diffusion part makes
+t A_w stiff (D lambda_max t of 100-10,000 for a few hundred modes), so the polynomial
 Krylov space of A_w needs about as many vectors as there are modes.  The shift-and-invert
 (restricted-denominator) Krylov method works instead in the Krylov space of
 
@@ -43,9 +44,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mf_dmri._checks import CDTYPE
 from mf_dmri.signal.dense import DenseExponential
-from mf_dmri.signal.krylov import _mirrored_pieces, _safe_norm, _System
+from mf_dmri.signal.exponential_actions import Generators, propagate_pieces, safe_norm
 from mf_dmri.signal.propagators import PropagationBatch
 
 #: Krylov dimensions at which the approximation is formed and compared with the previous one.
@@ -100,33 +100,14 @@ class ShiftInvertExponential:
         :class:`~mf_dmri.signal.propagators.PropagationBatch`)."""
         if _invariant_under_differentiation(batch):
             return DenseExponential().propagate(batch, time_course=time_course)
-        system = _System.of(batch)
-        count = batch.gradients.shape[0]
-        state = system.start.expand(count, -1)
-        pieces = [i for i, plan in enumerate(batch.plans) if plan.kind != "zero"]
-        mirror = 0 if time_course else _mirrored_pieces(batch, system)
-        active = len(pieces) - sum(1 for i in pieces if i >= len(batch.plans) - mirror)
-        norm_r = torch.linalg.vector_norm(system.readout.detach(), dim=-1)
-        reference = (system.readout.detach() * system.start.detach()).sum(-1).abs()
-        budget = self.tolerance * reference / norm_r / max(active, 1)  # per piece, (W or 1,)
-        history, half = [], None
-        for index in range(len(batch.plans) - mirror):
-            if index == mirror and mirror:
-                half = state
-            tau = batch.durations[index]
-            if batch.plans[index].kind == "zero":
-                state = system.decay(state, tau)
-            else:
-                shifted = _Shifted.of(system, batch.gradients[:, index], self.shift * tau)
-                state = self._action(shifted, state, budget.expand(count))
-            if time_course:
-                history.append((state * system.readout).sum(-1).to(CDTYPE))
-        if time_course:
-            return torch.stack(history, dim=1)
-        if mirror:
-            half = state if half is None else half
-            return (half.conj() * state).sum(-1).to(CDTYPE)
-        return (state * system.readout).sum(-1).to(CDTYPE)
+        generators = Generators.of(batch)
+
+        def action(state, index, budget):
+            step = self.shift * batch.durations[index]
+            shifted = _Shifted.of(generators, batch.gradients[:, index], step)
+            return self._action(shifted, state, budget)
+
+        return propagate_pieces(batch, generators, self.tolerance, action, time_course=time_course)
 
     def _action(self, shifted: _Shifted, state: torch.Tensor, budget: torch.Tensor):
         """exp(-t A) state (W, L), with ``shifted`` Z = I + s t A."""
@@ -183,20 +164,19 @@ class _Shifted:
     pivots: torch.Tensor
 
     @staticmethod
-    def of(system: _System, gradient: torch.Tensor, step: torch.Tensor) -> _Shifted:
+    def of(generators: Generators, gradient: torch.Tensor, step: torch.Tensor) -> _Shifted:
+        rates, moments, scale = generators.rates, generators.moments, generators.scale
         coupling = None
-        if system.coupling is not None:
-            rate = torch.as_tensor(system.diffusivity, dtype=system.coupling.dtype)
+        if generators.coupling is not None:
+            rate = torch.as_tensor(generators.diffusivity, dtype=generators.coupling.dtype)
             rate = rate.reshape(rate.shape[:1] + (1, 1)) if rate.ndim else rate
-            coupling = rate * system.coupling
+            coupling = rate * generators.coupling
             coupling = coupling if coupling.ndim == 3 else coupling[None]
-        gradient = gradient.to(system.moments.dtype)
+        gradient = gradient.to(moments.dtype)
         with torch.no_grad():
-            matrix = _dense(system.rates, gradient, system.moments, system.scale, coupling, step)
+            matrix = _dense(rates, gradient, moments, scale, coupling, step)
             lu, pivots = _lu_factor_each(matrix)
-        return _Shifted(
-            system.rates, gradient, system.moments, system.scale, coupling, step, lu, pivots
-        )
+        return _Shifted(rates, gradient, moments, scale, coupling, step, lu, pivots)
 
     def solve(self, rhs: torch.Tensor, adjoint: bool = False) -> torch.Tensor:
         """Z^-1 rhs (or Z^-H rhs), differentiable with respect to every term and ``rhs``."""
@@ -311,7 +291,7 @@ class _ShiftInvertArnoldi:
 
     def __init__(self, shifted: _Shifted, start: torch.Tensor):
         self.shifted = shifted
-        self.beta, divisor = _safe_norm(start)
+        self.beta, divisor = safe_norm(start)
         self.vectors = [start / divisor[:, None]]
         self.columns: list[torch.Tensor] = []
         self.dead = self.beta.detach() == 0  # rows whose Krylov space is exactly invariant
@@ -331,7 +311,7 @@ class _ShiftInvertArnoldi:
             coefficients = coefficients + torch.nn.functional.pad(
                 filler[:, None], (coefficients.shape[1] - 1, 0)
             )
-            norm, divisor = _safe_norm(w)
+            norm, divisor = safe_norm(w)
             self.columns.append(torch.cat([coefficients, norm[:, None].to(w.dtype)], dim=1))
             self.dead = norm.detach() == 0
             self.vectors.append(w / divisor[:, None])
