@@ -1,5 +1,6 @@
-"""Session checks.  With MF_DMRI_NO_SKIPS=1 (set by .ci/run) a test skipped because an
-optional package is missing fails the run: CI must test every advertised feature."""
+"""Session checks and shared fixtures.  With MF_DMRI_NO_SKIPS=1 (set by .ci/run) a test
+skipped because an optional package is missing fails the run: CI must test every advertised
+feature."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import os
 import re
 
 import pytest
+from propagator_cases import generic_fem_basis
 
 #: Skip reasons that mean "an optional package is not installed".
 MISSING_PACKAGE = re.compile(r"not installed|missing|could not import|No module named", re.I)
+
+
+@pytest.fixture(scope="module")
+def fem_basis():
+    """The generic FEM basis of the propagator tests (tests/propagator_cases.py)."""
+    return generic_fem_basis()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

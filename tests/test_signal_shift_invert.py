@@ -15,12 +15,20 @@ import numpy as np
 import pytest
 import torch
 from permeable_helpers import split_rectangle
-from skfem import MeshTet
+from propagator_cases import (
+    AGREE,
+    ANALYTIC_DOMAINS,
+    WAVEFORMS,
+    D,
+    box_nodes,
+    coupled_permeable_case,
+    random_acquisition,
+)
 
-from mf_dmri.analytic import ball_basis, cylinder, sphere
-from mf_dmri.fem import PermeableParameters, mesh_eigenbasis, permeable_eigenbasis, permeable_mesh
+from mf_dmri.analytic import ball_basis, sphere
+from mf_dmri.fem import PermeableParameters, permeable_eigenbasis, permeable_mesh
 from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
-from mf_dmri.sequences import OGSE, PGSE, Acquisition, DoublePGSE, SampledWaveform
+from mf_dmri.sequences import PGSE, Acquisition
 from mf_dmri.signal import (
     Compartment,
     DenseExponential,
@@ -32,56 +40,6 @@ from mf_dmri.signal import (
 from mf_dmri.signal.propagation import factor_signal
 from mf_dmri.signal.shift_invert import ShiftInvertExponential
 from mf_dmri.units import ms, um
-
-D = 2e-9
-AGREE = 1e-9  # both tolerances (1e-10, 1e-11) with room for the dense path's round-off
-
-
-def _box_nodes(points: int) -> tuple[torch.Tensor, np.ndarray]:
-    """A 6 x 5 x 4 um box with interior nodes moved at random: a generic spectrum."""
-    mesh = MeshTet.init_tensor(*(np.linspace(0, s, points) for s in (6e-6, 5e-6, 4e-6)))
-    nodes = mesh.p.T.copy()
-    inside = np.ones(nodes.shape[0], dtype=bool)
-    inside[mesh.boundary_nodes()] = False
-    shift = 0.15 * 1e-6 * np.random.default_rng(0).standard_normal(nodes.shape)
-    nodes[inside] += shift[inside]
-    return torch.tensor(nodes), mesh.t.T.copy()
-
-
-@pytest.fixture(scope="module")
-def fem_basis():
-    nodes, elements = _box_nodes(8)
-    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1.5e13)
-
-
-def _random_acquisition(waveform, top: float, count: int = 6, seed: int = 0) -> Acquisition:
-    rng = np.random.default_rng(seed)
-    directions = rng.normal(size=(count, 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    amplitudes = rng.uniform(0.3 * top, top, size=count)
-    if waveform.num_channels == 2:  # double PGSE: a second, random direction per measurement
-        second = rng.normal(size=(count, 3))
-        second /= np.linalg.norm(second, axis=1, keepdims=True)
-        directions = np.stack([directions, second], axis=1)
-    return Acquisition(waveform, torch.tensor(directions), torch.tensor(amplitudes))
-
-
-def _sampled_three_channels() -> Acquisition:
-    samples = np.random.default_rng(2).normal(size=(10, 3))
-    waveform = SampledWaveform(torch.tensor(samples), 2 * ms)
-    rotations = torch.eye(3, dtype=torch.float64).expand(3, 3, 3).clone()
-    rotations[1] = torch.linalg.qr(torch.tensor(np.random.default_rng(3).normal(size=(3, 3))))[0]
-    return Acquisition(
-        waveform, rotations, torch.tensor([0.02, 0.05, 0.08]), allow_unrefocused=True
-    )
-
-
-WAVEFORMS = {
-    "pgse": lambda: _random_acquisition(PGSE(10 * ms, 30 * ms), 0.2),
-    "ogse": lambda: _random_acquisition(OGSE(15 * ms, 20 * ms, 2), 0.3, count=3),
-    "double_pgse": lambda: _random_acquisition(DoublePGSE(5 * ms, 15 * ms, 5 * ms), 0.15),
-    "sampled": _sampled_three_channels,
-}
 
 
 @pytest.mark.parametrize("name", sorted(WAVEFORMS))
@@ -112,15 +70,9 @@ def test_tighter_tolerance_is_met(fem_basis):
     assert float((got - expected).abs().max()) < 1e-11
 
 
-@pytest.mark.parametrize(
-    "domain",
-    [
-        lambda: sphere(5 * um, max_eigenvalue=100 / (5 * um) ** 2),  # reduced, parity
-        lambda: cylinder(4 * um),  # disk x free axis
-    ],
-)
+@pytest.mark.parametrize("domain", ANALYTIC_DOMAINS)
 def test_shift_invert_matches_dense_on_analytic_bases(domain):
-    acquisition = _random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=5)
+    acquisition = random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=5)
     cell = Compartment(domain(), D)
     got = signal(cell, acquisition, propagator=ShiftInvertExponential())
     expected = signal(cell, acquisition, propagator=DenseExponential())
@@ -130,7 +82,7 @@ def test_shift_invert_matches_dense_on_analytic_bases(domain):
 def test_shift_invert_matches_dense_at_a_degenerate_spectrum():
     """The full ball basis (2l + 1-fold clusters), unreduced, random directions."""
     basis = ball_basis(5 * um, max_eigenvalue=60 / (5 * um) ** 2)
-    pieces = _random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=4).pieces()
+    pieces = random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=4).pieces()
     args = (basis, torch.tensor(D), pieces)
     got = factor_signal(*args, reduce=False, propagator=ShiftInvertExponential())
     expected = factor_signal(*args, reduce=False, propagator=DenseExponential())
@@ -139,17 +91,7 @@ def test_shift_invert_matches_dense_at_a_degenerate_spectrum():
 
 
 def test_shift_invert_matches_dense_on_a_coupled_permeable_basis():
-    nodes, elements, labels = split_rectangle(8 * um, (2 * um, 3 * um), 8, (3, 4))
-    parameters = PermeableParameters(
-        diffusivity=(2e-9, 1e-9),
-        permeability=1e-5,
-        t2=(80 * ms, 50 * ms),
-        spin_density=(1.0, 0.8),
-    )
-    mesh = permeable_mesh(nodes, elements, element_labels=labels)
-    basis = permeable_eigenbasis(mesh, parameters, num_modes=40)
-    directions = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0]])
-    acquisition = Acquisition(PGSE(8 * ms, 20 * ms), directions, torch.tensor([0.1, 0.2, 0.15]))
+    basis, acquisition = coupled_permeable_case()
     got = signal(basis, acquisition, propagator=ShiftInvertExponential())
     expected = signal(basis, acquisition, propagator=DenseExponential())
     assert float((got - expected).abs().max()) < AGREE
@@ -169,14 +111,14 @@ def _sphere_signal(propagator, leaves=None):
 
 def _mesh_signal(propagator, leaves=None):
     """Vertices, diffusivity and both PGSE timings of a generic mesh (stiffness coupling)."""
-    nodes, elements = _box_nodes(4)
+    nodes, elements = box_nodes(4)
     if leaves is None:
         leaves = (nodes.clone().requires_grad_(True),) + tuple(
             torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (D, 10 * ms, 30 * ms)
         )
     vertices, diffusivity, delta, big_delta = leaves
     basis = differentiable_mesh_eigenbasis(vertices, elements, num_modes=30)
-    pieces = _random_acquisition(PGSE(delta, big_delta), 0.2, count=3).pieces()
+    pieces = random_acquisition(PGSE(delta, big_delta), 0.2, count=3).pieces()
     value = factor_signal(basis, diffusivity, pieces, propagator=propagator)
     return leaves, (value.real**2).sum() + value.imag.sum()
 
