@@ -88,7 +88,8 @@ class FemDiscretisation:
         return replace(basis, axes=axes)
 
 
-def mesh_discretisation(
+def attach_discretisation(
+    basis: Eigenbasis,
     nodes,
     elements=None,
     *,
@@ -96,8 +97,10 @@ def mesh_discretisation(
     order: int = 1,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
-) -> FemDiscretisation:
-    """The :class:`FemDiscretisation` of a mesh given as to
-    :func:`mf_dmri.fem.eigen.mesh_eigenbasis` (``nodes`` [m])."""
+) -> Eigenbasis:
+    """``basis`` carrying the :class:`FemDiscretisation` of the mesh it was solved on, the
+    mesh and settings given as to :func:`mf_dmri.fem.eigen.mesh_eigenbasis` (``nodes``
+    [m]; ``cluster_rtol`` [-])."""
     points, cells, labels = mesh_arrays(nodes, elements, element_labels)
-    return FemDiscretisation(points, cells, labels, int(order), solver, float(cluster_rtol))
+    model = FemDiscretisation(points, cells, labels, int(order), solver, float(cluster_rtol))
+    return replace(basis, discretisation=model)

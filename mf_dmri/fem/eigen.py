@@ -27,7 +27,7 @@ import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis, cluster_safe_count
 from mf_dmri.fem.assembly import FemMatrices
-from mf_dmri.fem.discretisation import mesh_discretisation
+from mf_dmri.fem.discretisation import attach_discretisation
 from mf_dmri.fem.eigen_result import FemEigenResult, assemble_result, default_axes
 from mf_dmri.fem.eigensolver import (
     ShiftInvertLanczos,
@@ -187,14 +187,6 @@ def mesh_eigenbasis_with_diagnostics(
 ) -> FemEigenResult:
     """:func:`mesh_eigenbasis` with its diagnostics (residuals, timings, solver, sizes)."""
     start = time.perf_counter()
-    model = mesh_discretisation(
-        nodes,
-        elements,
-        element_labels=element_labels,
-        order=order,
-        solver=solver,
-        cluster_rtol=cluster_rtol,
-    )
     system = assemble_mesh(nodes, elements, element_labels=element_labels, order=order)
     assembled = time.perf_counter() - start
     result = solve_eigenbasis(
@@ -205,7 +197,8 @@ def mesh_eigenbasis_with_diagnostics(
         cluster_rtol=cluster_rtol,
         label=label,
     )
-    basis = replace(result.basis, discretisation=model)
+    mesh = {"element_labels": element_labels, "order": order, "solver": solver}
+    basis = attach_discretisation(result.basis, nodes, elements, cluster_rtol=cluster_rtol, **mesh)
     return replace(result, basis=basis, timings={"assembly": assembled, **result.timings})
 
 

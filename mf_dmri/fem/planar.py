@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
-from mf_dmri.fem.discretisation import mesh_discretisation
+from mf_dmri.fem.discretisation import attach_discretisation
 from mf_dmri.fem.eigen import FemEigenResult, solve_eigenbasis
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.polygon import triangulate_polygon
@@ -64,15 +64,9 @@ def cross_section_result(
         axes=frame,
         label=label,
     )
-    model = mesh_discretisation(
-        nodes,
-        triangles,
-        element_labels=element_labels,
-        order=order,
-        solver=solver,
-        cluster_rtol=cluster_rtol,
-    )
-    return replace(result, basis=replace(result.basis, discretisation=model))
+    mesh = {"element_labels": element_labels, "order": order, "solver": solver}
+    basis = attach_discretisation(result.basis, nodes, triangles, cluster_rtol=cluster_rtol, **mesh)
+    return replace(result, basis=basis)
 
 
 def cross_section_eigenbasis(

@@ -21,14 +21,13 @@ import io
 import json
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
-from mf_dmri.fem.discretisation import mesh_discretisation
+from mf_dmri.fem.discretisation import attach_discretisation
 from mf_dmri.fem.eigen import cutoff_eigenvalue, default_axes, mesh_eigenbasis
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.mesh_input import mesh_arrays
@@ -136,31 +135,22 @@ def cached_mesh_eigenbasis(
     inputs = cache_inputs(nodes, elements, element_labels=element_labels, settings=settings)
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     path = Path(cache_dir) / f"{name or key[:24]}.npz"
-    model = mesh_discretisation(
-        nodes,
-        elements,
-        element_labels=element_labels,
-        order=order,
-        solver=solver,
-        cluster_rtol=cluster_rtol,
-    )
+    mesh = {
+        "element_labels": element_labels,
+        "order": order,
+        "solver": solver,
+        "cluster_rtol": cluster_rtol,
+    }
     if path.exists():
         try:
-            return replace(load_eigenbasis(path, inputs=inputs), discretisation=model)
+            return attach_discretisation(
+                load_eigenbasis(path, inputs=inputs), nodes, elements, **mesh
+            )
         except ArtefactError as exc:
             if on_stale == "raise":
                 raise
             kind = "stale" if isinstance(exc, StaleArtefactError) else "damaged"
             _LOG.warning("%s eigenbasis cache: %s; recomputing", kind, exc)
-    basis = mesh_eigenbasis(
-        nodes,
-        elements,
-        element_labels=element_labels,
-        max_eigenvalue=lam_max,
-        order=order,
-        solver=solver,
-        cluster_rtol=cluster_rtol,
-        label=label,
-    )
+    basis = mesh_eigenbasis(nodes, elements, max_eigenvalue=lam_max, label=label, **mesh)
     save_eigenbasis(path, basis, inputs=inputs)
     return basis
