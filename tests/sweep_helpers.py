@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
 from mf_dmri.analytic import cylinder
 from mf_dmri.sweep import (
     DEFAULT_REGISTRY,
@@ -126,17 +128,26 @@ def counting_registry(counter: list):
 
 
 class MemorySink:
-    """Keeps every written chunk's signals and error bars by chunk index."""
+    """Keeps every written chunk's signals, error bars and first row by chunk index."""
 
     def __init__(self):
-        self.signals, self.bars = {}, {}
+        self.signals, self.bars, self.row_starts = {}, {}, {}
 
     def completed(self):
         return set(self.signals)
 
     def write(self, chunk, signals, error_bars):
-        assert chunk.index not in self.signals
+        assert chunk.index not in self.signals, "a chunk was written twice"
         self.signals[chunk.index], self.bars[chunk.index] = signals, error_bars
+        self.row_starts[chunk.index] = chunk.row_start
+
+    def matrix(self, plan):
+        """The (rows, measurements) complex table of the written chunks (zero elsewhere)."""
+        out = np.zeros((plan.num_rows, plan.measurements.count), dtype=complex)
+        for index, signals in self.signals.items():
+            start = self.row_starts[index]
+            out[start : start + len(signals)] = signals
+        return out
 
 
 def coupled_spec(

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from sweep_helpers import counting_registry, small_spec
+from sweep_helpers import MemorySink, counting_registry, small_spec
 
 from mf_dmri.analytic import cylinder, slab
 from mf_dmri.io.sweep_cache import DiskBasisCache
@@ -24,24 +24,6 @@ from mf_dmri.sweep import (
 )
 from mf_dmri.sweep.acquisition import timing_pieces
 from mf_dmri.units import um, um2_per_ms
-
-
-class MemorySink:
-    def __init__(self):
-        self.chunks = {}
-
-    def completed(self):
-        return set(self.chunks)
-
-    def write(self, chunk, signals, error_bars):
-        assert chunk.index not in self.chunks, "a chunk was written twice"
-        self.chunks[chunk.index] = (chunk.row_start, signals)
-
-    def matrix(self, plan):
-        out = np.zeros((plan.num_rows, plan.measurements.count), dtype=complex)
-        for start, signals in self.chunks.values():
-            out[start : start + len(signals)] = signals
-        return out
 
 
 def _fraction(tissue_row, name, domains):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep_helpers import coupled_spec, flaky_cylinder, killing_cylinder, small_spec
+from sweep_helpers import MemorySink, coupled_spec, flaky_cylinder, killing_cylinder, small_spec
 
 from mf_dmri.io.sweep_toml import default_registry
 from mf_dmri.sweep import DEFAULT_REGISTRY, GeometryBuilder, build_plan, run_sweep
@@ -15,18 +15,6 @@ from mf_dmri.sweep import DEFAULT_REGISTRY, GeometryBuilder, build_plan, run_swe
 ray = pytest.importorskip("ray", reason="the optional package ray is not installed")
 
 TESTS = Path(__file__).resolve().parent
-
-
-class MemorySink:
-    def __init__(self):
-        self.chunks = {}
-
-    def completed(self):
-        return set(self.chunks)
-
-    def write(self, chunk, signals, error_bars):
-        assert chunk.index not in self.chunks
-        self.chunks[chunk.index] = signals
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +37,8 @@ def test_ray_run_equals_local_run(local_ray):
     local_result = run_sweep(spec, local)
     ray_result = run_sweep(spec, distributed, executor="ray")
     assert ray_result.executor == "ray" and ray_result.basis_solves == 3
-    assert set(distributed.chunks) == set(local.chunks) == set(range(6))
-    for index, signals in local.chunks.items():
-        np.testing.assert_array_equal(distributed.chunks[index], signals)
+    assert set(local.signals) == set(range(6))
+    _assert_same_table(distributed, local)
     assert local_result.rows == ray_result.rows
 
 
@@ -61,51 +48,50 @@ def test_coupled_ray_run_equals_local_run(local_ray):
     local, distributed = MemorySink(), MemorySink()
     run_sweep(spec, local, registry=registry)
     result = run_sweep(spec, distributed, registry=registry, executor="ray")
-    assert result.basis_solves == 2 and set(distributed.chunks) == set(local.chunks) == {0, 1}
+    assert result.basis_solves == 2 and set(distributed.signals) == set(local.signals) == {0, 1}
     # Ray workers run LAPACK on one thread and this process on several: the coupled
     # eigensolve then rounds differently, so the tables agree to round-off, not bitwise.
-    for index, signals in local.chunks.items():
-        np.testing.assert_allclose(distributed.chunks[index], signals, rtol=1e-11, atol=1e-14)
+    for index, signals in local.signals.items():
+        np.testing.assert_allclose(distributed.signals[index], signals, rtol=1e-11, atol=1e-14)
 
 
-def test_failed_ray_tasks_are_retried(local_ray, tmp_path):
-    flaky = GeometryBuilder(
+def _retried_on_ray(build, tmp_path):
+    """(spec, Ray table, local table) of ``small_spec`` whose cylinder builder is ``build``
+    (a builder of sweep_helpers that fails each geometry's first attempt and leaves a file
+    in ``tmp_path``) on Ray; the local run uses the default builder."""
+    builder = GeometryBuilder(
         "cylinder",
-        functools.partial(flaky_cylinder, str(tmp_path)),
+        functools.partial(build, str(tmp_path)),
         DEFAULT_REGISTRY["cylinder"].parameters,
         options=DEFAULT_REGISTRY["cylinder"].options,
     )
-    registry = DEFAULT_REGISTRY.with_builder(flaky)
     spec = small_spec(chunk_rows=4)
-    sink = MemorySink()
-    run_sweep(spec, sink, registry=registry, executor="ray")
-    assert len(list(tmp_path.glob("failed_*"))) == 3  # every geometry task failed once
-    reference = MemorySink()
+    sink, reference = MemorySink(), MemorySink()
+    run_sweep(spec, sink, registry=DEFAULT_REGISTRY.with_builder(builder), executor="ray")
     run_sweep(spec, reference)
+    return spec, sink, reference
+
+
+def _assert_same_table(sink, reference):
+    assert set(sink.signals) == set(reference.signals)
+    for index, signals in reference.signals.items():
+        np.testing.assert_array_equal(sink.signals[index], signals)
+
+
+def test_failed_ray_tasks_are_retried(local_ray, tmp_path):
+    spec, sink, reference = _retried_on_ray(flaky_cylinder, tmp_path)
+    assert len(list(tmp_path.glob("failed_*"))) == 3  # every geometry task failed once
     plan = build_plan(spec, DEFAULT_REGISTRY)
-    assert set(sink.chunks) == {c.index for c in plan.chunks}
-    for index, signals in reference.chunks.items():
-        np.testing.assert_array_equal(sink.chunks[index], signals)
+    assert set(sink.signals) == {c.index for c in plan.chunks}
+    _assert_same_table(sink, reference)
 
 
 def test_killed_ray_worker_is_retried_to_the_local_table(local_ray, tmp_path):
     """Each geometry task SIGKILLs its worker process on its first attempt: Ray restarts
     the worker and retries the task; the table equals the local run's bit for bit."""
-    killing = GeometryBuilder(
-        "cylinder",
-        functools.partial(killing_cylinder, str(tmp_path)),
-        DEFAULT_REGISTRY["cylinder"].parameters,
-        options=DEFAULT_REGISTRY["cylinder"].options,
-    )
-    registry = DEFAULT_REGISTRY.with_builder(killing)
-    spec = small_spec(chunk_rows=4)
-    sink, reference = MemorySink(), MemorySink()
-    run_sweep(spec, sink, registry=registry, executor="ray")
+    _, sink, reference = _retried_on_ray(killing_cylinder, tmp_path)
     assert len(list(tmp_path.glob("killed_*"))) == 3  # every geometry's worker was killed
-    run_sweep(spec, reference)
-    assert set(sink.chunks) == set(reference.chunks)
-    for index, signals in reference.chunks.items():
-        np.testing.assert_array_equal(sink.chunks[index], signals)
+    _assert_same_table(sink, reference)
 
 
 def test_missing_ray_is_a_clear_error(monkeypatch):
