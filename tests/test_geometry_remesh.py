@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from navis_cases import cut_navis_piece, navis_surface
 
 from mf_dmri.geometry import (
     RemeshError,
@@ -76,25 +77,10 @@ def test_remeshing_bad_arguments_are_named(kwargs, match):
         remesh_surface(sphere(3 * um, subdivisions=1), **kwargs)
 
 
-def _navis_surface(neuron_id: int) -> SurfaceMesh:
-    navis = pytest.importorskip("navis")
-    neuron = next(n for n in navis.example_neurons(kind="mesh") if int(n.id) == neuron_id)
-    return SurfaceMesh(np.asarray(neuron.vertices, float) * 8e-9, np.asarray(neuron.faces))
-
-
 def _cut_piece() -> SurfaceMesh:
-    """The 24 um cube of navis neuron 1734350788 of test_geometry_repair (folds, fins, open
-    cut ends), as a closed repaired surface."""
-    from mf_dmri.geometry.repair_steps import compact
-    from mf_dmri.geometry.topology import face_components
-
-    surface = _navis_surface(1734350788)
-    centre = np.array([124.0, 295.9, 224.2]) * um
-    inside = np.abs(surface.vertices[surface.faces] - centre).max(axis=(1, 2)) < 12 * um
-    faces = surface.faces[inside]
-    piece = face_components(faces, surface.n_vertices)
-    vertices, faces = compact(surface.vertices, faces[piece == np.argmax(np.bincount(piece))])
-    repaired, _ = repair_surface(SurfaceMesh(vertices, faces))
+    """The cut piece of navis neuron 1734350788 (tests/navis_cases.py) repaired: a closed
+    surface with folds and fins."""
+    repaired, _ = repair_surface(cut_navis_piece())
     return repaired
 
 
@@ -135,7 +121,7 @@ def test_a_whole_navis_cell_goes_repair_remesh_tets_eigenbasis():
     eigenbasis' zero-volume threshold) and the remeshed volume stays within 1 %."""
     from mf_dmri.fem import mesh_eigenbasis_with_diagnostics
 
-    repaired, _ = repair_surface(_navis_surface(754534424))
+    repaired, _ = repair_surface(navis_surface(754534424))
     remeshed, report = remesh_surface(repaired, max_edge=1 * um, min_edge=0.25 * um)
     assert abs(report.volume_change) < 0.01
     bodies = check_surface(remeshed, allow_multiple_bodies=True).n_bodies

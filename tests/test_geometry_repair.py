@@ -8,6 +8,7 @@ import logging
 
 import numpy as np
 import pytest
+from navis_cases import cut_navis_piece, navis_surface
 
 from mf_dmri import units
 from mf_dmri.geometry import (
@@ -192,27 +193,12 @@ def test_pytetwild_without_pyvista_names_pyvista(monkeypatch):
 NAVIS_MESHES = (1734350788, 1734350908, 722817260, 754534424, 754538881)
 
 
-def _navis_surface(neuron_id: int) -> SurfaceMesh:
-    navis = pytest.importorskip("navis")
-    neuron = next(n for n in navis.example_neurons(kind="mesh") if int(n.id) == neuron_id)
-    return SurfaceMesh(np.asarray(neuron.vertices, float) * 8e-9, np.asarray(neuron.faces))
-
-
 def test_cut_piece_of_a_real_neuron_repairs_to_one_body_and_meshes():
     """A 24 um cube cut out of navis neuron 1734350788 around a cluster of folds (the
     piece of surface connected inside the cube, 591 faces): open cut ends, non-manifold
     edges, fins and 123 crossing face pairs.  It repairs to one closed body (the cut ends
     capped, the folds re-triangulated) that netgen meshes."""
-    from mf_dmri.geometry.repair_steps import compact
-    from mf_dmri.geometry.topology import face_components
-
-    surface = _navis_surface(1734350788)
-    centre = np.array([124.0, 295.9, 224.2]) * um
-    inside = np.abs(surface.vertices[surface.faces] - centre).max(axis=(1, 2)) < 12 * um
-    faces = surface.faces[inside]
-    piece = face_components(faces, surface.n_vertices)
-    vertices, faces = compact(surface.vertices, faces[piece == np.argmax(np.bincount(piece))])
-    cut = SurfaceMesh(vertices, faces)
+    cut = cut_navis_piece()
     problems = check_surface(cut).problems
     assert {"open_edges", "nonmanifold_edges", "self_intersections"} <= set(problems)
     repaired, report = repair_surface(cut)
@@ -235,7 +221,7 @@ def test_every_navis_example_mesh_repairs_to_a_valid_surface(neuron_id):
     target is met on one of the five); bounded here at 4 %."""
     from mf_dmri.geometry.repair_steps import body_volumes
 
-    surface = _navis_surface(neuron_id)
+    surface = navis_surface(neuron_id)
     assert "self_intersections" in check_surface(surface).problems
     repaired, report = repair_surface(surface)
     result = check_surface(repaired, allow_multiple_bodies=True)
