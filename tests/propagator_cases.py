@@ -1,18 +1,16 @@
-"""Cases shared by the propagator tests (tests/test_signal_krylov.py,
-tests/test_signal_shift_invert.py): a generic FEM basis, the waveforms, analytic domains and
-a coupled permeable basis, each compared with :class:`~mf_dmri.signal.DenseExponential`."""
+"""Cases shared by the propagator tests (tests/test_signal_exponential_actions.py,
+tests/test_signal_krylov.py, tests/test_signal_shift_invert.py): a generic FEM basis (the
+``fem_basis`` fixture of tests/conftest.py), random acquisitions and the waveforms."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from permeable_helpers import split_rectangle
 from skfem import MeshTet
 
-from mf_dmri.analytic import cylinder, sphere
-from mf_dmri.fem import PermeableParameters, mesh_eigenbasis, permeable_eigenbasis, permeable_mesh
+from mf_dmri.fem import mesh_eigenbasis
 from mf_dmri.sequences import OGSE, PGSE, Acquisition, DoublePGSE, SampledWaveform
-from mf_dmri.units import ms, um
+from mf_dmri.units import ms
 
 D = 2e-9
 AGREE = 1e-9  # both tolerances (1e-10, 1e-11) with room for the dense path's round-off
@@ -67,25 +65,3 @@ WAVEFORMS = {
     "double_pgse": lambda: random_acquisition(DoublePGSE(5 * ms, 15 * ms, 5 * ms), 0.15),
     "sampled": sampled_three_channels,
 }
-
-ANALYTIC_DOMAINS = [
-    lambda: sphere(5 * um, max_eigenvalue=100 / (5 * um) ** 2),  # reduced, parity
-    lambda: cylinder(4 * um),  # disk x free axis
-]
-
-
-def coupled_permeable_case():
-    """(basis, acquisition): two compartments of a split rectangle, 40 coupled modes
-    (read-out != start), three PGSE measurements."""
-    nodes, elements, labels = split_rectangle(8 * um, (2 * um, 3 * um), 8, (3, 4))
-    parameters = PermeableParameters(
-        diffusivity=(2e-9, 1e-9),
-        permeability=1e-5,
-        t2=(80 * ms, 50 * ms),
-        spin_density=(1.0, 0.8),
-    )
-    mesh = permeable_mesh(nodes, elements, element_labels=labels)
-    basis = permeable_eigenbasis(mesh, parameters, num_modes=40)
-    directions = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0]])
-    acquisition = Acquisition(PGSE(8 * ms, 20 * ms), directions, torch.tensor([0.1, 0.2, 0.15]))
-    return basis, acquisition

@@ -1,29 +1,17 @@
-"""Exponential actions (KrylovExponential) against dense matrix exponentials.
+"""Exponential actions (KrylovExponential): derivatives against dense matrix exponentials.
 
-The independent reference is :class:`~mf_dmri.signal.DenseExponential` (scaling and squaring
-with Pade, itself checked against scipy's expm in tests/test_signal_interfaces.py): on a
-generic FEM basis (no symmetry: complex arithmetic, no reduction), analytic bases (exact
-reductions, real arithmetic, degenerate spectra without reduction) and a coupled permeable
-basis (read-out != start), for PGSE in random directions, OGSE, double PGSE and a sampled
-three-channel waveform, the values must agree to the propagators' tolerances, also with a
-small Krylov dimension that forces many controlled steps per piece.  Gradients through the
-Krylov path must agree with the gradients through the dense path for every differentiable
-input (mesh vertices, radius, diffusivity, timings, gradient amplitudes).
+The values are checked against :class:`~mf_dmri.signal.DenseExponential` in
+tests/test_signal_exponential_actions.py (with a Krylov dimension of 60 and of 8).  Here
+gradients through the Krylov path must agree with the gradients through the dense path for
+every differentiable input (mesh vertices, radius, diffusivity, timings, gradient
+amplitudes); and the choice of propagator and the settings are checked.
 """
 
 import pytest
 import torch
-from propagator_cases import (
-    AGREE,
-    ANALYTIC_DOMAINS,
-    WAVEFORMS,
-    D,
-    box_nodes,
-    coupled_permeable_case,
-    random_acquisition,
-)
+from propagator_cases import D, box_nodes, random_acquisition
 
-from mf_dmri.analytic import ball_basis, sphere
+from mf_dmri.analytic import sphere
 from mf_dmri.fem.differentiable import differentiable_mesh_eigenbasis
 from mf_dmri.sequences import PGSE, Acquisition
 from mf_dmri.signal import (
@@ -36,54 +24,6 @@ from mf_dmri.signal import (
 )
 from mf_dmri.signal.propagation import factor_signal
 from mf_dmri.units import ms, um
-
-
-@pytest.mark.parametrize("name", sorted(WAVEFORMS))
-@pytest.mark.parametrize("dimension", [60, 8])
-def test_krylov_matches_dense_on_a_generic_fem_basis(fem_basis, name, dimension):
-    pieces = WAVEFORMS[name]().pieces(1 * ms)
-    krylov = KrylovExponential(krylov_dimension=dimension)
-    got = factor_signal(fem_basis, torch.tensor(D), pieces, propagator=krylov)
-    expected = factor_signal(fem_basis, torch.tensor(D), pieces, propagator=DenseExponential())
-    assert fem_basis.num_modes > 60
-    assert float((got - expected).abs().max()) < AGREE
-    assert float((expected - 1).abs().max()) > 5e-3  # the gradients do attenuate
-
-
-def test_time_course_matches_dense(fem_basis):
-    pieces = WAVEFORMS["sampled"]().pieces(1 * ms)
-    args = (fem_basis, torch.tensor(D), pieces)
-    got = factor_signal(*args, time_course=True, propagator=KrylovExponential(krylov_dimension=8))
-    expected = factor_signal(*args, time_course=True, propagator=DenseExponential())
-    assert got.shape == expected.shape == (3, pieces.durations.numel())
-    assert float((got - expected).abs().max()) < AGREE
-
-
-@pytest.mark.parametrize("domain", ANALYTIC_DOMAINS)
-def test_krylov_matches_dense_on_analytic_bases(domain):
-    acquisition = random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=5)
-    cell = Compartment(domain(), D)
-    got = signal(cell, acquisition, propagator=KrylovExponential(krylov_dimension=8))
-    expected = signal(cell, acquisition, propagator=DenseExponential())
-    assert float((got - expected).abs().max()) < AGREE
-
-
-def test_krylov_matches_dense_at_a_degenerate_spectrum():
-    """The full ball basis (2l + 1-fold clusters), unreduced, random directions."""
-    basis = ball_basis(5 * um, max_eigenvalue=60 / (5 * um) ** 2)
-    pieces = random_acquisition(PGSE(10 * ms, 30 * ms), 0.15, count=4).pieces()
-    args = (basis, torch.tensor(D), pieces)
-    got = factor_signal(*args, reduce=False, propagator=KrylovExponential(krylov_dimension=8))
-    expected = factor_signal(*args, reduce=False, propagator=DenseExponential())
-    assert basis.num_modes > 40
-    assert float((got - expected).abs().max()) < AGREE
-
-
-def test_krylov_matches_dense_on_a_coupled_permeable_basis():
-    basis, acquisition = coupled_permeable_case()
-    got = signal(basis, acquisition, propagator=KrylovExponential(krylov_dimension=8))
-    expected = signal(basis, acquisition, propagator=DenseExponential())
-    assert float((got - expected).abs().max()) < AGREE
 
 
 def _gradients(propagator, build):
