@@ -31,7 +31,7 @@ PROPAGATORS = {
     "krylov_8": KrylovExponential(krylov_dimension=8),
     "shift_invert": ShiftInvertExponential(),
 }
-#: The same for the smaller cases (as many modes as the larger Krylov dimension or fewer).
+#: The propagators of the other cases: the polynomial Krylov one at dimension 8 only.
 SMALL_CASE_PROPAGATORS = ("krylov_8", "shift_invert")
 
 
