@@ -26,7 +26,8 @@ This module holds the rest, used by both:
       v = ... exp(-t_1 A_1) c0,
 
   e.g. E = sum_i exp(-(Delta - delta) D lambda_i) |v_i|^2 for PGSE.
-* :func:`safe_norm`, row norms without a NaN derivative at a happy breakdown.
+* :func:`safe_norm`, row norms without a NaN derivative at a happy breakdown, and
+  :func:`check_tolerance`, the accepted range of a propagator's tolerance.
 
 Every operation is a torch operation, so autograd differentiates the computed values with
 respect to every input (eigen-data, diffusivity, durations, gradients, coupling).
@@ -46,6 +47,15 @@ from mf_dmri.signal.propagators import PropagationBatch
 #: ``action(state, index, budget)``: the state (W, L) after piece ``index`` from the state
 #: before it, within the error budget (W,) of the piece [-].
 PieceAction = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+
+
+def check_tolerance(tolerance: float) -> None:
+    """Refuse a propagator ``tolerance`` [-] outside [1e-15, 1e-2]."""
+    if not (1e-15 <= tolerance <= 1e-2):
+        raise ValueError(
+            f"tolerance must lie in [1e-15, 1e-2] (a bound on the normalised signal's "
+            f"propagation error), got {tolerance!r}"
+        )
 
 
 def propagate_pieces(

@@ -33,7 +33,12 @@ from dataclasses import dataclass
 
 import torch
 
-from mf_dmri.signal.exponential_actions import Generators, propagate_pieces, safe_norm
+from mf_dmri.signal.exponential_actions import (
+    Generators,
+    check_tolerance,
+    propagate_pieces,
+    safe_norm,
+)
 from mf_dmri.signal.propagators import PropagationBatch
 
 #: Safety factor of the step-length update (Expokit's gamma) and its shrink limit.
@@ -59,11 +64,7 @@ class KrylovExponential:
     krylov_dimension: int = 60
 
     def __post_init__(self) -> None:
-        if not (1e-15 <= self.tolerance <= 1e-2):
-            raise ValueError(
-                f"tolerance must lie in [1e-15, 1e-2] (a bound on the normalised signal's "
-                f"propagation error), got {self.tolerance!r}"
-            )
+        check_tolerance(self.tolerance)
         if not isinstance(self.krylov_dimension, int) or self.krylov_dimension < 2:
             raise ValueError(
                 f"krylov_dimension must be an integer >= 2, got {self.krylov_dimension!r}"

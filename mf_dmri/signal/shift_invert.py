@@ -45,7 +45,12 @@ from dataclasses import dataclass
 import torch
 
 from mf_dmri.signal.dense import DenseExponential
-from mf_dmri.signal.exponential_actions import Generators, propagate_pieces, safe_norm
+from mf_dmri.signal.exponential_actions import (
+    Generators,
+    check_tolerance,
+    propagate_pieces,
+    safe_norm,
+)
 from mf_dmri.signal.propagators import PropagationBatch
 
 #: Krylov dimensions at which the approximation is formed and compared with the previous one.
@@ -72,11 +77,7 @@ class ShiftInvertExponential:
     max_dimension: int = 128
 
     def __post_init__(self) -> None:
-        if not (1e-15 <= self.tolerance <= 1e-2):
-            raise ValueError(
-                f"tolerance must lie in [1e-15, 1e-2] (a bound on the normalised signal's "
-                f"propagation error), got {self.tolerance!r}"
-            )
+        check_tolerance(self.tolerance)
         if not (0.0 < self.shift <= 10.0):
             raise ValueError(
                 f"shift must lie in (0, 10] (a fraction of each piece's duration), "
