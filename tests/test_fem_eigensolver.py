@@ -102,7 +102,10 @@ def test_inertia_count_catches_a_missing_mode():
     includes it: the window must refuse instead of returning one mode short."""
     piece = _cube(6)
     values, vectors = _dense(piece)
-    window = (0.5 * values[1], values[12] + 0.5 * (values[13] - values[12]))
+    # the top boundary in a real gap (the cube's degenerate pairs are equal to round-off:
+    # a boundary between the two copies would not be a boundary)
+    top = next(i for i in range(12, 40) if values[i + 1] - values[i] > 1e-3 * values[i])
+    window = (0.5 * values[1], values[top] + 0.5 * (values[top + 1] - values[top]))
     expected = int(((values >= window[0]) & (values < window[1])).sum())
     hidden = np.hstack([vectors[:, :1], vectors[:, 5:6]])
     ordering = fill_reducing_ordering(piece.stiffness + piece.mass)
