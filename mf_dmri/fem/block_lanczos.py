@@ -223,6 +223,12 @@ def window_eigenpairs(
                     )
                 ritz_tolerance *= 0.1
                 refine = (stiffness - factor.shift * mass).tocsr()
+            if m + block_size > max_basis and refine is not None:
+                raise ResidualFloorError(  # every counted pair was found; round-off stops it
+                    f"the basis reached {m} columns while tightening the Ritz tolerance to "
+                    f"{ritz_tolerance:.0e}: the residuals stay above {tolerance:.1e} at the "
+                    "round-off floor of the shift-invert solves"
+                )
             if m + block_size > max_basis:
                 raise IncompleteSpectrumError(
                     f"found fewer than the {expected} eigenvalues that the inertia counts in "
