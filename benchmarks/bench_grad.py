@@ -300,7 +300,7 @@ def main() -> None:
         f"OPENBLAS_NUM_THREADS={threads}, load average {load:.1f} at the end (timings on a "
         f"shared machine are noisy).  Mesh: perturbed tetrahedral box "
         f"(5 x 4 x 3 um); loss touches eigenvalues, moments, mode integrals, volume "
-        f"and coupling.  Forward = assembly + eigen-solve (LU of K - sigma M, ARPACK) + "
+        f"and coupling.  Forward = assembly + eigen-solve (LU of K - sigma M, block Lanczos) + "
         f"reduced data; backward = adjoint incl. one projected shifted CG solve per "
         f"mode (block, preconditioned by the same LU).\n\n{_table(rows)}\n"
     )

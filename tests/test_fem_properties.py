@@ -164,7 +164,7 @@ def test_block_lanczos_agrees_with_dense(refinements, cutoff, modes):
     np.testing.assert_allclose(
         other.basis.eigenvalues.numpy(), reference.basis.eigenvalues.numpy(), rtol=1e-9, atol=0
     )
-    assert other.residuals.max() < 1e-9
+    assert other.residuals.max() < SPARSE.tolerance  # the solver's stated guarantee
     # rotation-invariant moment checks (degenerate pairs may come out rotated)
     for k in range(2):
         assert np.linalg.norm(other.basis.moments[k]) == pytest.approx(

@@ -19,14 +19,31 @@ import scipy.sparse as sp
 
 
 def mass_inverse_norms(
-    mass: sp.spmatrix, residuals: np.ndarray, tol: float = 1e-6, max_iterations: int = 500
+    mass: sp.spmatrix,
+    residuals: np.ndarray,
+    tol: float = 1e-6,
+    max_iterations: int = 500,
+    chunk: int = 64,
 ) -> np.ndarray:
     """``sqrt(r^T M^-1 r)`` for every column r of ``residuals`` by block Jacobi-PCG on M
     (M is spectrally equivalent to its diagonal, so a few dozen iterations suffice; CG stops
-    at ``tol`` relative residual, which leaves the norm exact to about ``tol^2``)."""
+    at ``tol`` relative residual, which leaves the norm exact to about ``tol^2``), ``chunk``
+    columns at a time (the work arrays stay at ``5 N chunk`` numbers)."""
+    out = np.zeros(residuals.shape[1])
+    for start in range(0, residuals.shape[1], chunk):
+        block = residuals[:, start : start + chunk]
+        solution = mass_solve(mass, block, tol, max_iterations)
+        out[start : start + chunk] = np.sqrt(
+            np.maximum(np.einsum("ij,ij->j", block, solution), 0.0)
+        )
+    return out
+
+
+def mass_solve(mass, rhs: np.ndarray, tol: float = 1e-6, max_iterations: int = 500) -> np.ndarray:
+    """``M^-1 rhs`` (N, k) by block Jacobi-PCG, each column to ``tol`` relative residual."""
     diagonal = mass.diagonal()
-    solution = np.zeros_like(residuals)
-    remainder = residuals.copy()
+    solution = np.zeros_like(rhs)
+    remainder = rhs.copy()
     direction = remainder / diagonal[:, None]
     rho = np.einsum("ij,ij->j", remainder, direction)
     start = np.sqrt(np.maximum(rho, 0.0))
@@ -45,7 +62,25 @@ def mass_inverse_norms(
             active, rho_next / np.where(rho > 0, rho, 1.0), 0.0
         )
         rho = rho_next
-    return np.sqrt(np.maximum(np.einsum("ij,ij->j", residuals, solution), 0.0))
+    return solution
+
+
+def residual_norms(
+    stiffness: sp.spmatrix,
+    mass: sp.spmatrix,
+    eigenvalues: np.ndarray,
+    vectors: np.ndarray,
+    tol: float = 1e-6,
+    chunk: int = 64,
+) -> np.ndarray:
+    """``||K phi - lambda M phi||_{M^-1}`` per mode, ``chunk`` modes at a time (the residual
+    vectors are never all held at once); ``tol`` as in :func:`mass_inverse_norms`."""
+    out = np.zeros(vectors.shape[1])
+    for start in range(0, vectors.shape[1], chunk):
+        block = vectors[:, start : start + chunk]
+        residual = stiffness @ block - (mass @ block) * eigenvalues[start : start + chunk]
+        out[start : start + chunk] = mass_inverse_norms(mass, residual, tol=tol, chunk=chunk)
+    return out
 
 
 def relative_residuals(
@@ -57,8 +92,7 @@ def relative_residuals(
 ) -> np.ndarray:
     """``||K phi - lambda M phi||_{M^-1} / lambda`` per mode (``reference`` [1/m^2] in place
     of lambda for zero modes)."""
-    residuals = stiffness @ vectors - (mass @ vectors) * eigenvalues
-    norms = mass_inverse_norms(mass, residuals)
+    norms = residual_norms(stiffness, mass, eigenvalues, vectors)
     return norms / np.where(eigenvalues > 0, eigenvalues, reference)
 
 
