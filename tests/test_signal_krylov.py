@@ -55,7 +55,7 @@ def _box_nodes(points: int) -> tuple[torch.Tensor, np.ndarray]:
 @pytest.fixture(scope="module")
 def fem_basis():
     nodes, elements = _box_nodes(8)
-    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1.5e13)
+    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1.5e13, order=1)
 
 
 def _random_acquisition(waveform, top: float, count: int = 6, seed: int = 0) -> Acquisition:
