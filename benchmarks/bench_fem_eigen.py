@@ -52,11 +52,13 @@ def piece(case: str):
 
         skeleton = neuron_skeleton(seed=1, n_neurites=4, branch_levels=1)
         mesh = neuron_volume_mesh(skeleton, max_edge=0.7 * units.um)
-        return assemble_mesh(mesh.nodes, mesh.elements).pieces[0], (2 * np.pi / 1.15e-6) ** 2
+        return assemble_mesh(mesh.nodes, mesh.elements, order=1).pieces[0], (
+            2 * np.pi / 1.15e-6
+        ) ** 2
     from skfem import MeshTet
 
     grid = np.linspace(0.0, SIDE, CASES[case] + 1)
-    return assemble_mesh(MeshTet.init_tensor(grid, grid, grid)).pieces[0], CUBE_CUTOFF
+    return assemble_mesh(MeshTet.init_tensor(grid, grid, grid), order=1).pieces[0], CUBE_CUTOFF
 
 
 def previous_solver(stiffness, mass, threshold: float, chunk: int = 400) -> np.ndarray:

@@ -97,7 +97,7 @@ def main() -> None:
         rows,
         "eigenbasis",
         lambda: mesh_eigenbasis_with_diagnostics(
-            mesh.nodes, mesh.elements, length_scale=args.length_scale_um * units.um
+            mesh.nodes, mesh.elements, length_scale=args.length_scale_um * units.um, order=1
         ),
     )
     acq = multi_shell(PGSE(10 * units.ms, 30 * units.ms), [0, 1e9, 3e9, 1e10], 30)

@@ -184,7 +184,7 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
 
     def eigen():
         result = mesh_eigenbasis_with_diagnostics(
-            mesh.nodes, mesh.elements, length_scale=args.length_scale_um * units.um
+            mesh.nodes, mesh.elements, length_scale=args.length_scale_um * units.um, order=1
         )
         return result.basis, (
             f"{result.basis.num_modes} modes ({result.num_pieces} pieces), "

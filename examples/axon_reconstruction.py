@@ -51,7 +51,8 @@ def target_signal(target: SurfaceMesh, protocol, length_scale: float, cutoff: fl
     """Normalised signal [-] of ``target`` on its own tetrahedral mesh (edge length_scale
     [m], modes up to eigenvalue ``cutoff`` [1/m^2])."""
     mesh = tetrahedralize(target, length_scale=length_scale)
-    basis = mesh_eigenbasis(mesh.nodes, mesh.elements, max_eigenvalue=cutoff)
+    # P1, the elements of the differentiable model that is fitted (P1 only)
+    basis = mesh_eigenbasis(mesh.nodes, mesh.elements, max_eigenvalue=cutoff, order=1)
     compartment = Compartment(basis, DIFFUSIVITY)
     values = [signal(compartment, g).real for g in protocol.piece_groups()]
     return torch.cat(values).detach(), mesh.n_nodes

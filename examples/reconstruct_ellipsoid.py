@@ -44,8 +44,9 @@ def main(small: bool = False, output: str | None = None, snr: float | None = Non
     """Reconstruct and print; returns distances before/after and the histories."""
     target = target_shape(2 if small else 3)
     target_mesh = tetrahedralize(target, length_scale=(1.3 if small else 1.0) * um)
+    # P1, the elements of the differentiable model that is fitted (P1 only)
     target_basis = mesh_eigenbasis(
-        target_mesh.nodes, target_mesh.elements, max_eigenvalue=60 / (3 * um) ** 2
+        target_mesh.nodes, target_mesh.elements, max_eigenvalue=60 / (3 * um) ** 2, order=1
     )
     directions = fibonacci_sphere(15 if small else 30, hemisphere=True)
     amplitudes = [60 * mT_per_m, 120 * mT_per_m] + ([] if small else [200 * mT_per_m])

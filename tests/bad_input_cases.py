@@ -371,6 +371,11 @@ def _simulate_cases() -> list[Case]:
             ("no-acquisition", simulate(acq, _DELETE), "acquisition"),
             ("unknown-section", simulate(("phantomm",), {"a": 1}), "phantomm"),
             ("mesh-file-missing", simulate(axon, MESH_CELL), "nothere.ply"),
+            (
+                "mesh-element-order",
+                simulate(axon, {**MESH_CELL, "element_order": 3}),
+                "element_order must be 1 (P1) or 2",
+            ),
             ("acquisition-unknown-key", simulate((*acq, "flip_angle"), 90), "flip_angle"),
             ("acquisition-no-b", simulate(b, _DELETE), "acquisition"),
             ("b-wrong-unit", _renamed(b, "b_furlong"), "b_furlong"),

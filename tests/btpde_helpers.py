@@ -57,8 +57,8 @@ def coupled_operator() -> BlochTorreyOperator:
     ball = skfem.MeshTet.init_ball(1)
     box_nodes, ball_nodes = box.p.T * um, ball.p.T * 2.5 * um + np.array([10, 0, 0]) * um
     pieces = [
-        assemble_mesh(box_nodes, box.t.T).pieces[0],
-        assemble_mesh(ball_nodes, ball.t.T).pieces[0],
+        assemble_mesh(box_nodes, box.t.T, order=1).pieces[0],
+        assemble_mesh(ball_nodes, ball.t.T, order=1).pieces[0],
     ]
     operator = impermeable_operator(pieces, [2e-9, 1e-9], t2=[0.08, 0.05], spin_density=[1.0, 0.5])
     n_box = pieces[0].num_dofs
@@ -109,7 +109,7 @@ def volume_mesh(name: str, fine: bool = False) -> tuple[np.ndarray, np.ndarray]:
 @functools.cache
 def mesh_operator(name: str, fine: bool = False) -> BlochTorreyOperator:
     nodes, elements = volume_mesh(name, fine)
-    return impermeable_operator(list(assemble_mesh(nodes, elements).pieces), D)
+    return impermeable_operator(list(assemble_mesh(nodes, elements, order=1).pieces), D)
 
 
 @functools.cache
@@ -119,7 +119,7 @@ def full_basis(name: str):
     have larger eigenvalues, every mode of wavelength >= 0.2 um."""
     nodes, elements = volume_mesh(name)
     return mesh_eigenbasis(
-        nodes, elements, max_eigenvalue=1e15, solver=ShiftInvertLanczos(dense_limit=10**6)
+        nodes, elements, max_eigenvalue=1e15, solver=ShiftInvertLanczos(dense_limit=10**6), order=1
     )
 
 

@@ -30,7 +30,7 @@ def box_nodes(points: int) -> tuple[torch.Tensor, np.ndarray]:
 def generic_fem_basis():
     """The eigenbasis of the 8-point box (no symmetry: complex arithmetic, > 60 modes)."""
     nodes, elements = box_nodes(8)
-    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1.5e13)
+    return mesh_eigenbasis(nodes, elements, max_eigenvalue=1.5e13, order=1)
 
 
 def random_acquisition(waveform, top: float, count: int = 6, seed: int = 0) -> Acquisition:

@@ -84,9 +84,22 @@ def test_analytic_factor_has_no_discretisation_term():
     assert bool((result.discretisation_error == 0).all())
 
 
+def test_default_mesh_basis_is_p2_with_a_p1_companion():
+    """P2 by default (benchmarks/results/element_order.md): more dofs than P1 on one mesh,
+    lower (more accurate) eigenvalues, and the bar's companion is the P1 solve."""
+    nodes, triangles = triangulate_polygon(HEXAGON, 2.5 * um)
+    default = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um)
+    linear = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um, order=1)
+    assert default.discretisation.order == 2 and default.discretisation.companion_order == 1
+    assert bool((default.eigenvalues[1:4] < linear.eigenvalues[1:4]).all())
+    companion = default.discretisation.companion(float(default.eigenvalues[-1]), default.axes)
+    count = min(companion.num_modes, linear.num_modes)
+    torch.testing.assert_close(companion.eigenvalues[:count], linear.eigenvalues[:count])
+
+
 def test_mesh_model_follows_truncation_rotation_and_scaling():
     nodes, triangles = triangulate_polygon(HEXAGON, 2.5 * um)
-    basis = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um)
+    basis = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um, order=1)
     model = basis.discretisation
     assert model is not None and model.order == 1 and model.companion_order == 2
     assert basis.truncated(float(basis.eigenvalues[3])).discretisation is model
@@ -101,7 +114,7 @@ def test_mesh_model_follows_truncation_rotation_and_scaling():
 
 def test_eigenvalue_change_is_zero_for_identical_bases_and_relative_otherwise():
     nodes, triangles = triangulate_polygon(HEXAGON, 2.5 * um)
-    basis = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um)
+    basis = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um, order=1)
     assert eigenvalue_change(basis, basis) == 0.0
     shifted = replace(basis, eigenvalues=basis.eigenvalues * 1.05)
     assert eigenvalue_change(shifted, basis) == pytest.approx(0.05)
@@ -116,7 +129,7 @@ def test_bar_covers_the_error_of_a_coarse_sphere_mesh():
     pieces = _pieces()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResolutionWarning)
-        basis = mesh_eigenbasis(volume.nodes, volume.elements, length_scale=1.5 * um)
+        basis = mesh_eigenbasis(volume.nodes, volume.elements, length_scale=1.5 * um, order=1)
         result = signal_with_error(Compartment(basis, D), pieces)
         fine = MeshTet(volume.nodes.T, volume.elements.T).refined()
         reference_basis = mesh_eigenbasis(fine, order=2, length_scale=0.75 * um)
@@ -143,7 +156,7 @@ def test_a_basis_without_its_mesh_says_so():
     from mf_dmri.signal.discretisation import DiscretisationWarning
 
     nodes, triangles = triangulate_polygon(HEXAGON, 1.5 * um)
-    basis = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um)
+    basis = cross_section_eigenbasis(nodes, triangles, length_scale=5 * um, order=1)
     bare = replace(basis, discretisation=None)
     with pytest.warns(DiscretisationWarning, match="not in the error bar"):
         result = signal_with_error(_prism(bare), _pieces())

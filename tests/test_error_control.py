@@ -9,6 +9,7 @@ diffusion exp(-bD) as the large-domain limit."""
 import importlib.util
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,34 @@ def test_coverage_rule_on_a_handful_of_cases():
     assert coverage == 1.0
     assert ratio < 30.0
     assert math.isfinite(ratio)
+
+
+def test_fixed_basis_short_of_the_next_doubling_is_checked_with_every_mode():
+    """A fixed basis holding more than 2 lambda_0 but less than 4 lambda_0, at a tolerance
+    the first pair misses: the last pair is (lambda_max / 2, lambda_max), so every mode it
+    holds is in the signal and the bar is the change of that pair (the rule that keeps a
+    strongly coupled mode between 2 lambda_0 and lambda_max in the bar,
+    validation/coverage_study_mesh.md)."""
+    from mf_dmri.signal.cutoff import ESTIMATE_SAFETY, _fixed_extent
+
+    acq = _acq([1000, 3000], directions=1)
+    pieces = acq.pieces()
+    tolerance = 1e-6
+    (probe,) = mf.sphere(2 * um, max_eigenvalue=100 / (2 * um) ** 2).factors
+    start = apriori_cutoff(_fixed_extent(probe), 1e-9, pieces, probe.axes, tolerance)
+    domain = mf.sphere(2 * um, max_eigenvalue=3.0 * start)
+    (fixed,) = domain.factors
+    start = apriori_cutoff(_fixed_extent(fixed), 1e-9, pieces, fixed.axes, tolerance)
+    top = float(fixed.eigenvalues[-1])
+    assert 2.0 * start < top < 4.0 * start
+    result = mf.signal_with_error(mf.Compartment(domain, 1e-9), acq, tolerance=tolerance)
+    assert result.num_modes == (fixed.num_modes,)
+
+    def value(basis):
+        part = replace(domain, factors=(basis,))
+        return mf.signal(mf.Compartment(part, 1e-9), acq)
+
+    first = (value(fixed.truncated(start)) - value(fixed.truncated(2.0 * start))).abs()
+    assert float(ESTIMATE_SAFETY * first.max()) > tolerance  # the first pair misses
+    change = (value(fixed.truncated(0.5 * top)) - value(fixed)).abs()
+    torch.testing.assert_close(result.truncation_error, ESTIMATE_SAFETY * change)

@@ -49,16 +49,19 @@ def _weighted_sum(bases):
 
 
 def test_labelled_mesh_signal_is_the_volume_weighted_sum(model):
+    """(P1 throughout: the bookkeeping of labels does not depend on the order, and P1 keeps
+    this fast-suite test short.)"""
     mesh = tetrahedralize(model, thin_part_cells=None)
     labels = mesh.labels
     together = mesh_eigenbasis(
-        mesh.nodes, mesh.elements, element_labels=labels, length_scale=CUTOFF
+        mesh.nodes, mesh.elements, element_labels=labels, length_scale=CUTOFF, order=1
     )
     assert int((together.eigenvalues == 0).sum()) == 2  # one zero mode per compartment
     combined = signal(Compartment(together, DIFFUSIVITY), _acquisition())
     # (a) the same mesh, one eigenbasis per label, as two compartments of signal()
     parts = [
-        mesh_eigenbasis(mesh.nodes, mesh.elements[labels == k], length_scale=CUTOFF) for k in (0, 1)
+        mesh_eigenbasis(mesh.nodes, mesh.elements[labels == k], length_scale=CUTOFF, order=1)
+        for k in (0, 1)
     ]
     np.testing.assert_allclose([float(p.volume) for p in parts], model.volumes, rtol=1e-10)
     two = signal([Compartment(p, DIFFUSIVITY) for p in parts], _acquisition())
@@ -72,15 +75,17 @@ def test_independently_meshed_compartments_agree(model):
     (finer) mesh: equal to the discretisation error (measured 3.4e-4 at b = 3000 s/mm^2)."""
     mesh = tetrahedralize(model, thin_part_cells=None, length_scale=1.0 * um)
     together = mesh_eigenbasis(
-        mesh.nodes, mesh.elements, element_labels=mesh.labels, length_scale=CUTOFF
+        mesh.nodes, mesh.elements, element_labels=mesh.labels, length_scale=CUTOFF, order=1
     )
     combined = signal(Compartment(together, DIFFUSIVITY), _acquisition())
     axon_mesh = tetrahedralize(model.surfaces[0], thin_part_cells=None, length_scale=0.8 * um)
     other = tetrahedralize(model, thin_part_cells=None, length_scale=0.9 * um)
     assert axon_mesh.n_nodes != other.n_nodes != mesh.n_nodes
     separate = [
-        mesh_eigenbasis(axon_mesh.nodes, axon_mesh.elements, length_scale=CUTOFF),
-        mesh_eigenbasis(other.nodes, other.elements[other.labels == 1], length_scale=CUTOFF),
+        mesh_eigenbasis(axon_mesh.nodes, axon_mesh.elements, length_scale=CUTOFF, order=1),
+        mesh_eigenbasis(
+            other.nodes, other.elements[other.labels == 1], length_scale=CUTOFF, order=1
+        ),
     ]
     np.testing.assert_allclose([float(b.volume) for b in separate], model.volumes, rtol=1e-10)
     independent = _weighted_sum(separate)

@@ -35,7 +35,9 @@ def assert_same(a, b):
 
 def test_round_trip_and_reuse(tmp_path, monkeypatch):
     nodes, elements = mesh()
-    first = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
+    first = cached_mesh_eigenbasis(
+        nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF, order=1
+    )
     files = list(tmp_path.glob("*.npz"))
     assert len(files) == 1
     import mf_dmri.io.eigen_cache as cache
@@ -44,7 +46,9 @@ def test_round_trip_and_reuse(tmp_path, monkeypatch):
         raise AssertionError("recomputed although a valid cache exists")
 
     monkeypatch.setattr(cache, "mesh_eigenbasis", fail)
-    again = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
+    again = cached_mesh_eigenbasis(
+        nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF, order=1
+    )
     assert_same(first, again)
 
 
@@ -61,7 +65,9 @@ def test_key_changes_with_mesh_and_settings():
 
 def test_stale_file_is_detected(tmp_path, caplog):
     nodes, elements = mesh()
-    cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, name="cell", max_eigenvalue=CUTOFF)
+    cached_mesh_eigenbasis(
+        nodes, elements, cache_dir=tmp_path, name="cell", max_eigenvalue=CUTOFF, order=1
+    )
     bigger = nodes * 1.1
     with pytest.raises(StaleArtefactError, match="another mesh_sha256"):
         cached_mesh_eigenbasis(
@@ -71,14 +77,17 @@ def test_stale_file_is_detected(tmp_path, caplog):
             name="cell",
             max_eigenvalue=CUTOFF,
             on_stale="raise",
+            order=1,
         )
     with caplog.at_level(logging.WARNING):
         fresh = cached_mesh_eigenbasis(
-            bigger, elements, cache_dir=tmp_path, name="cell", max_eigenvalue=CUTOFF
+            bigger, elements, cache_dir=tmp_path, name="cell", max_eigenvalue=CUTOFF, order=1
         )
     assert "stale" in caplog.text
     # eigenvalues scale as 1/1.1^2: the stale (unscaled) basis was not used
-    small = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path / "b", max_eigenvalue=CUTOFF)
+    small = cached_mesh_eigenbasis(
+        nodes, elements, cache_dir=tmp_path / "b", max_eigenvalue=CUTOFF, order=1
+    )
     np.testing.assert_allclose(
         fresh.eigenvalues[1:3].numpy() * 1.21, small.eigenvalues[1:3].numpy(), rtol=1e-9
     )
@@ -90,12 +99,15 @@ def test_stale_file_is_detected(tmp_path, caplog):
             name="cell",
             max_eigenvalue=2 * CUTOFF,
             on_stale="raise",
+            order=1,
         )
 
 
 def test_save_load_explicit_and_corrupt_file(tmp_path):
     nodes, elements = mesh()
-    basis = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
+    basis = cached_mesh_eigenbasis(
+        nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF, order=1
+    )
     inputs = {"mesh_sha256": "abc", "settings": "{}"}
     path = save_eigenbasis(tmp_path / "x.npz", basis, inputs=inputs)
     assert_same(load_eigenbasis(path, inputs=inputs), basis)
@@ -112,7 +124,9 @@ def test_damaged_cache_detected_and_recomputed(tmp_path, caplog, how):
     """Every damaged file is detected (20 random damages each): loading raises, the cached
     call recomputes the same basis with a warning."""
     nodes, elements = mesh()
-    reference = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
+    reference = cached_mesh_eigenbasis(
+        nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF, order=1
+    )
     (path,) = tmp_path.glob("*.npz")
     good = path.read_bytes()
     rng = np.random.default_rng(7)
@@ -122,7 +136,9 @@ def test_damaged_cache_detected_and_recomputed(tmp_path, caplog, how):
         with pytest.raises(CorruptArtefactError):
             load_eigenbasis(path)
     with caplog.at_level(logging.WARNING):
-        again = cached_mesh_eigenbasis(nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF)
+        again = cached_mesh_eigenbasis(
+            nodes, elements, cache_dir=tmp_path, max_eigenvalue=CUTOFF, order=1
+        )
     assert "damaged eigenbasis cache" in caplog.text
     assert_same(again, reference)
     assert path.read_bytes() == good  # rewritten whole
@@ -133,10 +149,10 @@ def test_swapped_cache_files_detected(tmp_path, caplog):
     recomputed (not used as it is)."""
     nodes, elements = mesh()
     small = cached_mesh_eigenbasis(
-        nodes, elements, cache_dir=tmp_path, name="a", max_eigenvalue=CUTOFF
+        nodes, elements, cache_dir=tmp_path, name="a", max_eigenvalue=CUTOFF, order=1
     )
     large = cached_mesh_eigenbasis(
-        nodes * 1.2, elements, cache_dir=tmp_path, name="b", max_eigenvalue=CUTOFF
+        nodes * 1.2, elements, cache_dir=tmp_path, name="b", max_eigenvalue=CUTOFF, order=1
     )
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     data_a, data_b = a.read_bytes(), b.read_bytes()
@@ -149,7 +165,7 @@ def test_swapped_cache_files_detected(tmp_path, caplog):
         load_eigenbasis(a, inputs={"mesh_sha256": settings_inputs["mesh_sha256"]})
     with caplog.at_level(logging.WARNING):
         again = cached_mesh_eigenbasis(
-            nodes, elements, cache_dir=tmp_path, name="a", max_eigenvalue=CUTOFF
+            nodes, elements, cache_dir=tmp_path, name="a", max_eigenvalue=CUTOFF, order=1
         )
     assert "stale eigenbasis cache" in caplog.text
     assert_same(again, small)

@@ -53,7 +53,9 @@ def test_disk_p1_rate_and_multiplicities():
     errors, sizes = [], []
     for refinements in (3, 4, 5):
         basis = mesh_eigenbasis(
-            *scaled(MeshTri.init_circle(refinements), RADIUS), max_eigenvalue=1.05 * exact[2]
+            *scaled(MeshTri.init_circle(refinements), RADIUS),
+            max_eigenvalue=1.05 * exact[2],
+            order=1,
         )
         lam = basis.eigenvalues.numpy()
         # P1 eigenvalues lie above the exact ones (min-max) on the inscribed polygon too
@@ -80,7 +82,7 @@ def test_ball_p1_rate_and_multiplicities():
     errors = []
     for refinements in (2, 3, 4):
         basis = mesh_eigenbasis(
-            *scaled(MeshTet.init_ball(refinements), RADIUS), max_eigenvalue=1.4 * exact[1]
+            *scaled(MeshTet.init_ball(refinements), RADIUS), max_eigenvalue=1.4 * exact[1], order=1
         )
         lam = basis.eigenvalues.numpy()
         errors.append(

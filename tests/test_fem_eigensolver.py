@@ -33,7 +33,7 @@ SPARSE = ShiftInvertLanczos(dense_limit=0)
 
 def _cube(cells: int, side: float = 4e-6):
     grid = np.linspace(0.0, side, cells + 1)
-    return assemble_mesh(MeshTet.init_tensor(grid, grid, grid)).pieces[0]
+    return assemble_mesh(MeshTet.init_tensor(grid, grid, grid), order=1).pieces[0]
 
 
 def _constant(piece) -> np.ndarray:
@@ -112,7 +112,7 @@ def test_degenerate_cluster_cut_by_a_slice_boundary_stays_whole():
     """MeshTri.init_circle is 4-fold symmetric, so its m = 1, 3, ... pairs are degenerate to
     round-off; a first solve stops exactly at such a pair and is then extended past it: the
     pair's eigenspace must come out whole (same projector as LAPACK) and M-orthonormal."""
-    piece = assemble_mesh(*_disk_arrays(4)).pieces[0]
+    piece = assemble_mesh(*_disk_arrays(4), order=1).pieces[0]
     values, vectors = _dense(piece)
     gaps = np.diff(values) / np.maximum(values[1:], 1e-300)
     pair = next(i for i in range(10, 60) if gaps[i] < 1e-9 and gaps[i - 1] > 1e-4)
@@ -166,7 +166,7 @@ def test_disconnected_pieces_get_one_exact_zero_mode_each():
     nodes = mesh.p.T * 5e-6
     both = np.concatenate([nodes, nodes + [20e-6, 0.0]])
     elements = np.concatenate([mesh.t.T, mesh.t.T + len(nodes)])
-    piece = assemble_mesh(both, elements, element_labels=np.zeros(2 * len(mesh.t.T), int))
+    piece = assemble_mesh(both, elements, element_labels=np.zeros(2 * len(mesh.t.T), int), order=1)
     stiffness = sp.block_diag([p.stiffness for p in piece.pieces]).tocsr()
     mass = sp.block_diag([p.mass for p in piece.pieces]).tocsr()
     modes = lowest_modes(
@@ -186,7 +186,7 @@ def test_disconnected_pieces_get_one_exact_zero_mode_each():
 
 
 def test_extended_eigenbasis_equals_a_fresh_solve():
-    system = assemble_mesh(*_disk_arrays(4))
+    system = assemble_mesh(*_disk_arrays(4), order=1)
     low, high = 40 / 5e-6**2, 120 / 5e-6**2
     first = solve_eigenbasis(system, max_eigenvalue=low, solver=SPARSE)
     grown = extend_eigenbasis(system, first, max_eigenvalue=high, solver=SPARSE)
@@ -197,7 +197,7 @@ def test_extended_eigenbasis_equals_a_fresh_solve():
     )
     assert grown.residuals.max() < 1e-8
     with pytest.raises(ValueError, match="this system"):
-        extend_eigenbasis(assemble_mesh(*_disk_arrays(3)), first, max_eigenvalue=high)
+        extend_eigenbasis(assemble_mesh(*_disk_arrays(3), order=1), first, max_eigenvalue=high)
 
 
 def _disk_arrays(refinements: int):

@@ -45,7 +45,7 @@ def second_moment_over_volume(nodes, elements) -> float:
 
 
 def test_zero_mode_exact_and_mode_integrals():
-    result = mesh_eigenbasis_with_diagnostics(*disk(4), length_scale=1.5 * RADIUS)
+    result = mesh_eigenbasis_with_diagnostics(*disk(4), length_scale=1.5 * RADIUS, order=1)
     basis = result.basis
     assert isinstance(basis, Eigenbasis)
     volume = float(basis.volume)
@@ -60,7 +60,9 @@ def test_zero_mode_exact_and_mode_integrals():
 
 def test_moments_symmetric_and_disk_coupling_closed_form():
     nodes, elements = disk(5)
-    basis = mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=60 / RADIUS**2).basis
+    basis = mesh_eigenbasis_with_diagnostics(
+        nodes, elements, max_eigenvalue=60 / RADIUS**2, order=1
+    ).basis
     q = basis.moments.numpy()
     np.testing.assert_array_equal(q, q.transpose(0, 2, 1))
     a = jnp_zeros(1, 1)[0]
@@ -76,7 +78,9 @@ def test_moments_symmetric_and_disk_coupling_closed_form():
 def test_ball_coupling_and_sum_rule():
     mesh = MeshTet.init_ball(3)
     nodes, elements = mesh.p.T * RADIUS, mesh.t.T
-    basis = mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=30 / RADIUS**2).basis
+    basis = mesh_eigenbasis_with_diagnostics(
+        nodes, elements, max_eigenvalue=30 / RADIUS**2, order=1
+    ).basis
     q = basis.moments.numpy()
     a = 2.0815759778  # first zero of j_1'
     triplet = sum((q[k, 0, 1:4] ** 2).sum() for k in range(3)) / 3
@@ -90,13 +94,13 @@ def test_ball_coupling_and_sum_rule():
 def test_exactly_degenerate_cluster_is_not_cut():
     nodes, elements = disk(4)
     full = mesh_eigenbasis_with_diagnostics(
-        nodes, elements, max_eigenvalue=20 / RADIUS**2, solver=DENSE
+        nodes, elements, max_eigenvalue=20 / RADIUS**2, solver=DENSE, order=1
     )
     lam = full.basis.eigenvalues.numpy()
     assert abs(lam[2] - lam[1]) < 1e-9 * lam[1]  # the m=1 pair (4-fold symmetric mesh)
     for cutoff in (min(lam[1], lam[2]), lam[1] * (1 - 1e-8)):
         basis = mesh_eigenbasis_with_diagnostics(
-            nodes, elements, max_eigenvalue=cutoff, solver=DENSE
+            nodes, elements, max_eigenvalue=cutoff, solver=DENSE, order=1
         ).basis
         assert basis.num_modes == (3 if cutoff >= min(lam[1], lam[2]) else 1)
 
@@ -104,13 +108,15 @@ def test_exactly_degenerate_cluster_is_not_cut():
 def test_cluster_tolerance_keeps_split_pair():
     nodes, elements = disk(4)
     lam = mesh_eigenbasis_with_diagnostics(
-        nodes, elements, max_eigenvalue=12 / RADIUS**2, solver=DENSE
+        nodes, elements, max_eigenvalue=12 / RADIUS**2, solver=DENSE, order=1
     ).basis.eigenvalues.numpy()
     gap = (lam[4] - lam[3]) / lam[4]  # the m=2 pair, split by the mesh
     assert gap > 1e-5
-    cut = mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=lam[3], solver=DENSE)
+    cut = mesh_eigenbasis_with_diagnostics(
+        nodes, elements, max_eigenvalue=lam[3], solver=DENSE, order=1
+    )
     kept = mesh_eigenbasis_with_diagnostics(
-        nodes, elements, max_eigenvalue=lam[3], cluster_rtol=5 * gap, solver=DENSE
+        nodes, elements, max_eigenvalue=lam[3], cluster_rtol=5 * gap, solver=DENSE, order=1
     )
     assert cut.basis.num_modes == 4 and kept.basis.num_modes == 5
 
@@ -120,9 +126,11 @@ def test_disconnected_pieces_and_labels():
     shifted = nodes + np.array([3 * RADIUS, 0.0])
     two_nodes = np.concatenate([nodes, shifted * [1, 1]])
     two_elements = np.concatenate([elements, elements + len(nodes)])
-    single = mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=20 / RADIUS**2)
+    single = mesh_eigenbasis_with_diagnostics(
+        nodes, elements, max_eigenvalue=20 / RADIUS**2, order=1
+    )
     double = mesh_eigenbasis_with_diagnostics(
-        two_nodes, two_elements, max_eigenvalue=20 / RADIUS**2
+        two_nodes, two_elements, max_eigenvalue=20 / RADIUS**2, order=1
     )
     assert double.num_pieces == 2
     lam1, lam2 = single.basis.eigenvalues.numpy(), double.basis.eigenvalues.numpy()
@@ -142,10 +150,10 @@ def test_labels_make_impermeable_compartments():
     nodes, elements = mesh.p.T, mesh.t.T
     left = nodes[elements].mean(axis=1)[:, 0] < 2e-6
     labelled = mesh_eigenbasis_with_diagnostics(
-        nodes, elements, element_labels=left.astype(int), max_eigenvalue=8e12
+        nodes, elements, element_labels=left.astype(int), max_eigenvalue=8e12, order=1
     )
     halves = [
-        mesh_eigenbasis_with_diagnostics(nodes, elements[mask], max_eigenvalue=8e12)
+        mesh_eigenbasis_with_diagnostics(nodes, elements[mask], max_eigenvalue=8e12, order=1)
         for mask in (left, ~left)
     ]
     expected = np.sort(np.concatenate([h.basis.eigenvalues.numpy() for h in halves]))
@@ -156,7 +164,7 @@ def test_labels_make_impermeable_compartments():
 @pytest.mark.parametrize(("refinements", "cutoff", "modes"), [(5, 80, 20), (4, 30, 10)])
 def test_block_lanczos_agrees_with_dense(refinements, cutoff, modes):
     """The sparse path against LAPACK on the same matrices (rotation-invariant moments)."""
-    system = assemble_mesh(*disk(refinements))
+    system = assemble_mesh(*disk(refinements), order=1)
     reference = solve_eigenbasis(system, max_eigenvalue=cutoff / RADIUS**2, solver=DENSE)
     other = solve_eigenbasis(system, max_eigenvalue=cutoff / RADIUS**2, solver=SPARSE)
     assert other.solver == "block-lanczos" and reference.solver == "dense"
@@ -195,19 +203,23 @@ def test_p2_zero_mode_and_integrals():
 def test_bad_meshes_raise(change, message):
     nodes, elements = change(*disk(2))
     with pytest.raises(ValueError, match=message):
-        mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=1e12)
+        mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=1e12, order=1)
 
 
 def test_bad_settings_raise():
     nodes, elements = disk(2)
     with pytest.raises(ValueError, match="exactly one"):
-        mesh_eigenbasis_with_diagnostics(nodes, elements)
+        mesh_eigenbasis_with_diagnostics(nodes, elements, order=1)
     with pytest.raises(ValueError, match="exactly one"):
-        mesh_eigenbasis_with_diagnostics(nodes, elements, length_scale=1e-6, max_eigenvalue=1.0)
+        mesh_eigenbasis_with_diagnostics(
+            nodes, elements, length_scale=1e-6, max_eigenvalue=1.0, order=1
+        )
     with pytest.raises(ValueError, match="positive"):
-        mesh_eigenbasis_with_diagnostics(nodes, elements, length_scale=-1e-6)
+        mesh_eigenbasis_with_diagnostics(nodes, elements, length_scale=-1e-6, order=1)
     with pytest.raises(TypeError, match="ShiftInvertLanczos"):
-        mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=1e12, solver="magic")
+        mesh_eigenbasis_with_diagnostics(
+            nodes, elements, max_eigenvalue=1e12, solver="magic", order=1
+        )
     with pytest.raises(ValueError, match="block_size"):
         ShiftInvertLanczos(block_size=0)
     with pytest.raises(ValueError, match="order"):

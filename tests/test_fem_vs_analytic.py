@@ -40,7 +40,8 @@ def _acquisition(direction, delta=10 * units.ms, big_delta=30 * units.ms):
 
 def _mesh_basis(surface):
     volume = tetrahedralize(surface)
-    return mesh_eigenbasis(volume.nodes, volume.elements, length_scale=RADIUS / 2)
+    # P1: the generators' default resolution is calibrated on it (geometry/generators.py)
+    return mesh_eigenbasis(volume.nodes, volume.elements, length_scale=RADIUS / 2, order=1)
 
 
 def _errors(basis, reference, directions, timings=((10 * units.ms, 30 * units.ms),)):

@@ -42,7 +42,10 @@ def test_zero_permeability_equals_independent_compartments(rectangle):
     for label in (0, 1):
         chosen = labels == label
         basis = mesh_eigenbasis(
-            nodes, elements[chosen], max_eigenvalue=(max_rate - 1 / t2[label]) / diffusivity[label]
+            nodes,
+            elements[chosen],
+            max_eigenvalue=(max_rate - 1 / t2[label]) / diffusivity[label],
+            order=1,
         )
         domain = ProductDomain((basis,), FREE_Z)
         compartments.append(
@@ -57,7 +60,7 @@ def test_infinite_permeability_approaches_the_merged_domain(rectangle):
     """Equal D and density: as kappa grows the signal tends to the single-domain (merged
     mesh) signal, with an error ~ 1/kappa (fitted exponent within 0.1 of -1)."""
     nodes, elements, _, mesh = rectangle
-    merged = mesh_eigenbasis(nodes, elements, max_eigenvalue=2e13)
+    merged = mesh_eigenbasis(nodes, elements, max_eigenvalue=2e13, order=1)
     reference = signal(Compartment(ProductDomain((merged,), FREE_Z), 2e-9), _pieces())
     kappas = np.array([1e-2, 1e-1, 1.0])
     errors = []

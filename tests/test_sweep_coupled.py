@@ -107,7 +107,7 @@ def test_zero_permeability_equals_the_impermeable_compartments(normalize):
         elements = volume.elements[volume.labels == label]
         used, local = np.unique(elements, return_inverse=True)
         basis = mesh_eigenbasis(
-            volume.nodes[used], local.reshape(elements.shape), max_eigenvalue=cutoff
+            volume.nodes[used], local.reshape(elements.shape), max_eigenvalue=cutoff, order=1
         )
         compartments.append(
             Compartment(as_product_domain(basis), 2.0 * um2_per_ms, t2=0.06, spin_density=density)

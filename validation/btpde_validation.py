@@ -78,13 +78,16 @@ def mf_vs_btpde(lines: list[str], quick: bool) -> None:
         # the cylinder surface has few nodes: give netgen a volume edge target
         edge = 1.0 * um if shape.startswith("cylinder") and not quick else None
         mesh = tetrahedralize(surface, length_scale=edge, thin_part_cells=None)
-        operator = impermeable_operator(list(assemble_mesh(mesh.nodes, mesh.elements).pieces), D)
+        operator = impermeable_operator(
+            list(assemble_mesh(mesh.nodes, mesh.elements, order=1).pieces), D
+        )
         start = time.perf_counter()
         basis = mesh_eigenbasis(
             mesh.nodes,
             mesh.elements,
             max_eigenvalue=1e15,
             solver=ShiftInvertLanczos(dense_limit=10**6),
+            order=1,
         )
         eigen_time = time.perf_counter() - start
         compartment = Compartment(basis, D)
@@ -144,9 +147,15 @@ def cutoff_table(lines: list[str], basis, pieces, reference: np.ndarray) -> None
 def step_convergence(lines: list[str]) -> None:
     surface = generators.sphere(5 * um, subdivisions=2)
     mesh = tetrahedralize(surface, thin_part_cells=None)
-    operator = impermeable_operator(list(assemble_mesh(mesh.nodes, mesh.elements).pieces), D)
+    operator = impermeable_operator(
+        list(assemble_mesh(mesh.nodes, mesh.elements, order=1).pieces), D
+    )
     basis = mesh_eigenbasis(
-        mesh.nodes, mesh.elements, max_eigenvalue=1e15, solver=ShiftInvertLanczos(dense_limit=10**6)
+        mesh.nodes,
+        mesh.elements,
+        max_eigenvalue=1e15,
+        solver=ShiftInvertLanczos(dense_limit=10**6),
+        order=1,
     )
     pieces = pieces_of("PGSE 10/30 ms")
     exact = signal(Compartment(basis, D), pieces).numpy()  # every mode: exact in time

@@ -17,8 +17,10 @@ uniformly refined mesh at four times the cutoff (same polyhedron); their bar inc
 discretisation error (P1 versus P2 on the mesh, mf_dmri/signal/discretisation.py).
 
 Usage: python validation/coverage_study.py [--cases N] [--mesh-cases N] [--seed S]
-[--output STEM]; validation/coverage_study_mesh.md is ``--cases 0 --mesh-cases 16 --output
-coverage_study_mesh``.
+[--output STEM] [--mesh-output STEM] [--jobs J] [--mesh-shapes SHAPE ...]; the default run writes
+validation/coverage_study.md (every case) and validation/coverage_study_mesh.md (the mesh
+cases alone, from the same run).  ``--jobs`` runs the cases in J processes (the mesh cases
+one shape per task, so each process meshes and solves a shape once).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import math
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,21 +245,56 @@ def main() -> None:
     parser.add_argument("--mesh-cases", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="coverage_study", help="file stem in validation/")
+    parser.add_argument(
+        "--mesh-output",
+        default="coverage_study_mesh",
+        help="file stem of the mesh cases alone (written when there are analytic cases too)",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--mesh-shapes",
+        nargs="*",
+        default=None,
+        help="keep only the mesh cases of these shapes (sphere cylinder ellipsoid neuron)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
-    rows, mesh_rows = [], []
-    for case in draw_cases(args.cases, args.seed):
-        rows.append(run_case(case))
-        _print_row(rows[-1])
+    cases = draw_cases(args.cases, args.seed)
+    by_shape: dict[str, list] = {}
     for case in draw_mesh_cases(args.mesh_cases, args.seed):
-        mesh_rows.append(run_mesh_case(case, _acquisition(case)))
-        _print_row(mesh_rows[-1])
+        if args.mesh_shapes is None or case.shape in args.mesh_shapes:
+            by_shape.setdefault(case.shape, []).append(case)
+    tasks = list(by_shape.values()) + [[case] for case in cases]  # the long ones first
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            done = list(pool.map(_run_task, tasks))
+    else:
+        done = [_run_task(task) for task in tasks]
+    found = [row for rows_of_task in done for row in rows_of_task]
+    rows = [r for r in found if isinstance(r["case"], Case)]
+    mesh_cases = draw_mesh_cases(args.mesh_cases, args.seed)
+    mesh_rows = [r for r in found if not isinstance(r["case"], Case)]
+    mesh_rows.sort(key=lambda r: mesh_cases.index(r["case"]))
     seconds = time.perf_counter() - start
     command = "python validation/coverage_study.py " + " ".join(sys.argv[1:])
     (HERE / f"{args.output}.md").write_text(_report(rows, mesh_rows, seconds, command.strip()))
     _plot(rows, mesh_rows, HERE / f"{args.output}.png")
+    if rows and mesh_rows:
+        text = _report([], mesh_rows, seconds, command.strip())
+        (HERE / f"{args.mesh_output}.md").write_text(text)
+        _plot([], mesh_rows, HERE / f"{args.mesh_output}.png")
     coverage, ratio = summary(rows + mesh_rows)
     print(f"coverage {coverage:.3f}, median bar/error {ratio:.3g}")
+
+
+def _run_task(cases: list) -> list[dict]:
+    """Run one task: an analytic case, or the mesh cases of one shape (in order)."""
+    found = []
+    for case in cases:
+        row = run_case(case) if isinstance(case, Case) else run_mesh_case(case, _acquisition(case))
+        _print_row(row)
+        found.append(row)
+    return found
 
 
 def _print_row(row: dict) -> None:

@@ -103,7 +103,7 @@ def run_level(shape: str, level: int) -> LevelResult:
     volume = tetrahedralize(surface)
     meshed = time.perf_counter()
     result = mesh_eigenbasis_with_diagnostics(
-        volume.nodes, volume.elements, length_scale=CUTOFF_LENGTH
+        volume.nodes, volume.elements, length_scale=CUTOFF_LENGTH, order=1
     )
     solved = time.perf_counter()
     errors = signal_errors(result.basis, shape)

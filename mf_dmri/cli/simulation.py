@@ -60,7 +60,7 @@ def _domain(compartment: CompartmentConfig, values: dict[str, float], plausibili
 
 
 def _mesh_domain(compartment: CompartmentConfig, cutoff: dict[str, float]):
-    from mf_dmri.fem import mesh_eigenbasis
+    from mf_dmri.fem import DEFAULT_ELEMENT_ORDER, mesh_eigenbasis
     from mf_dmri.geometry import tetrahedralize, validate_surface
     from mf_dmri.io.mesh import load_surface
 
@@ -75,7 +75,8 @@ def _mesh_domain(compartment: CompartmentConfig, cutoff: dict[str, float]):
     validate_surface(surface)
     edge = cutoff.get("length_scale")
     volume = tetrahedralize(surface, length_scale=edge)
-    return mesh_eigenbasis(volume.nodes, volume.elements, **cutoff)
+    order = compartment.options.get("element_order", DEFAULT_ELEMENT_ORDER)
+    return mesh_eigenbasis(volume.nodes, volume.elements, order=order, **cutoff)
 
 
 def _values(voxels, compartment: CompartmentConfig, index: int) -> dict[str, float]:

@@ -1,6 +1,11 @@
 """Finite-element (scikit-fem) Neumann Laplace eigenbases of triangle and tetrahedron meshes."""
 
-from mf_dmri.fem.assembly import FemMatrices, assemble_piece, block_matrices
+from mf_dmri.fem.assembly import (
+    DEFAULT_ELEMENT_ORDER,
+    FemMatrices,
+    assemble_piece,
+    block_matrices,
+)
 from mf_dmri.fem.eigen import (
     FemEigenResult,
     cutoff_eigenvalue,
@@ -22,6 +27,7 @@ from mf_dmri.fem.polygon import triangulate_polygon
 from mf_dmri.fem.system import FemSystem, assemble_mesh
 
 __all__ = [
+    "DEFAULT_ELEMENT_ORDER",
     "FemEigenResult",
     "FemMatrices",
     "FemSystem",

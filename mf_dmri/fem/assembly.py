@@ -23,6 +23,13 @@ from skfem.helpers import dot, grad
 
 from mf_dmri.fem.mesh_input import MeshPiece, element_measures, mesh_size
 
+#: Default Lagrange order of a mesh eigenbasis: P2.  With the error bar of
+#: ``signal_with_error`` (how a signal is known to be within 1e-3), P2 reaches 1e-3 first
+#: on the sphere, cylinder and neuron meshes (3.6x to 20x: its discretisation bar needs a
+#: cheap P1 solve of the same mesh, a P1 basis a P2 solve of a mesh fine enough for P1);
+#: benchmarks/results/element_order.md.  Pass ``order=1`` for P1.
+DEFAULT_ELEMENT_ORDER = 2
+
 _ELEMENTS = {
     (2, 1): ElementTriP1,
     (2, 2): ElementTriP2,
@@ -97,7 +104,7 @@ def skfem_mesh(nodes: np.ndarray, elements: np.ndarray) -> MeshTri | MeshTet:
     return mesh_type(np.ascontiguousarray(nodes.T), np.ascontiguousarray(elements.T))
 
 
-def assemble_piece(piece: MeshPiece, order: int = 1) -> FemMatrices:
+def assemble_piece(piece: MeshPiece, order: int = DEFAULT_ELEMENT_ORDER) -> FemMatrices:
     """Assemble K, M and the Q_k of one connected piece with P``order`` Lagrange elements."""
     if order not in (1, 2):
         raise ValueError(f"order must be 1 (P1) or 2 (P2), got {order!r}")

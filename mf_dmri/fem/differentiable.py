@@ -1,5 +1,10 @@
 """Eigenbases of P1 meshes that are differentiable with respect to the node coordinates.
 
+P1 only, whatever :data:`~mf_dmri.fem.DEFAULT_ELEMENT_ORDER` says for
+:func:`~mf_dmri.fem.mesh_eigenbasis`: the matrices are assembled in torch for P1
+(:mod:`mf_dmri.fem.torch_assembly`), and P2 node derivatives would also need the
+edge-midpoint dofs moved with the vertices (not implemented).
+
 ``differentiable_mesh_eigenbasis(nodes, elements, num_modes=...)`` returns an
 :class:`~mf_dmri.eigenbasis.Eigenbasis` whose eigenvalues, moments, mode integrals and
 volume carry autograd history to ``nodes`` (torch float64, [m]), so the gradient of any

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
+from mf_dmri.fem.assembly import DEFAULT_ELEMENT_ORDER
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
 from mf_dmri.fem.mesh_input import mesh_arrays
 from mf_dmri.fem.resolution import ResolutionWarning
@@ -94,7 +95,7 @@ def attach_discretisation(
     elements=None,
     *,
     element_labels=None,
-    order: int = 1,
+    order: int = DEFAULT_ELEMENT_ORDER,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
 ) -> Eigenbasis:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis, cluster_safe_count
-from mf_dmri.fem.assembly import FemMatrices
+from mf_dmri.fem.assembly import DEFAULT_ELEMENT_ORDER, FemMatrices
 from mf_dmri.fem.discretisation import attach_discretisation
 from mf_dmri.fem.eigen_result import FemEigenResult, assemble_result, default_axes
 from mf_dmri.fem.eigensolver import (
@@ -180,7 +180,7 @@ def mesh_eigenbasis_with_diagnostics(
     element_labels=None,
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
-    order: int = 1,
+    order: int = DEFAULT_ELEMENT_ORDER,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
@@ -209,7 +209,7 @@ def mesh_eigenbasis(
     element_labels=None,
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
-    order: int = 1,
+    order: int = DEFAULT_ELEMENT_ORDER,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
@@ -222,7 +222,8 @@ def mesh_eigenbasis(
         element_labels: optional (E,) compartment labels (impermeable compartments).
         length_scale: shortest wavelength kept ell [m]; lambda_max = (2 pi / ell)^2 [1/m^2].
         max_eigenvalue: the cutoff lambda_max [1/m^2] (instead of ``length_scale``).
-        order: 1 (P1) or 2 (P2) Lagrange elements.
+        order: 1 (P1) or 2 (P2, the default: it reaches a signal with a 1e-3 error bar
+            first, benchmarks/results/element_order.md) Lagrange elements.
         solver: eigensolver settings (:class:`~mf_dmri.fem.eigensolver.ShiftInvertLanczos`;
             None: the defaults).
         cluster_rtol: relative gap [-] under which eigenvalues form one (uncut) cluster.

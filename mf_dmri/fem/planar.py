@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
+from mf_dmri.fem.assembly import DEFAULT_ELEMENT_ORDER
 from mf_dmri.fem.discretisation import attach_discretisation
 from mf_dmri.fem.eigen import FemEigenResult, solve_eigenbasis
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
@@ -43,7 +44,7 @@ def cross_section_result(
     element_labels=None,
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
-    order: int = 1,
+    order: int = DEFAULT_ELEMENT_ORDER,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
@@ -77,7 +78,7 @@ def cross_section_eigenbasis(
     element_labels=None,
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
-    order: int = 1,
+    order: int = DEFAULT_ELEMENT_ORDER,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
@@ -91,7 +92,7 @@ def cross_section_eigenbasis(
         element_labels: optional (E,) compartment labels (impermeable compartments).
         length_scale: shortest wavelength kept ell [m]; lambda_max = (2 pi / ell)^2 [1/m^2].
         max_eigenvalue: the cutoff lambda_max [1/m^2] (instead of ``length_scale``).
-        order: 1 (P1) or 2 (P2) Lagrange elements.
+        order: 1 (P1) or 2 (P2, the default) Lagrange elements.
         solver: eigensolver settings (:class:`~mf_dmri.fem.ShiftInvertLanczos`; None: defaults).
         cluster_rtol: relative gap [-] under which eigenvalues form one (uncut) cluster.
         label: free text stored in the basis.
@@ -120,7 +121,7 @@ def polygon_eigenbasis(
     axes=XY_PLANE,
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
-    order: int = 1,
+    order: int = DEFAULT_ELEMENT_ORDER,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     label: str = "",
@@ -133,7 +134,7 @@ def polygon_eigenbasis(
         axes: (2, 3) lab-frame unit vectors of the plane coordinates [-].
         length_scale: shortest wavelength kept ell [m]; lambda_max = (2 pi / ell)^2 [1/m^2].
         max_eigenvalue: the cutoff lambda_max [1/m^2] (instead of ``length_scale``).
-        order: 1 (P1) or 2 (P2) Lagrange elements.
+        order: 1 (P1) or 2 (P2, the default) Lagrange elements.
         solver: eigensolver settings (:class:`~mf_dmri.fem.ShiftInvertLanczos`; None: defaults).
         cluster_rtol: relative gap [-] under which eigenvalues form one (uncut) cluster.
         label: free text stored in the basis.

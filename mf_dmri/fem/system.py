@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mf_dmri.fem.assembly import FemMatrices, assemble_piece
+from mf_dmri.fem.assembly import DEFAULT_ELEMENT_ORDER, FemMatrices, assemble_piece
 from mf_dmri.fem.mesh_input import mesh_arrays, split_pieces
 
 
@@ -54,7 +54,9 @@ class FemSystem:
         return max(p.mesh_size for p in self.pieces)
 
 
-def assemble_mesh(nodes, elements=None, *, element_labels=None, order: int = 1) -> FemSystem:
+def assemble_mesh(
+    nodes, elements=None, *, element_labels=None, order: int = DEFAULT_ELEMENT_ORDER
+) -> FemSystem:
     """Assemble the Neumann Laplace matrices of a triangle or tetrahedron mesh.
 
     Args:
@@ -63,7 +65,7 @@ def assemble_mesh(nodes, elements=None, *, element_labels=None, order: int = 1) 
         elements: (E, d+1) node indices of the triangles/tetrahedra.
         element_labels: optional (E,) integer compartment label per element; compartments are
             impermeable to each other (independent domains).
-        order: 1 for P1 or 2 for P2 Lagrange elements.
+        order: 1 for P1 or 2 for P2 Lagrange elements (default P2, ``DEFAULT_ELEMENT_ORDER``).
 
     Returns:
         The :class:`FemSystem` with one block per connected piece of each compartment.

@@ -3,8 +3,10 @@ config -> checked, SI compartment descriptions.
 
 A compartment has a ``name``, a ``shape`` (``cylinder``, ``sphere``, ``slab``, ``free``
 or ``mesh``), its geometry keys, its tissue keys and at most one of ``volume_fraction``
-or ``signal_fraction``.  Every numeric key may be a list or range table (see
-docs/sweeps.md): the config then describes a phantom, one voxel per combination.
+or ``signal_fraction``.  A ``mesh`` compartment names its surface file (``path``,
+``unit``) and may set ``element_order`` (1 or 2; default 2, P2 Lagrange elements).
+Every numeric key may be a list or range table (see docs/sweeps.md): the config then
+describes a phantom, one voxel per combination.
 
 With a ``[mesh]`` section (``path``, ``unit``, ``length_scale_um``, ``permeability_*``)
 the compartments are the nested regions of that mesh, outermost first; they take tissue
@@ -42,7 +44,10 @@ SHAPES = {
     "mesh": dict(CUTOFF),
 }
 REQUIRED = {"cylinder": ("radius",), "sphere": ("radius",), "slab": ("width",)}
-OPTIONS = {"cylinder": ("axis",), "slab": ("axis",), "mesh": ("path", "unit")}
+OPTIONS = {"cylinder": ("axis",), "slab": ("axis",), "mesh": ("path", "unit", "element_order")}
+#: Lagrange orders a mesh compartment accepts (``element_order``; default P2, see
+#: mf_dmri.fem.DEFAULT_ELEMENT_ORDER).
+ELEMENT_ORDERS = (1, 2)
 MESH_SYSTEM = {"permeability": "permeability", **CUTOFF}
 
 
@@ -140,6 +145,17 @@ def _unit(value: Any, where: str) -> float:
     return UNITS["length"][value]
 
 
+def _element_order(value: Any, where: str) -> int:
+    if isinstance(value, bool) or value not in ELEMENT_ORDERS:
+        raise ConfigError(
+            f"{where} element_order must be 1 (P1) or 2 (P2 Lagrange elements; the default), "
+            f"got {value!r}",
+            ("element_order",),
+            where,
+        )
+    return int(value)
+
+
 def parse_compartment(
     section: dict[str, Any],
     index: int,
@@ -193,6 +209,8 @@ def parse_compartment(
             raise ConfigError(f"{where} shape = 'mesh' needs path and unit", ("path",), where)
         options["path"] = base / options["path"]
         options["unit"] = _unit(options["unit"], where)
+        if "element_order" in options:
+            options["element_order"] = _element_order(options["element_order"], where)
     if shape in ("cylinder", "slab"):
         axis = options.get("axis", (0.0, 0.0, 1.0) if shape == "cylinder" else (1.0, 0.0, 0.0))
         options["axis"] = direction(axis, f"{where} axis")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mf_dmri.eigenbasis import CLUSTER_RTOL, Eigenbasis
+from mf_dmri.fem.assembly import DEFAULT_ELEMENT_ORDER
 from mf_dmri.fem.discretisation import attach_discretisation
 from mf_dmri.fem.eigen import cutoff_eigenvalue, default_axes, mesh_eigenbasis
 from mf_dmri.fem.eigensolver import ShiftInvertLanczos
@@ -105,7 +106,7 @@ def cached_mesh_eigenbasis(
     element_labels=None,
     length_scale: float | None = None,
     max_eigenvalue: float | None = None,
-    order: int = 1,
+    order: int = DEFAULT_ELEMENT_ORDER,
     solver: ShiftInvertLanczos | None = None,
     cluster_rtol: float = CLUSTER_RTOL,
     on_stale: str = "recompute",

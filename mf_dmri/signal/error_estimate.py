@@ -10,8 +10,9 @@ coarser value, hence (conservatively) of the reported one.  One policy for every
   a-priori cutoff of :mod:`mf_dmri.signal.cutoff` and is rebuilt at doubled cutoffs until
   the change is within its share of the tolerance: per factor, so each compartment (a slow
   or a small one needs fewer modes) gets its own cutoff;
-* a fixed basis (a mesh) is truncated at those cutoffs, and uses the pair (lambda_max / 2,
-  lambda_max) when it holds fewer modes;
+* a fixed basis (a mesh) is truncated at those cutoffs; when it holds less than the next
+  doubling, the last pair is (lambda_max / 2, lambda_max), so every mode it holds is in the
+  signal and in the check;
 * a coupled (permeable) basis, whose modes span every compartment, is fixed: the pair is
   (half its largest rate, every mode) (:mod:`mf_dmri.signal.coupled_error`);
 * an explicit ``max_eigenvalue`` (and ``reference_max_eigenvalue``) fixes the pair instead
@@ -75,10 +76,10 @@ def signal_with_error(
     |E(lambda_j) - E(2 lambda_j)| (a bound on the coarser value, so a conservative one on
     the reported value), weighted like the signal (|E| <= 1 per factor, so errors of
     factors and compartments add).  An analytic factor is rebuilt at each cutoff; a fixed
-    basis (a mesh) is truncated, and when it holds fewer than 2 lambda_0 the pair
-    (lambda_max / 2, lambda_max) is used.  With ``max_eigenvalue`` every factor uses the
-    one pair (``max_eigenvalue``, ``reference_max_eigenvalue``) instead.  A
-    :class:`~mf_dmri.coupled.CoupledBasis` (permeable compartments) is fixed: see
+    basis (a mesh) is truncated, and when it holds less than the next doubling the last
+    pair is (lambda_max / 2, lambda_max) (every mode it holds).  With ``max_eigenvalue``
+    every factor uses the one pair (``max_eigenvalue``, ``reference_max_eigenvalue``)
+    instead.  A :class:`~mf_dmri.coupled.CoupledBasis` (permeable compartments) is fixed: see
     :func:`~mf_dmri.signal.coupled_error.coupled_signal_with_error`.  The discretisation
     error of a mesh factor is bounded by P1 versus P2 on its mesh
     (:mod:`mf_dmri.signal.discretisation`; zero for closed forms); the propagation error
@@ -206,7 +207,11 @@ def _checked_factor(
 
 
 def _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings):
-    """Yield (coarse, fine) bases at lambda_0 2^j and lambda_0 2^(j+1), j = 0, 1, ..."""
+    """Yield (coarse, fine) bases at lambda_0 2^j and lambda_0 2^(j+1), j = 0, 1, ...; a
+    fixed basis holding less than the next doubling ends with (lambda_max / 2, lambda_max):
+    the check then uses every mode it holds (a mode that couples strongly between the last
+    doubling and lambda_max, e.g. one resonant with an OGSE frequency, is in the signal and
+    in the change instead of being left out of both)."""
     previous = adapted_factor(factor, rate, pieces, share, memory_budget, 0)
     if previous is None:
         yield _largest_pair(factor)
@@ -214,7 +219,7 @@ def _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings):
     for level in range(1, max_doublings + 1):
         following = adapted_factor(factor, rate, pieces, share, memory_budget, level)
         if following is None:
-            if level == 1:
+            if level == 1 or previous.num_modes < factor.num_modes:
                 yield _largest_pair(factor)
             return
         yield previous, following
