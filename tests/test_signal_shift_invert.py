@@ -198,3 +198,23 @@ def test_agrees_with_dense_after_a_thread_count_change():
     finally:
         torch.set_num_threads(previous)
     assert float((got - expected).abs().max()) < 1e-9
+
+
+def test_default_dimension_reaches_the_tolerance_where_128_vectors_do_not():
+    """A 330 um slab at b = 20,000 s/mm^2 (D = 1 um^2/ms, PGSE 20/50 ms): with at most 128
+    Krylov vectors the action does not converge (an error, as the coverage study met it);
+    the default may use up to every mode and agrees with the dense exponential."""
+    from mf_dmri.analytic import slab
+    from mf_dmri.signal import Compartment, signal_with_error
+    from mf_dmri.units import s_per_mm2, um2_per_ms
+
+    compartment = Compartment(slab(330 * um, normal=(1.0, 0.0, 0.0)), diffusivity=1 * um2_per_ms)
+    bvalues = torch.tensor([6000.0, 20000.0]) * s_per_mm2
+    acq = Acquisition.from_bvalues(PGSE(20 * ms, 50 * ms), bvalues, torch.eye(3)[:1].repeat(2, 1))
+    with pytest.raises(RuntimeError, match="raise max_dimension"):
+        signal_with_error(compartment, acq, propagator=ShiftInvertExponential(max_dimension=128))
+    got = signal_with_error(compartment, acq, propagator=ShiftInvertExponential())
+    dense = signal_with_error(compartment, acq, propagator=DenseExponential())
+    assert got.num_modes == dense.num_modes and max(got.num_modes) > 128
+    assert float((got.signal - dense.signal).abs().max()) < 1e-9
+    assert float(dense.signal.real.min()) > 1e-3  # not a vanishing signal
