@@ -288,7 +288,8 @@ def _header(args) -> str:
         f"per-step budget {args.step_budget:g} s; SWC simplification {SWC_SETTINGS} "
         "(radius floor, collinear merge tolerance, shortest twig kept), largest tree kept.",
         "Signals: PGSE 10/30 ms, b uniform in [0, 3000] s/mm^2, random directions, "
-        "D = 2 um^2/ms; error bar from `signal_with_error` (truncation + propagation).",
+        "D = 2 um^2/ms; error bar from `signal_with_error` "
+        "(truncation + discretisation, P1 vs P2 on the same mesh, + propagation).",
         "Peak RSS is the child process's maxrss after the step (cumulative).",
         "",
     ]
