@@ -206,6 +206,25 @@ def test_bad_meshes_raise(change, message):
         mesh_eigenbasis_with_diagnostics(nodes, elements, max_eigenvalue=1e12, order=1)
 
 
+def test_small_well_shaped_elements_kept_flat_ones_refused():
+    """The flat-element test is a shape test: a regular tetrahedron 1e-5 of the mesh wide
+    passes (as in a fine region of a large cell), one flattened to a height of 1e-7 of
+    its edge is refused whatever its size."""
+    from mf_dmri.fem.mesh_input import mesh_arrays
+
+    regular = np.array(
+        [[0, 0, 0], [1, 0, 0], [0.5, 3**0.5 / 2, 0], [0.5, 3**0.5 / 6, (2 / 3) ** 0.5]]
+    )
+    large = regular * 1e-4
+    nodes = np.vstack([large, 1e-9 * regular + 5e-4])
+    elements = np.array([[0, 1, 2, 3], [4, 5, 6, 7]])
+    mesh_arrays(nodes, elements)
+    flat = nodes.copy()
+    flat[7, 2] = flat[4, 2] + 1e-7 * 1e-9
+    with pytest.raises(ValueError, match=r"1 element\(s\) have zero area/volume.*first index 1"):
+        mesh_arrays(flat, elements)
+
+
 def test_bad_settings_raise():
     nodes, elements = disk(2)
     with pytest.raises(ValueError, match="exactly one"):

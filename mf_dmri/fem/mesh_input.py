@@ -21,6 +21,12 @@ _LOG = logging.getLogger(__name__)
 
 #: A mesh wider than this [m] is probably given in micrometres instead of metres.
 SUSPICIOUS_EXTENT = 1e-2
+#: Elements whose area/volume is at most this fraction of (longest edge)^d are flat
+#: (a regular triangle has 0.43, a regular tetrahedron 0.118; netgen meshes of remeshed
+#: real cells have 5e-4 at worst).  A shape test: small, well-shaped elements in a fine
+#: region of a large cell pass, flat ones of any size are refused.  1e-6 lies far above
+#: the round-off of the element Jacobian (about 1e-16 |x| / h relative).
+FLAT_RELATIVE_MEASURE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -115,13 +121,20 @@ def element_measures(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
 
 def _check_element_volumes(points: np.ndarray, cells: np.ndarray) -> None:
+    """Refuse flat elements: measure at most FLAT_RELATIVE_MEASURE x (longest edge)^d."""
+    dim = points.shape[1]
     measures = element_measures(points, cells)
-    diameter = float(np.ptp(points, axis=0).max())
-    tiny = measures <= 1e-12 * diameter ** points.shape[1]
-    if tiny.any():
+    longest = np.zeros(len(cells))
+    for i in range(dim + 1):
+        for j in range(i):
+            edge = np.linalg.norm(points[cells[:, i]] - points[cells[:, j]], axis=1)
+            longest = np.maximum(longest, edge)
+    flat = measures <= FLAT_RELATIVE_MEASURE * longest**dim
+    if flat.any():
         raise ValueError(
-            f"{int(tiny.sum())} element(s) have zero area/volume (flat slivers, "
-            f"first index {int(np.argmax(tiny))}), usually built on sliver surface "
+            f"{int(flat.sum())} element(s) have zero area/volume (flat slivers: measure "
+            f"<= {FLAT_RELATIVE_MEASURE:g} x longest edge^{dim}, first index "
+            f"{int(np.argmax(flat))}), usually built on sliver surface "
             "triangles: remesh the surface before tetrahedralising "
             "(mf_dmri.geometry.remesh_surface(surface, max_edge=...) or mf-dmri mesh repair "
             "IN OUT --unit UNIT --remesh-max-edge ...)"
