@@ -32,19 +32,21 @@ COARSE = "radius_um = 3.0\nmesh_size_um = 1.5\nsubdivisions = 2"
 class Sink:
     def __init__(self):
         self.rows = {}
+        self.bars = {}
 
     def completed(self):
         return set()
 
     def write(self, chunk, signals, error_bars):
         self.rows[chunk.row_start] = signals
+        self.bars[chunk.row_start] = error_bars
 
 
-def sweep(shape, geometry, *, length_scale=3.0, base_dir=".", cache=None):
+def sweep(shape, geometry, *, length_scale=3.0, base_dir=".", cache=None, sink=None):
     registry = default_registry()
     text = CONFIG.format(shape=shape, geometry=geometry, length_scale=length_scale)
     plan = build_plan(spec_from_toml(text, base_dir=base_dir, registry=registry), registry)
-    sink = Sink()
+    sink = Sink() if sink is None else sink
     result = run_sweep(plan, sink, registry=registry, cache=cache)
     return np.concatenate([sink.rows[k] for k in sorted(sink.rows)]), result
 
@@ -73,6 +75,21 @@ def test_mesh_file_gives_the_generator_result_and_is_cached(coarse, tmp_path):
     assert (first.basis_solves, second.basis_solves, second.cache_hits) == (1, 0, 1)
     np.testing.assert_allclose(from_file, coarse, atol=1e-9)
     np.testing.assert_array_equal(again, from_file)
+
+
+def test_cached_mesh_basis_keeps_its_discretisation_error(tmp_path):
+    """A mesh basis read back from the sweep's disk cache carries its mesh and element
+    order, so its error bar (P1 versus P2 on the mesh included) is the solved one's (it
+    used to come back without its mesh: a smaller bar and a DiscretisationWarning)."""
+    save_surface(sphere(3 * um, subdivisions=1), tmp_path / "ball.ply", unit=um)
+    geometry = 'files = ["ball.ply"]\nunit = "um"\nmesh_size_um = 1.5'
+    cache = DiskBasisCache(tmp_path / "cache")
+    solved, cached = Sink(), Sink()
+    sweep("mesh", geometry, base_dir=tmp_path, cache=cache, sink=solved)
+    sweep("mesh", geometry, base_dir=tmp_path, cache=cache, sink=cached)
+    bars = [np.concatenate([s.bars[k] for k in sorted(s.bars)]) for s in (solved, cached)]
+    assert bars[0].max() > 1e-4  # a coarse mesh: the discretisation part dominates
+    np.testing.assert_array_equal(bars[1], bars[0])
 
 
 def test_mesh_file_needs_its_unit(tmp_path):

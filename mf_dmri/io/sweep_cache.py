@@ -2,7 +2,10 @@
 
 One ``.pt`` file per geometry, named by the SHA-256 of the builder inputs (shape, SI
 parameters, options), the contents of the geometry's file if any, and the mf_dmri version,
-so a changed mesh or package never reuses a stale basis.  Files are sealed
+so a changed mesh or package never reuses a stale basis.  A finite-element basis keeps its
+mesh and element order (``Eigenbasis.discretisation``), so a basis read back gets the same
+error bar, discretisation included (its eigensolver settings are not stored: the companion
+solve of the bar uses the defaults).  Files are sealed
 (mf_dmri.io.sealed: content SHA-256 and the digests of those inputs), written atomically and
 loaded with ``weights_only=True`` (plain tensors, no pickled code).  A damaged, truncated,
 stale or swapped file is not used: :meth:`DiskBasisCache.get` logs a warning and returns
@@ -20,6 +23,7 @@ import torch
 
 from mf_dmri import __version__
 from mf_dmri.eigenbasis import Eigenbasis, ProductDomain
+from mf_dmri.fem.discretisation import FemDiscretisation
 from mf_dmri.io.sealed import ArtefactError, file_sha256, read_sealed, write_sealed
 from mf_dmri.sweep.plan import GeometryPoint
 
@@ -38,7 +42,31 @@ def _basis_dict(basis: Eigenbasis) -> dict:
         "stiffness_coupling": None
         if basis.stiffness_coupling is None
         else basis.stiffness_coupling.detach().cpu(),
+        "discretisation": _discretisation_dict(basis.discretisation),
     }
+
+
+def _discretisation_dict(model: FemDiscretisation | None) -> dict | None:
+    if model is None:
+        return None
+    return {
+        "nodes": torch.tensor(model.nodes),
+        "elements": torch.tensor(model.elements),
+        "element_labels": torch.tensor(model.element_labels),
+        "order": int(model.order),
+        "cluster_rtol": float(model.cluster_rtol),
+    }
+
+
+def _basis_from(data: dict) -> Eigenbasis:
+    data = dict(data)
+    model = data.pop("discretisation", None)
+    if model is not None:
+        arrays = {k: model[k].numpy() for k in ("nodes", "elements", "element_labels")}
+        model = FemDiscretisation(
+            **arrays, order=model["order"], cluster_rtol=model["cluster_rtol"]
+        )
+    return Eigenbasis(**data, discretisation=model)
 
 
 def _domain_dict(domain: ProductDomain) -> dict:
@@ -51,7 +79,7 @@ def _domain_dict(domain: ProductDomain) -> dict:
 
 def _domain_from(data: dict) -> ProductDomain:
     return ProductDomain(
-        factors=tuple(Eigenbasis(**f) for f in data["factors"]),
+        factors=tuple(_basis_from(f) for f in data["factors"]),
         free_axes=data["free_axes"],
         free_extent=data["free_extent"],
     )
