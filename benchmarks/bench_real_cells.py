@@ -185,7 +185,10 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
 
     def eigen():
         result = mesh_eigenbasis_with_diagnostics(
-            mesh.nodes, mesh.elements, length_scale=args.length_scale_um * units.um, order=1
+            mesh.nodes,
+            mesh.elements,
+            length_scale=args.length_scale_um * units.um,
+            order=args.order,
         )
         return result.basis, (
             f"{result.basis.num_modes} modes ({result.num_pieces} pieces), "
@@ -193,6 +196,14 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
         )
 
     basis = step("eigenbasis", eigen)
+
+    def companion():
+        # the other element order on the same mesh, for the discretisation error bar
+        # (kept in the basis, reused by signal_with_error below)
+        other = basis.discretisation.companion(float(basis.eigenvalues[-1]), basis.axes)
+        return None, f"P{basis.discretisation.companion_order}: {other.num_modes} modes"
+
+    step("companion", companion)
 
     def signals():
         rng = np.random.default_rng(0)
@@ -283,7 +294,8 @@ def _header(args) -> str:
         f"{args.remesh_cells_across}, keep_creases {args.remesh_keep_creases} "
         "(max_edge 0: not remeshed); "
         f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
-        f"length_scale {args.length_scale_um} um; signals: ShiftInvertExponential("
+        f"length_scale {args.length_scale_um} um, P{args.order} (companion: the other "
+        "order); signals: ShiftInvertExponential("
         f"max_dimension={args.krylov_max_dimension}); "
         f"per-step budget {args.step_budget:g} s; SWC simplification {SWC_SETTINGS} "
         "(radius floor, collinear merge tolerance, shortest twig kept), largest tree kept.",
@@ -316,12 +328,20 @@ def _table(results: list[dict]) -> str:
 
 
 def main() -> None:
+    from mf_dmri.fem import DEFAULT_ELEMENT_ORDER
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cells", default=",".join(ALL_CELLS), help="comma-separated cells")
     parser.add_argument("--quick", action="store_true", help="10 signals instead of 100")
     parser.add_argument("--step-budget", type=float, default=600.0, help="[s] per step")
     parser.add_argument("--length-scale-um", type=float, default=3.0)
     parser.add_argument("--method", default="netgen", help="tetrahedralize method")
+    parser.add_argument(
+        "--order",
+        type=int,
+        default=DEFAULT_ELEMENT_ORDER,
+        help="element order of the eigenbasis (default: the library's)",
+    )
     parser.add_argument(
         "--remesh-max-edge-um",
         type=float,
