@@ -62,10 +62,12 @@ class ResidualFloorError(IncompleteSpectrumError):
 @dataclass(frozen=True)
 class WindowModes:
     """Eigenpairs of one window: eigenvalues (c,) ascending, M-orthonormal vectors (N, c),
-    the number of solved columns, the final basis size and wall times [s]."""
+    their residual norms ``||K x - lambda M x||_{M^-1}`` (c,) [1/m^2], the number of solved
+    columns, the final basis size and wall times [s]."""
 
     eigenvalues: np.ndarray
     vectors: np.ndarray
+    residual_norms: np.ndarray
     solves: int
     basis_size: int
     timings: dict = field(compare=False)
@@ -226,7 +228,7 @@ def window_eigenpairs(
                 )
                 if modes is not None and modes[0].size == expected and modes[2] <= tolerance:
                     timings["rayleigh_ritz"] += time.perf_counter() - done
-                    return WindowModes(modes[0], modes[1], m, m, timings)
+                    return WindowModes(modes[0], modes[1], modes[3], m, m, timings)
             timings["rayleigh_ritz"] += time.perf_counter() - done
             if modes is not None:  # Ritz residuals small, true ones not yet: tighten and
                 if ritz_tolerance <= 1e-13:  # refine the solves, up to round-off
@@ -305,8 +307,9 @@ def _inside_runs(lam: np.ndarray, window) -> list[tuple[int, int]]:
 def _final_pairs(stiffness, mass, basis: _Basis, ritz, window, stage: str, previous):
     """Rayleigh-Ritz of K, M (the Galerkin approximation of the original pencil) on a
     subspace, keeping the eigenpairs inside ``window`` with the smallest residuals: ascending
-    values, M-orthonormal vectors and their largest relative residual
-    ``||K x - lambda M x||_{M^-1} / lambda``.  The subspace of ``stage``:
+    values, M-orthonormal vectors, their largest relative residual
+    ``||K x - lambda M x||_{M^-1} / lambda`` and their residual norms (the numerator, kept as
+    the modes' diagnostics).  The subspace of ``stage``:
 
     * ``"ritz"``: the converged Ritz vectors ``V y``;
     * ``"polished"``: ``F^{-1} M x`` of the vectors ``x`` of the ``"ritz"`` stage
@@ -337,10 +340,11 @@ def _final_pairs(stiffness, mass, basis: _Basis, ritz, window, stage: str, previ
     inside = np.flatnonzero((values >= window[0]) & (values < window[1]))
     values, vectors = values[inside], vectors @ rotation[:, inside]
     if inside.size < count:
-        return values, vectors, np.inf
+        return values, vectors, np.inf, None
     # relative to lambda, or to 1e-3 of the window's top for eigenvalues close to zero
     scale = np.maximum(np.abs(values), 1e-3 * max(abs(window[1]), abs(window[0])))
     # CG to 1e-3 leaves the M^-1 norms exact to ~1e-6 relative: ample for the tolerance test
-    residuals = residual_norms(stiffness, mass, values, vectors, tol=1e-3) / scale
+    norms = residual_norms(stiffness, mass, values, vectors, tol=1e-3)
+    residuals = norms / scale
     best = np.sort(np.argsort(residuals, kind="stable")[:count])
-    return values[best], vectors[:, best], float(residuals[best].max(initial=0.0))
+    return values[best], vectors[:, best], float(residuals[best].max(initial=0.0)), norms[best]

@@ -10,7 +10,7 @@ import torch
 
 from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.fem.eigensolver import Spectrum
-from mf_dmri.fem.error_estimates import apriori_relative_errors, relative_residuals
+from mf_dmri.fem.error_estimates import apriori_relative_errors
 
 #: Methods named in :attr:`FemEigenResult.solver`.
 METHODS = ("dense", "block-lanczos")
@@ -85,7 +85,8 @@ def assemble_result(system, spectra, count, lam_max, axes, label) -> FemEigenRes
             block = phi.T @ (piece.moments[k] @ phi)
             moments[k][np.ix_(slots, slots)] = 0.5 * (block + block.T)
         integrals[slots] = phi.T @ (piece.mass @ np.ones(piece.num_dofs))
-        residuals[slots] = relative_residuals(piece.stiffness, piece.mass, lam, phi, lam_max)
+        norms = spectra[i].residual_norms[local[order][slots]]
+        residuals[slots] = norms / np.where(lam > 0, lam, lam_max)
         apriori[slots] = apriori_relative_errors(lam, piece.mesh_size, piece.order)
     basis = Eigenbasis(
         eigenvalues=torch.as_tensor(values[order]),

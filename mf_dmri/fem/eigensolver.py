@@ -44,6 +44,7 @@ from mf_dmri.fem.block_lanczos import (
     ResidualFloorError,
     window_eigenpairs,
 )
+from mf_dmri.fem.error_estimates import residual_norms
 from mf_dmri.fem.sparse_factor import ShiftedFactor, factor_near, fill_reducing_ordering
 
 __all__ = ["IncompleteSpectrumError", "ShiftInvertLanczos", "Spectrum", "lowest_spectrum"]
@@ -87,6 +88,8 @@ class Spectrum:
     Args:
         eigenvalues: (n,) ascending [1/m^2]; the first ``num_zero`` are exactly 0.
         vectors: (N, n) M-orthonormal eigenvectors.
+        residual_norms: (n,) ``||K x - lambda M x||_{M^-1}`` [1/m^2] of each pair, as
+            computed when it was accepted (the diagnostics of the result).
         upper: the counted threshold: exactly n eigenvalues lie below it.
         num_zero: number of exact null vectors (first columns).
         method: "dense" or "block-lanczos".
@@ -97,6 +100,7 @@ class Spectrum:
 
     eigenvalues: np.ndarray
     vectors: np.ndarray
+    residual_norms: np.ndarray
     upper: float
     num_zero: int
     method: str
@@ -122,9 +126,13 @@ def lowest_spectrum(
     dense = stiffness.shape[0] <= solver.dense_limit
     if not (threshold > 0 and (math.isfinite(threshold) or dense)):
         raise ValueError(f"threshold must be a positive eigenvalue [1/m^2], got {threshold}")
+    null_vectors = np.asarray(deflation, dtype=np.float64)
     zero = Spectrum(
-        eigenvalues=np.zeros(deflation.shape[1]),
-        vectors=np.asarray(deflation, dtype=np.float64),
+        eigenvalues=np.zeros(null_vectors.shape[1]),
+        vectors=null_vectors,
+        residual_norms=residual_norms(
+            stiffness, mass, np.zeros(null_vectors.shape[1]), null_vectors
+        ),
         upper=-1e-6 * threshold,
         num_zero=deflation.shape[1],
         method="dense" if dense else "block-lanczos",
@@ -265,6 +273,7 @@ def _solve_slice(stiffness, mass, spectrum, window, expected, solver, stats) -> 
         spectrum,
         eigenvalues=np.concatenate([spectrum.eigenvalues, modes.eigenvalues]),
         vectors=np.hstack([spectrum.vectors, modes.vectors]),
+        residual_norms=np.concatenate([spectrum.residual_norms, modes.residual_norms]),
         upper=stop,
         factor=factor,
         stats=_merged_stats(stats, extra),
@@ -290,10 +299,12 @@ def _dense_spectrum(stiffness, mass, threshold: float, spectrum: Spectrum) -> Sp
     keep = keep[keep >= zeros]
     modes = vectors[:, keep]
     modes -= exact @ (exact.T @ (mass @ modes))
+    norms = residual_norms(stiffness, mass, values[keep], modes)
     return replace(
         spectrum,
         eigenvalues=np.concatenate([np.zeros(zeros), values[keep]]),
         vectors=np.hstack([exact, modes]),
+        residual_norms=np.concatenate([spectrum.residual_norms[:zeros], norms]),
         upper=threshold,
         method="dense",
         factor=None,

@@ -83,19 +83,6 @@ def residual_norms(
     return out
 
 
-def relative_residuals(
-    stiffness: sp.spmatrix,
-    mass: sp.spmatrix,
-    eigenvalues: np.ndarray,
-    vectors: np.ndarray,
-    reference: float,
-) -> np.ndarray:
-    """``||K phi - lambda M phi||_{M^-1} / lambda`` per mode (``reference`` [1/m^2] in place
-    of lambda for zero modes)."""
-    norms = residual_norms(stiffness, mass, eigenvalues, vectors)
-    return norms / np.where(eigenvalues > 0, eigenvalues, reference)
-
-
 def apriori_relative_errors(eigenvalues: np.ndarray, mesh_size: float, order: int) -> np.ndarray:
     """The a-priori indicator ``(h^2 lambda)^p`` of the relative eigenvalue error (C = 1)."""
     return (mesh_size**2 * np.asarray(eigenvalues, dtype=np.float64)) ** order
