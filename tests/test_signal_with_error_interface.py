@@ -6,6 +6,7 @@ References: the signal of the same bases evaluated directly (``signal`` on the t
 bases), and the chooser's own decision on the accepted basis."""
 
 import importlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -61,6 +62,43 @@ def test_fixed_pair_keeps_derivatives():
     )
     (gradient,) = torch.autograd.grad(result.signal.real.sum(), radius)
     assert torch.isfinite(gradient) and float(gradient) != 0.0
+
+
+def _two_compartments(diffusivity):
+    return [
+        mf.Compartment(mf.cylinder(3 * um, axis=(0.0, 0.0, 1.0)), diffusivity, volume_fraction=0.6),
+        mf.Compartment(mf.sphere(4 * um), diffusivity, volume_fraction=0.4),
+    ]
+
+
+def test_adaptive_signal_equals_the_signal_of_its_accepted_bases():
+    # without derivatives the check's own factor signals are reused for the result
+    acq = _acq()
+    result = signal_with_error(_two_compartments(D), acq)
+    bases = [mf.cylinder(3 * um, axis=(0.0, 0.0, 1.0)), mf.sphere(4 * um)]
+    fixed = [
+        mf.Compartment(
+            replace(b, factors=(b.factors[0].source.basis(lam, b.factors[0].axes, axial=False),)),
+            D,
+            volume_fraction=w,
+        )
+        for b, lam, w in zip(bases, result.max_eigenvalues, (0.6, 0.4), strict=True)
+    ]
+    direct = signal(fixed, acq)
+    np.testing.assert_allclose(result.signal.numpy(), direct.numpy(), rtol=0, atol=1e-12)
+
+
+def test_adaptive_signal_keeps_derivatives_in_the_diffusivity():
+    acq = _acq()
+    rate = torch.tensor(D, dtype=torch.float64, requires_grad=True)
+    result = signal_with_error(_two_compartments(rate), acq)
+    (gradient,) = torch.autograd.grad(result.signal.real.sum(), rate)
+    step = 1e-4 * D
+    up = signal_with_error(_two_compartments(D + step), acq)
+    down = signal_with_error(_two_compartments(D - step), acq)
+    expected = float((up.signal.real.sum() - down.signal.real.sum()) / (2 * step))
+    assert up.max_eigenvalues == result.max_eigenvalues == down.max_eigenvalues
+    assert abs(float(gradient) - expected) <= 1e-6 * abs(expected)
 
 
 def test_removed_estimator_is_gone():

@@ -60,13 +60,19 @@ def domain_signal(
     *,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     propagator: Propagator | None = None,
+    factor_values: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Normalised echo signal of one product domain, complex (M,)."""
+    """Normalised echo signal of one product domain, complex (M,).  ``factor_values``:
+    the factors' signals (one (M,) tensor per factor) when already computed, else None."""
     result = free_signal(diffusivity, domain.free_axes, pieces)
-    for factor in domain.factors:
-        result = result * factor_signal(
-            factor, diffusivity, pieces, max_chunk_bytes=max_chunk_bytes, propagator=propagator
-        )
+    for index, factor in enumerate(domain.factors):
+        if factor_values is None:
+            value = factor_signal(
+                factor, diffusivity, pieces, max_chunk_bytes=max_chunk_bytes, propagator=propagator
+            )
+        else:
+            value = factor_values[index]
+        result = result * value
     return result
 
 
@@ -139,17 +145,39 @@ def signal(
     compartments = adapted_compartments(
         as_compartments(compartments), pieces, tolerance, memory_budget
     )
+    return compartment_sum(
+        compartments,
+        pieces,
+        normalize=normalize,
+        max_chunk_bytes=max_chunk_bytes,
+        propagator=propagator,
+    )
+
+
+def compartment_sum(
+    compartments: tuple[Compartment, ...],
+    pieces: GradientPieces,
+    *,
+    normalize: bool = True,
+    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    propagator: Propagator | None = None,
+    factor_values: list[list[torch.Tensor]] | None = None,
+) -> torch.Tensor:
+    """The weighted sum of the compartments' signals (as :func:`signal`, for bases already
+    at their cutoff), complex (M,); ``factor_values[c][k]``: the signal of factor k of
+    compartment c when already computed (None: computed here)."""
     device = compartments[0].domain.free_axes.device
     echo_time = pieces.echo_time.to(device)
     total = torch.zeros(pieces.num_measurements, dtype=CDTYPE, device=device)
     weights, reference = compartment_weights(compartments, echo_time)
-    for compartment, weight in zip(compartments, weights):
+    for index, (compartment, weight) in enumerate(zip(compartments, weights)):
         attenuation = domain_signal(
             compartment.domain,
             compartment.diffusivity,
             pieces,
             max_chunk_bytes=max_chunk_bytes,
             propagator=propagator,
+            factor_values=None if factor_values is None else factor_values[index],
         )
         total = total + weight * attenuation
     if normalize:

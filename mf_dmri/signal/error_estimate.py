@@ -33,7 +33,7 @@ import torch
 
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import Eigenbasis
-from mf_dmri.signal.api import as_pieces, signal
+from mf_dmri.signal.api import as_pieces, compartment_sum
 from mf_dmri.signal.compartment import Compartment, as_compartments, compartment_weights
 from mf_dmri.signal.coupled_error import coupled_signal_with_error
 from mf_dmri.signal.cutoff import (
@@ -47,7 +47,7 @@ from mf_dmri.signal.cutoff import (
 )
 from mf_dmri.signal.discretisation import discretisation_error
 from mf_dmri.signal.propagation import factor_signal, planned_propagator, prepare_factor
-from mf_dmri.signal.propagators import Propagator
+from mf_dmri.signal.propagators import Propagator, needs_derivatives
 from mf_dmri.signal.result import SignalResult
 
 __all__ = ["ESTIMATE_SAFETY", "signal_with_error"]
@@ -138,7 +138,11 @@ def signal_with_error(
         replace(c, domain=replace(c.domain, factors=tuple(item[0] for item in row)))
         for c, row in zip(compartments, checked)
     )
-    value = signal(list(fixed), pieces, normalize=normalize, propagator=propagator)
+    # without derivatives, the accepted factors' signals computed by the check are reused
+    known = None if _differentiated(fixed, pieces) else [[i[4] for i in row] for row in checked]
+    value = compartment_sum(
+        fixed, pieces, normalize=normalize, propagator=propagator, factor_values=known
+    )
     scales = _compartment_scales(compartments, pieces, normalize)
     zero = torch.zeros_like(value.real).detach()
     errors = [
@@ -156,6 +160,16 @@ def signal_with_error(
         num_modes=tuple(f.num_modes for f in adapted),
         max_eigenvalues=tuple(float(f.eigenvalues.detach()[-1]) for f in adapted),
     )
+
+
+def _differentiated(compartments: tuple[Compartment, ...], pieces) -> bool:
+    """Whether autograd records the factors' signals (their bases, diffusivity or pieces)."""
+    tensors = [pieces.durations, pieces.gradients]
+    for compartment in compartments:
+        tensors.append(compartment.diffusivity)
+        for f in compartment.domain.factors:
+            tensors += [f.eigenvalues, f.moments, f.mode_integrals, f.volume, f.axes]
+    return needs_derivatives(*tensors)
 
 
 def _factors(compartments: tuple[Compartment, ...]) -> list[Eigenbasis]:
@@ -177,9 +191,10 @@ def _checked_factor(
     share: float,
     pairs,
     propagator: Propagator | None,
-) -> tuple[Eigenbasis, torch.Tensor, torch.Tensor, float]:
+) -> tuple[Eigenbasis, torch.Tensor, torch.Tensor, float, torch.Tensor]:
     """(basis at the accepted cutoff, its truncation-error bound (M,), its discretisation
-    error (M,), the tolerance of its propagator) of one factor (see
+    error (M,), the tolerance of its propagator, its signal (M,) computed without
+    derivatives) of one factor (see
     :func:`signal_with_error`); ``pairs(factor, rate)`` yields the (coarse, fine) bases."""
     rate = float(diffusivity.detach())
     values: dict[int, torch.Tensor] = {}
@@ -203,7 +218,7 @@ def _checked_factor(
     discretisation = _discretisation_error(factor, fine, rate, pieces)
     # planned as the signal will be (with autograd: derivatives at g = 0 change the choice)
     used = planned_propagator(prepare_factor(fine, pieces), 1, propagator)
-    return fine, error, discretisation, used.tolerance
+    return fine, error, discretisation, used.tolerance, evaluate(fine)
 
 
 def _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings):
