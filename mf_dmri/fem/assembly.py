@@ -21,6 +21,7 @@ from skfem import Basis, BilinearForm, MeshTet, MeshTri
 from skfem.element import ElementTetP1, ElementTetP2, ElementTriP1, ElementTriP2
 from skfem.helpers import dot, grad
 
+from mf_dmri.fem.error_estimates import reference_jacobi_bound
 from mf_dmri.fem.mesh_input import MeshPiece, element_measures, mesh_size
 
 #: Default Lagrange order of a mesh eigenbasis: P2.  With the error bar of
@@ -96,6 +97,12 @@ class FemMatrices:
     @property
     def dimension(self) -> int:
         return len(self.moments)
+
+    @property
+    def mass_jacobi_bound(self) -> float:
+        """c with ``M >= c diag(M)`` for these Lagrange elements, whatever the mesh (see
+        :func:`~mf_dmri.fem.error_estimates.reference_jacobi_bound`)."""
+        return reference_jacobi_bound(_ELEMENTS[(self.dimension, self.order)]())
 
 
 def skfem_mesh(nodes: np.ndarray, elements: np.ndarray) -> MeshTri | MeshTet:

@@ -26,7 +26,9 @@ not done), then with the eigenvectors of the Ritz values inside the window.  The
 done when the converged Ritz values inside it number exactly the inertia count given by the
 caller; a final Rayleigh-Ritz step with ``K`` and ``M`` gives M-orthonormal vectors and
 their Rayleigh quotients, whose residuals ``||K x - lambda M x||_{M^-1} / lambda`` (formed
-explicitly, 64 modes at a time, Jacobi-PCG on ``M``) must be at most ``tolerance``;
+explicitly, 64 modes at a time, Jacobi-PCG on ``M``, or bounded above by
+``||r||_{diag(M)^-1} / sqrt(c)`` when ``M >= c diag(M)`` is known, as for finite-element mass
+matrices) must be at most ``tolerance``;
 if not, the Rayleigh-Ritz step is repeated on ``F^{-1} M`` of those vectors (refined solves:
 one step of subspace iteration), then on the whole basis, and if that fails too ``t`` is
 tightened tenfold, the next blocks' solves are refined and the basis grows on, down to
@@ -185,6 +187,7 @@ def window_eigenpairs(
     tolerance: float,
     max_basis: int,
     seed: int = 0,
+    mass_bound: float | None = None,
 ) -> WindowModes:
     """The ``expected`` eigenpairs with ``window[0] <= lambda < window[1]`` [1/m^2], M-orthogonal
     to ``deflation = (D, M D)``, each with relative residual ``||K x - lambda M x||_{M^-1} /
@@ -223,7 +226,12 @@ def window_eigenpairs(
                     None
                     if ritz is None
                     else _final_pairs(
-                        stiffness, mass, basis, ritz, window, stage, (factor, deflation, modes)
+                        (stiffness, mass, mass_bound),
+                        basis,
+                        ritz,
+                        window,
+                        stage,
+                        (factor, deflation, modes),
                     )
                 )
                 if modes is not None and modes[0].size == expected and modes[2] <= tolerance:
@@ -304,7 +312,7 @@ def _inside_runs(lam: np.ndarray, window) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(firsts, lasts, strict=True)]
 
 
-def _final_pairs(stiffness, mass, basis: _Basis, ritz, window, stage: str, previous):
+def _final_pairs(pencil, basis: _Basis, ritz, window, stage: str, previous):
     """Rayleigh-Ritz of K, M (the Galerkin approximation of the original pencil) on a
     subspace, keeping the eigenpairs inside ``window`` with the smallest residuals: ascending
     values, M-orthonormal vectors, their largest relative residual
@@ -321,7 +329,10 @@ def _final_pairs(stiffness, mass, basis: _Basis, ritz, window, stage: str, previ
       refined from the start, when the factor's backward error asks for it, leave no such
       floor and this stage is then rarely reached);
     * ``"whole"``: the whole Krylov basis.
+
+    ``pencil = (K, M, c)``, c the bound ``M >= c diag(M)`` (None: unknown) of the residual norms.
     """
+    stiffness, mass, mass_bound = pencil
     size, count = ritz.shape
     if stage == "ritz":
         vectors = basis.vectors[:, :size] @ ritz
@@ -344,7 +355,7 @@ def _final_pairs(stiffness, mass, basis: _Basis, ritz, window, stage: str, previ
     # relative to lambda, or to 1e-3 of the window's top for eigenvalues close to zero
     scale = np.maximum(np.abs(values), 1e-3 * max(abs(window[1]), abs(window[0])))
     # CG to 1e-3 leaves the M^-1 norms exact to ~1e-6 relative: ample for the tolerance test
-    norms = residual_norms(stiffness, mass, values, vectors, tol=1e-3)
+    norms = residual_norms(stiffness, mass, values, vectors, tol=1e-3, jacobi_bound=mass_bound)
     residuals = norms / scale
     best = np.sort(np.argsort(residuals, kind="stable")[:count])
     return values[best], vectors[:, best], float(residuals[best].max(initial=0.0)), norms[best]

@@ -162,7 +162,14 @@ def _piece_spectrum(piece: FemMatrices, threshold: float, solver, previous) -> S
     args = {"dimension": piece.dimension, "solver": solver}
     if previous is None:
         constant = np.full((piece.num_dofs, 1), 1.0 / math.sqrt(piece.volume))
-        found = lowest_spectrum(piece.stiffness, piece.mass, threshold, deflation=constant, **args)
+        found = lowest_spectrum(
+            piece.stiffness,
+            piece.mass,
+            threshold,
+            deflation=constant,
+            mass_bound=piece.mass_jacobi_bound,
+            **args,
+        )
     else:
         found = extend_spectrum(piece.stiffness, piece.mass, previous, threshold, **args)
     if found.eigenvalues.size > 1 and found.eigenvalues[1] <= 1e-6 * threshold:

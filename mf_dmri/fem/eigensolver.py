@@ -96,6 +96,9 @@ class Spectrum:
         factor: the top slice's factorisation (None for dense), kept for adjoint solves.
         ordering: the fill-reducing ordering (None for dense), reused by extensions.
         stats: counts (factorisations, solves, slices) and wall times [s] per step.
+        mass_bound: c with ``M >= c diag(M)`` (known for finite-element mass matrices:
+            ``FemMatrices.mass_jacobi_bound``): the residual norms of the Krylov windows are
+            then the cheap upper bounds ``||r||_{diag(M)^-1} / sqrt(c)``; None: Jacobi-PCG.
     """
 
     eigenvalues: np.ndarray
@@ -107,10 +110,18 @@ class Spectrum:
     factor: ShiftedFactor | None = field(default=None, compare=False, repr=False)
     ordering: np.ndarray | None = field(default=None, compare=False, repr=False)
     stats: dict = field(default_factory=dict, compare=False)
+    mass_bound: float | None = None
 
 
 def lowest_spectrum(
-    stiffness, mass, threshold: float, *, deflation: np.ndarray, dimension: int, solver=None
+    stiffness,
+    mass,
+    threshold: float,
+    *,
+    deflation: np.ndarray,
+    dimension: int,
+    solver=None,
+    mass_bound: float | None = None,
 ) -> Spectrum:
     """All eigenpairs below ``threshold`` [1/m^2] of ``K phi = lambda M phi``.
 
@@ -120,6 +131,7 @@ def lowest_spectrum(
         deflation: (N, z) M-orthonormal exact null vectors of K (one per connected piece).
         dimension: spatial dimension d (Weyl's law for slice boundaries).
         solver: a :class:`ShiftInvertLanczos` (default settings when None).
+        mass_bound: c > 0 with ``M >= c diag(M)`` when known (see :class:`Spectrum`).
     """
     solver = ShiftInvertLanczos() if solver is None else solver
     _check_solver(solver)
@@ -136,6 +148,7 @@ def lowest_spectrum(
         upper=-1e-6 * threshold,
         num_zero=deflation.shape[1],
         method="dense" if dense else "block-lanczos",
+        mass_bound=mass_bound,
     )
     return extend_spectrum(stiffness, mass, zero, threshold, dimension=dimension, solver=solver)
 
@@ -263,6 +276,7 @@ def _solve_slice(stiffness, mass, spectrum, window, expected, solver, stats) -> 
                 tolerance=solver.tolerance,
                 max_basis=min(room - solver.block_size, 8 * expected + 10 * solver.block_size),
                 seed=spectrum.eigenvalues.size,
+                mass_bound=spectrum.mass_bound,
             )
             break
         except ResidualFloorError:
