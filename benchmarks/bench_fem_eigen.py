@@ -104,22 +104,29 @@ def previous_solver(stiffness, mass, threshold: float, chunk: int = 400) -> np.n
 
 
 def one_run(case: str, which: str) -> dict:
-    from mf_dmri.fem.eigensolver import lowest_spectrum
+    """One solve: ``which`` is "new" (the project's solver, default factorisation backend),
+    "superlu" (the project's solver forced onto SuperLU) or "old" (the replaced solver)."""
+    from mf_dmri.fem.eigensolver import ShiftInvertLanczos, lowest_spectrum
+    from mf_dmri.fem.sparse_factor import resolve_backend
 
     system, cutoff = piece(case)
+    backend = {"new": "auto", "superlu": "superlu"}.get(which)
     start, cpu = time.perf_counter(), time.process_time()
-    if which == "new":
+    if backend is not None:
         constant = np.full((system.num_dofs, 1), 1.0 / np.sqrt(system.volume))
+        solver = ShiftInvertLanczos(factorisation=backend)
         found = lowest_spectrum(
-            system.stiffness, system.mass, cutoff, deflation=constant, dimension=3
+            system.stiffness, system.mass, cutoff, deflation=constant, dimension=3, solver=solver
         )
         values, stats = found.eigenvalues, found.stats
+        backend = resolve_backend(backend)
     else:
         values, stats = previous_solver(system.stiffness, system.mass, cutoff), {}
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {
         "case": case,
         "solver": which,
+        "backend": backend or "superlu (ARPACK)",
         "nodes": system.num_dofs,
         "modes": int(values.size),
         "solve_s": seconds,
