@@ -44,6 +44,7 @@ def test_pardiso_inertia_and_solves_match_superlu_and_lapack():
         norm = abs(matrix).sum(axis=1).max()
         single = pardiso.solve(rhs[:, 0])
         assert single.shape == (piece.num_dofs,)
+        assert pardiso.solve(rhs[:, :0]).shape == (piece.num_dofs, 0)
         for solution, target in ((pardiso.solve(rhs, refine=True), rhs), (single, rhs[:, 0])):
             error = np.abs(target - matrix @ solution).max() / (norm * np.abs(solution).max())
             assert error < 1e-13

@@ -161,6 +161,8 @@ class _Pardiso:
         self.negatives = negatives
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
+        if rhs.size == 0:
+            return np.zeros(rhs.shape)
         block = np.asfortranarray(rhs, dtype=np.float64)
         out, error = self._call(33, block.reshape(self._size, -1, order="F"))
         if error:
