@@ -1,7 +1,7 @@
 """Benchmark of the FEM eigen-solve: the project's solver against the previous one, same matrices.
 
 Usage: python benchmarks/bench_fem_eigen.py [--cases small,24k,50k,100k,neuron] [--budget 3600]
-       [--runs-from run.json ...] [--note TEXT]
+       [--runs-from run.json ...] [--superlu] [--note TEXT]
 
 ``--runs-from`` takes the JSON lines that ``--one CASE SOLVER`` printed (runs started earlier
 in the same session, e.g. in the background side by side: the previous solver takes ~27 min
@@ -10,9 +10,12 @@ at 1e5 nodes) instead of running those (case, solver) pairs again; the table mar
 Each case assembles one mesh piece and computes every Neumann mode below a cutoff twice, in
 fresh subprocesses (peak resident memory from resource.getrusage): with
 ``mf_dmri.fem.eigensolver.lowest_spectrum`` (inertia-counted slices, shift-invert block
-Lanczos, METIS-ordered SuperLU, multi-right-hand-side solves) and with the solver it replaced
+Lanczos, multi-right-hand-side solves; its default factorisation backend: MKL PARDISO when the
+``pardiso`` extra is installed, else METIS-ordered SuperLU) and with the solver it replaced
 (kept here only, for this comparison: ARPACK ``eigsh`` in shift-invert mode on SuperLU with
 its own minimum-degree ordering, one inertia count at the threshold, spectrum slices of 400).
+With ``--superlu`` (or a ``superlu`` run in ``--runs-from``) the project's solver forced onto
+SuperLU (``ShiftInvertLanczos(factorisation="superlu")``) is timed too, as a third column.
 Cases: cubes of side 10 um with ~1e3, 2.4e4, 5e4 and 1e5 nodes and ~200 modes, and the
 generated neuron (mf_dmri.geometry.neuron_occ, ~1.7e4 nodes) with ~1,400 modes.  Written to
 benchmarks/results/fem_eigen.md and fem_eigen.csv; set OPENBLAS_NUM_THREADS=1 for one core.
@@ -104,22 +107,29 @@ def previous_solver(stiffness, mass, threshold: float, chunk: int = 400) -> np.n
 
 
 def one_run(case: str, which: str) -> dict:
-    from mf_dmri.fem.eigensolver import lowest_spectrum
+    """One solve: ``which`` is "new" (the project's solver, default factorisation backend),
+    "superlu" (the project's solver forced onto SuperLU) or "old" (the replaced solver)."""
+    from mf_dmri.fem.eigensolver import ShiftInvertLanczos, lowest_spectrum
+    from mf_dmri.fem.sparse_factor import resolve_backend
 
     system, cutoff = piece(case)
+    backend = {"new": "auto", "superlu": "superlu"}.get(which)
     start, cpu = time.perf_counter(), time.process_time()
-    if which == "new":
+    if backend is not None:
         constant = np.full((system.num_dofs, 1), 1.0 / np.sqrt(system.volume))
+        solver = ShiftInvertLanczos(factorisation=backend)
         found = lowest_spectrum(
-            system.stiffness, system.mass, cutoff, deflation=constant, dimension=3
+            system.stiffness, system.mass, cutoff, deflation=constant, dimension=3, solver=solver
         )
         values, stats = found.eigenvalues, found.stats
+        backend = resolve_backend(backend)
     else:
         values, stats = previous_solver(system.stiffness, system.mass, cutoff), {}
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {
         "case": case,
         "solver": which,
+        "backend": backend or "superlu (ARPACK)",
         "nodes": system.num_dofs,
         "modes": int(values.size),
         "solve_s": seconds,
@@ -155,6 +165,7 @@ def write_results(rows: list[dict], note: str) -> None:
         "new_cpu_s",
         "old_cpu_s",
         "cpu_speedup",
+        "superlu_cpu_s",
         "new_mib",
         "old_mib",
         "max_rel_eigenvalue_diff",
@@ -175,18 +186,19 @@ def write_results(rows: list[dict], note: str) -> None:
         "during a run).",
         "",
         "| case | nodes | modes | new [s] | previous [s] | speed-up | new CPU [s] "
-        "| previous CPU [s] | CPU speed-up | new peak [MiB] | previous peak [MiB] "
-        "| max rel. eigenvalue diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| previous CPU [s] | CPU speed-up | new on SuperLU CPU [s] | new peak [MiB] "
+        "| previous peak [MiB] | max rel. eigenvalue diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['case']} | {r['nodes']} | {r['modes']} | {r['new_s']} | {r['old_s']} | "
             f"{r['speedup']} | {r['new_cpu_s']} | {r['old_cpu_s']} | {r['cpu_speedup']} | "
-            f"{r['new_mib']} | {r['old_mib']} | {r['max_rel_eigenvalue_diff']} |"
+            f"{r['superlu_cpu_s']} | {r['new_mib']} | {r['old_mib']} | "
+            f"{r['max_rel_eigenvalue_diff']} |"
         )
     lines += ["", "New solver's counters and step times [s] per case:", ""]
-    lines += [f"- {r['case']}: {r['new_stats']}" for r in rows]
+    lines += [f"- {r['case']} ({r['backend']}): {r['new_stats']}" for r in rows]
     if any(r["case"].endswith("*") for r in rows):
         lines += [
             "",
@@ -214,6 +226,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--one", nargs=2, metavar=("CASE", "SOLVER"))
     parser.add_argument("--runs-from", nargs="*", default=[], help="--one CASE SOLVER outputs")
+    parser.add_argument("--superlu", action="store_true", help="also the solver on SuperLU")
     parser.add_argument("--note", default="", help="conditions of the run, written to the file")
     args = parser.parse_args()
     if args.one:
@@ -228,7 +241,11 @@ def main() -> None:
 
     for case in args.cases.split(","):
         new, old = run(case, "new"), run(case, "old")
-        reused = any(r in earlier for r in (new, old))
+        superlu = [r for r in earlier if r["case"] == case and r["solver"] == "superlu"]
+        if not superlu and args.superlu:
+            superlu = [in_subprocess(case, "superlu", args.budget)]
+        superlu = superlu[0] if superlu else None
+        reused = any(r in earlier for r in (new, old, superlu))
         diff = None
         if new and old and new["modes"] == old["modes"]:
             a, b = np.asarray(new["eigenvalues"]), np.asarray(old["eigenvalues"])
@@ -244,10 +261,12 @@ def main() -> None:
                 "new_cpu_s": _fmt(_cpu(new)),
                 "old_cpu_s": _fmt(_cpu(old)),
                 "cpu_speedup": _fmt(_cpu(new) and _cpu(old) and _cpu(old) / _cpu(new), 2),
+                "superlu_cpu_s": _fmt(_cpu(superlu)) if superlu or args.superlu else "not run",
                 "new_mib": _fmt(new and new["peak_mib"], 0),
                 "old_mib": _fmt(old and old["peak_mib"], 0),
                 "max_rel_eigenvalue_diff": "n/a" if diff is None else f"{diff:.1e}",
                 "new_stats": new and new["stats"],
+                "backend": (new or {}).get("backend", "?"),
             }
         )
         write_results(rows, args.note)

@@ -21,6 +21,7 @@ ADVERTISED = {
     "pytetwild": "mesh",
     "pyvista": "mesh",
     "tetgen": "tetgen",
+    "pypardiso": "pardiso",
     "navis": "test",
     "pandas": "test",
     "netgen": "core (netgen-mesher)",

@@ -21,5 +21,5 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 extra=""
 [ "${1:-}" = "test" ] && extra="[test]"
-[ "${1:-}" = "ci" ] && extra="[test,sweep,ray,parquet,dipy,mesh,tetgen]"
+[ "${1:-}" = "ci" ] && extra="[test,sweep,ray,parquet,dipy,mesh,tetgen,pardiso]"
 "$PY" -m pip install -q -e ".${extra}"

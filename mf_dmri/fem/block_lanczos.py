@@ -9,12 +9,12 @@ magnitude.  The Krylov basis ``V`` (``V^T M V = I``) grows by blocks of ``b`` co
 
 each new block solved for all its columns at once (one multi-right-hand-side solve; refined
 by one step of iterative refinement when the factor's measured backward error is above
-``1e-14``: SuperLU factors an indefinite ``F`` without pivoting, and the round-off of its
-solves, left in the basis, otherwise sets a floor under the residuals of the modes far from
-the shift) and M-orthogonalised by a pass against the last two blocks (the three-term
-recurrence), one pass of classical Gram-Schmidt against the whole basis (full
-reorthogonalisation, a second one only for columns that lose more than 3/4 of their M-norm)
-and Cholesky-QR twice, all BLAS-3.
+``1e-14``: SuperLU factors an indefinite ``F`` without pivoting, PARDISO pivots only inside
+its supernodes, and the round-off of their solves, left in the basis, otherwise sets a floor
+under the residuals of the modes far from the shift) and M-orthogonalised by a pass against
+the last two blocks (the three-term recurrence), one pass of classical Gram-Schmidt against
+the whole basis (full reorthogonalisation, a second one only for columns that lose more than
+3/4 of their M-norm) and Cholesky-QR twice, all BLAS-3.
 Only ``V`` is stored (``M V`` is never formed: each projection multiplies the new block by
 ``M``).  A Ritz pair ``(theta, y)`` of ``T`` has the exact residual
 ``||S V y - theta V y||_M = ||R_last y_last||``; it has converged when that is at most

@@ -45,7 +45,13 @@ from mf_dmri.fem.block_lanczos import (
     window_eigenpairs,
 )
 from mf_dmri.fem.error_estimates import residual_norms
-from mf_dmri.fem.sparse_factor import ShiftedFactor, factor_near, fill_reducing_ordering
+from mf_dmri.fem.sparse_factor import (
+    BACKENDS,
+    ShiftedFactor,
+    factor_near,
+    fill_reducing_ordering,
+    resolve_backend,
+)
 
 __all__ = ["IncompleteSpectrumError", "ShiftInvertLanczos", "Spectrum", "lowest_spectrum"]
 
@@ -63,12 +69,16 @@ class ShiftInvertLanczos:
             returned mode (checked a posteriori).
         slice_modes: modes per spectrum slice; None chooses it from the measured cost.
         dense_limit: problems with at most this many unknowns use dense LAPACK.
+        factorisation: sparse factorisation backend, one of "auto" (PARDISO when the
+            ``pardiso`` extra is installed, else SuperLU), "pardiso", "superlu"
+            (:mod:`mf_dmri.fem.sparse_factor`).
     """
 
     block_size: int = 16
     tolerance: float = 1e-8
     slice_modes: int | None = None
     dense_limit: int = 400
+    factorisation: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.block_size <= 256:
@@ -79,6 +89,8 @@ class ShiftInvertLanczos:
             raise ValueError(f"slice_modes must be >= 8 (or None), got {self.slice_modes}")
         if self.dense_limit < 0:
             raise ValueError(f"dense_limit must be >= 0, got {self.dense_limit}")
+        if self.factorisation not in BACKENDS:
+            raise ValueError(f"factorisation must be one of {BACKENDS}, got {self.factorisation!r}")
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,8 @@ class Spectrum:
         num_zero: number of exact null vectors (first columns).
         method: "dense" or "block-lanczos".
         factor: the top slice's factorisation (None for dense), kept for adjoint solves.
-        ordering: the fill-reducing ordering (None for dense), reused by extensions.
+        ordering: the fill-reducing ordering (None for dense and for the "pardiso"
+            backend, which orders by itself), reused by extensions.
         stats: counts (factorisations, solves, slices) and wall times [s] per step.
         mass_bound: c with ``M >= c diag(M)`` (known for finite-element mass matrices:
             ``FemMatrices.mass_jacobi_bound``): the residual norms of the Krylov windows are
@@ -164,13 +177,14 @@ def extend_spectrum(
         return spectrum
     if spectrum.method == "dense":
         return _dense_spectrum(stiffness, mass, threshold, spectrum)
+    backend = resolve_backend(solver.factorisation)
     clock = time.perf_counter()
     ordering = spectrum.ordering
-    if ordering is None:
+    if ordering is None and backend == "superlu":
         ordering = fill_reducing_ordering(stiffness + mass)
     stats = _merged_stats(spectrum.stats, {"ordering": time.perf_counter() - clock})
     clock = time.perf_counter()
-    top = factor_near(stiffness, mass, threshold, ordering)
+    top = factor_near(stiffness, mass, threshold, ordering, backend)
     total = top.negative_count()
     seconds = time.perf_counter() - clock
     stats = _merged_stats(stats, {"factorisations": 1, "count": seconds})
@@ -184,14 +198,20 @@ def extend_spectrum(
     slice_modes = min(slice_modes, max(8, stiffness.shape[0] // 4))  # Krylov basis fits
     lower = (spectrum.upper, spectrum.eigenvalues.size)
     cuts, cut_stats = _plan_cuts(
-        stiffness, mass, ordering, lower, (top.shift, total), slice_modes, dimension
+        stiffness, mass, (ordering, backend), lower, (top.shift, total), slice_modes, dimension
     )
     stats = _merged_stats(stats, cut_stats)
     del top
     spectrum = replace(spectrum, ordering=ordering)
     for (start, count_start), (stop, count_stop) in zip(cuts[:-1], cuts[1:], strict=True):
         spectrum = _solve_slice(
-            stiffness, mass, spectrum, (start, stop), count_stop - count_start, solver, stats
+            stiffness,
+            mass,
+            spectrum,
+            (start, stop),
+            count_stop - count_start,
+            (solver, backend),
+            stats,
         )
         stats = spectrum.stats
     return replace(spectrum, upper=cuts[-1][0], ordering=ordering)
@@ -220,9 +240,10 @@ def _slice_modes(size: int, factor_seconds: float) -> int:
     return int(min(max(best, 200.0), max(memory_cap, 200.0), 600.0))
 
 
-def _plan_cuts(stiffness, mass, ordering, lower, upper, slice_modes, dimension):
+def _plan_cuts(stiffness, mass, factorisation, lower, upper, slice_modes, dimension):
     """Slice boundaries [(t, exact count below t)] from ``lower`` to ``upper``, about
-    ``slice_modes`` apart (Weyl's law, corrected by inertia counts)."""
+    ``slice_modes`` apart (Weyl's law, corrected by inertia counts); ``factorisation`` is
+    (ordering, backend)."""
     cuts, stats = [lower], {"factorisations": 0, "count": 0.0}
     power = dimension / 2.0
     while upper[1] - cuts[-1][1] > 1.5 * slice_modes:
@@ -232,7 +253,7 @@ def _plan_cuts(stiffness, mass, ordering, lower, upper, slice_modes, dimension):
         guess = (low**power + fraction * (high**power - low**power)) ** (1.0 / power)
         for _ in range(4):
             clock = time.perf_counter()
-            factor = factor_near(stiffness, mass, guess, ordering)
+            factor = factor_near(stiffness, mass, guess, *factorisation)
             count = factor.negative_count()
             stats["factorisations"] += 1
             stats["count"] += time.perf_counter() - clock
@@ -248,8 +269,10 @@ def _plan_cuts(stiffness, mass, ordering, lower, upper, slice_modes, dimension):
     return cuts, stats
 
 
-def _solve_slice(stiffness, mass, spectrum, window, expected, solver, stats) -> Spectrum:
-    """Append the ``expected`` eigenpairs in ``window`` to ``spectrum``."""
+def _solve_slice(stiffness, mass, spectrum, window, expected, settings, stats) -> Spectrum:
+    """Append the ``expected`` eigenpairs in ``window`` to ``spectrum``; ``settings`` is
+    (solver, backend)."""
+    solver, backend = settings
     if expected == 0:
         return replace(spectrum, stats=stats)
     start, stop = window
@@ -260,7 +283,8 @@ def _solve_slice(stiffness, mass, spectrum, window, expected, solver, stats) -> 
     # modes far from it above the tolerance, once more with the shift at the slice's bottom
     for fraction in (0.5, -0.02):
         clock = time.perf_counter()
-        factor = factor_near(stiffness, mass, start + fraction * (stop - start), spectrum.ordering)
+        shift = start + fraction * (stop - start)
+        factor = factor_near(stiffness, mass, shift, spectrum.ordering, backend)
         extra = _merged_stats(
             extra, {"factorisations": 1, "factorisation": time.perf_counter() - clock}
         )
