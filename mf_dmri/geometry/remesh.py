@@ -31,6 +31,7 @@ from mf_dmri.geometry.remesh_ops import (
     flip_edges,
     split_long_edges,
     tangential_smoothing,
+    unfolded_move,
     vertex_normals,
 )
 from mf_dmri.geometry.repair_local import repair_defects
@@ -236,14 +237,11 @@ def remesh_surface(
             )
             counts[1] += collapsed
         vertices, faces, sizes = _compact(vertices, faces, sizes)
-        for _ in range(3):
-            faces, flipped = flip_edges(vertices, faces)
-            counts[2] += flipped
-        vertices = tangential_smoothing(vertices, faces)
-        vertices = project(vertices, vertex_normals(vertices, faces), 0.5 * sizes)
-    for _ in range(3):
-        faces, flipped = flip_edges(vertices, faces)
-        counts[2] += flipped
+        faces, counts[2] = _flip_to_delaunay(vertices, faces, counts[2])
+        smoothed = tangential_smoothing(vertices, faces)
+        projected = project(smoothed, vertex_normals(smoothed, faces), 0.5 * sizes)
+        vertices = unfolded_move(vertices, projected, faces)
+    faces, counts[2] = _flip_to_delaunay(vertices, faces, counts[2])
     shrunk = SurfaceMesh(vertices * scale, faces).signed_volume()
     vertices, offset = _restore_volume(vertices, faces, kept.signed_volume() / scale**3)
     # walls of thin parts that the new triangles made cross: re-triangulated locally
@@ -272,6 +270,16 @@ def remesh_surface(
     logger.info("remesh_surface: %s", report.summary())
     _check_result(result, report, volume_tolerance, 0.25 * min_edge, check_self_intersections)
     return result, report
+
+
+def _flip_to_delaunay(vertices, faces, flips: int, passes: int = 50):
+    """Flip passes until no edge is left to flip (or ``passes``); the flips counted."""
+    for _ in range(passes):
+        faces, flipped = flip_edges(vertices, faces)
+        flips += flipped
+        if flipped == 0:
+            break
+    return faces, flips
 
 
 def _drop_small_bodies(mesh: SurfaceMesh, smallest: float):
