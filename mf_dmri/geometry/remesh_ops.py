@@ -142,8 +142,8 @@ def _exclusive(candidates_vertices: list[np.ndarray], priority, n_vertices, face
 
 def collapse_short_edges(vertices, faces, sizes, keep_creases: bool = True):
     """Collapse edges shorter than COLLAPSE_RATIO times their target to their midpoint,
-    when the link condition holds, no new edge exceeds SPLIT_RATIO times its target, both
-    vertices keep valence >= 4 after and no face normal turns; with ``keep_creases`` an
+    when the link condition holds, no new edge exceeds SPLIT_RATIO times its target, every
+    vertex keeps valence >= 3 and no face normal turns; with ``keep_creases`` an
     edge with one end on a crease collapses onto that end, one joining two creases not.
     Returns the arrays and the number collapsed."""
     edges, face_edge, edge_faces = edge_table(faces)
@@ -159,8 +159,12 @@ def collapse_short_edges(vertices, faces, sizes, keep_creases: bool = True):
     )
     valence = np.asarray(adjacency.sum(axis=1)).ravel()
     common = np.asarray(adjacency[a[short]].multiply(adjacency[b[short]]).sum(axis=1)).ravel()
-    keep = (common == 2) & (valence[a[short]] + valence[b[short]] - 4 >= 4)
-    keep &= (valence[a[short]] > 3) & (valence[b[short]] > 3)
+    # the merged vertex has valence va + vb - 4 and the two vertices opposite the edge
+    # lose one each: all must keep >= 3 (a valence-3 vertex, the apex of a small tent
+    # that no flip can remove, is collapsed like any other)
+    opposite = faces[edge_faces[short]].sum(axis=2) - (a[short] + b[short])[:, None]
+    keep = (common == 2) & (valence[a[short]] + valence[b[short]] - 4 >= 3)
+    keep &= (valence[opposite] > 3).all(axis=1)
     short = short[keep]
     priority = length[short] / target[short] + np.arange(len(short)) * 1e-12
     short = short[_exclusive([a[short], b[short]], priority, n, faces)]
