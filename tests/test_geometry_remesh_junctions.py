@@ -46,7 +46,8 @@ def test_remeshing_a_branching_skeleton_surface_removes_the_junction_slivers():
     remeshed, report = remesh_surface(repaired, max_edge=1 * um, min_edge=0.25 * um)
     angles = min_triangle_angles(remeshed.vertices, remeshed.faces)
     assert report.min_angle_after == angles.min()
-    assert angles.min() > 5.0
+    assert angles.min() > 5.0 and report.slivers_after == 0
+    assert "(0 below 5 deg)" in report.summary()
     assert abs(report.volume_change) < 1e-3
     assert check_surface(remeshed).ok
     mesh = tetrahedralize(remeshed)
