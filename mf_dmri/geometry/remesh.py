@@ -26,11 +26,13 @@ import numpy as np
 from mf_dmri.geometry.checks import check_surface
 from mf_dmri.geometry.errors import RemeshError
 from mf_dmri.geometry.remesh_ops import (
+    SLIVER_ANGLE,
     collapse_short_edges,
     edge_table,
     flip_edges,
     split_long_edges,
     tangential_smoothing,
+    unfolded_move,
     vertex_normals,
 )
 from mf_dmri.geometry.repair_local import repair_defects
@@ -56,7 +58,8 @@ class RemeshReport:
     dropped_bodies / dropped_volume: bodies smaller than min_edge^3 (or of zero or negative
     volume: too small for one element at the floor size) removed, and their volume [m^3];
     retriangulated: regions where thin walls crossed after remeshing, re-triangulated by
-    the repair's local step.
+    the repair's local step; slivers_after: triangles of the result with a smallest angle
+    below SLIVER_ANGLE (5 deg).
     """
 
     faces_before: int
@@ -77,6 +80,7 @@ class RemeshReport:
     dropped_bodies: int
     dropped_volume: float
     retriangulated: int
+    slivers_after: int
 
     @property
     def volume_change(self) -> float:
@@ -99,7 +103,8 @@ class RemeshReport:
             f"remesh: faces {self.faces_before} -> {self.faces_after}; volume "
             f"{self.volume_before:.6g} -> {self.volume_after:.6g} m^3 "
             f"({100 * self.volume_change:+.3f} %); smallest triangle angle "
-            f"{self.min_angle_before:.2f} -> {self.min_angle_after:.2f} deg; target edge "
+            f"{self.min_angle_before:.2f} -> {self.min_angle_after:.2f} deg "
+            f"({self.slivers_after} below {SLIVER_ANGLE:g} deg); target edge "
             f"{self.min_target:.3g}..{self.max_target:.3g} m ({self.thin_vertices} input "
             f"vertices at the floor); {self.splits} splits, {self.collapses} collapses, "
             f"{self.flips} flips in {self.iterations} rounds; remeshed volume "
@@ -236,26 +241,24 @@ def remesh_surface(
             )
             counts[1] += collapsed
         vertices, faces, sizes = _compact(vertices, faces, sizes)
-        for _ in range(3):
-            faces, flipped = flip_edges(vertices, faces)
-            counts[2] += flipped
-        vertices = tangential_smoothing(vertices, faces)
-        vertices = project(vertices, vertex_normals(vertices, faces), 0.5 * sizes)
-    for _ in range(3):
-        faces, flipped = flip_edges(vertices, faces)
-        counts[2] += flipped
+        faces, counts[2] = _flip_to_delaunay(vertices, faces, counts[2])
+        smoothed = tangential_smoothing(vertices, faces)
+        projected = project(smoothed, vertex_normals(smoothed, faces), 0.5 * sizes)
+        vertices = unfolded_move(vertices, projected, faces)
+    faces, counts[2] = _flip_to_delaunay(vertices, faces, counts[2])
     shrunk = SurfaceMesh(vertices * scale, faces).signed_volume()
     vertices, offset = _restore_volume(vertices, faces, kept.signed_volume() / scale**3)
     # walls of thin parts that the new triangles made cross: re-triangulated locally
     vertices, faces, patches, _ = repair_defects(vertices, faces)
     result = SurfaceMesh(vertices * scale, faces)
+    angles = min_triangle_angles(result.vertices, result.faces)
     report = RemeshReport(
         mesh.n_faces,
         result.n_faces,
         mesh.signed_volume(),
         result.signed_volume(),
         float(min_triangle_angles(mesh.vertices, mesh.faces).min()),
-        float(min_triangle_angles(result.vertices, result.faces).min()),
+        float(angles.min()),
         float(sizes.min() * scale),
         float(sizes.max() * scale),
         iterations,
@@ -268,10 +271,21 @@ def remesh_surface(
         dropped,
         dropped_volume,
         len(patches),
+        int((angles < SLIVER_ANGLE).sum()),
     )
     logger.info("remesh_surface: %s", report.summary())
     _check_result(result, report, volume_tolerance, 0.25 * min_edge, check_self_intersections)
     return result, report
+
+
+def _flip_to_delaunay(vertices, faces, flips: int, passes: int = 50):
+    """Flip passes until no edge is left to flip (or ``passes``); the flips counted."""
+    for _ in range(passes):
+        faces, flipped = flip_edges(vertices, faces)
+        flips += flipped
+        if flipped == 0:
+            break
+    return faces, flips
 
 
 def _drop_small_bodies(mesh: SurfaceMesh, smallest: float):

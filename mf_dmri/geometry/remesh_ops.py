@@ -15,6 +15,10 @@ SPLIT_RATIO, COLLAPSE_RATIO = 4.0 / 3.0, 4.0 / 5.0
 NORMAL_COSINE = 0.9
 #: an edge whose faces' normals differ by more than arccos of this (60 deg) is a crease
 CREASE_COSINE = 0.5
+#: a face with a smallest angle below this [deg] is a sliver: its normal says nothing about
+#: the surface (a cap's third vertex sits a rounding error off its long edge), so it
+#: neither makes a crease nor blocks a flip or collapse by turning
+SLIVER_ANGLE = 5.0
 
 
 def edge_table(faces: np.ndarray):
@@ -37,9 +41,54 @@ def _adjacency(edges: np.ndarray, n: int) -> sp.csr_matrix:
 
 
 def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = vertices[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n = _face_cross(vertices, faces)
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+
+
+def _face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Twice the area vector of every face (F, 3): the area-weighted normal."""
+    tri = vertices[faces]
+    return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+
+
+def sliver_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Faces (F,) bool whose smallest angle is below SLIVER_ANGLE."""
+    tri = vertices[faces]
+    smallest = np.full(len(faces), np.pi)
+    for k in range(3):
+        at, p, q = tri[:, k], tri[:, (k + 1) % 3], tri[:, (k + 2) % 3]
+        smallest = np.minimum(smallest, _angle(at, p, q))
+    return smallest < np.radians(SLIVER_ANGLE)
+
+
+def _corner_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Sum of the area-weighted vertex normals of every face's corners (F, 3): the way
+    the surface around the face faces, whatever the face itself does."""
+    normals = vertex_normals(vertices, faces)
+    return normals[faces].sum(axis=1)
+
+
+def folded_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Faces (F,) bool turned against the surface around them (a pleat: normal against
+    the sum of their corners' vertex normals)."""
+    cross = _face_cross(vertices, faces)
+    return np.einsum("ij,ij->i", cross, _corner_normals(vertices, faces)) < 0
+
+
+def unfolded_move(old: np.ndarray, new: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """The vertex positions ``new``, except that the corners of every face the move from
+    ``old`` turns against the surface around it (see :func:`folded_faces`; faces already
+    folded may stay so) go back to ``old``; repeated until no face is newly folded."""
+    reference = _corner_normals(old, faces)
+    was = np.einsum("ij,ij->i", _face_cross(old, faces), reference) < 0
+    moved = new.copy()
+    for _ in range(20):
+        now = np.einsum("ij,ij->i", _face_cross(moved, faces), reference) < 0
+        back = np.unique(faces[now & ~was])
+        if len(back) == 0:
+            break
+        moved[back] = old[back]
+    return moved
 
 
 def split_long_edges(vertices, faces, sizes):
@@ -93,8 +142,8 @@ def _exclusive(candidates_vertices: list[np.ndarray], priority, n_vertices, face
 
 def collapse_short_edges(vertices, faces, sizes, keep_creases: bool = True):
     """Collapse edges shorter than COLLAPSE_RATIO times their target to their midpoint,
-    when the link condition holds, no new edge exceeds SPLIT_RATIO times its target, both
-    vertices keep valence >= 4 after and no face normal turns; with ``keep_creases`` an
+    when the link condition holds, no new edge exceeds SPLIT_RATIO times its target, every
+    vertex keeps valence >= 3 and no face normal turns; with ``keep_creases`` an
     edge with one end on a crease collapses onto that end, one joining two creases not.
     Returns the arrays and the number collapsed."""
     edges, face_edge, edge_faces = edge_table(faces)
@@ -110,8 +159,12 @@ def collapse_short_edges(vertices, faces, sizes, keep_creases: bool = True):
     )
     valence = np.asarray(adjacency.sum(axis=1)).ravel()
     common = np.asarray(adjacency[a[short]].multiply(adjacency[b[short]]).sum(axis=1)).ravel()
-    keep = (common == 2) & (valence[a[short]] + valence[b[short]] - 4 >= 4)
-    keep &= (valence[a[short]] > 3) & (valence[b[short]] > 3)
+    # the merged vertex has valence va + vb - 4 and the two vertices opposite the edge
+    # lose one each: all must keep >= 3 (a valence-3 vertex, the apex of a small tent
+    # that no flip can remove, is collapsed like any other)
+    opposite = faces[edge_faces[short]].sum(axis=2) - (a[short] + b[short])[:, None]
+    keep = (common == 2) & (valence[a[short]] + valence[b[short]] - 4 >= 3)
+    keep &= (valence[opposite] > 3).all(axis=1)
     short = short[keep]
     priority = length[short] / target[short] + np.arange(len(short)) * 1e-12
     short = short[_exclusive([a[short], b[short]], priority, n, faces)]
@@ -191,11 +244,19 @@ def flip_edges(vertices, faces):
     va, vb, vc, vd = vertices[a], vertices[b], vertices[c], vertices[d]
     excess = _angle(vc, va, vb) + _angle(vd, va, vb) - np.pi
     n0, n1 = _face_normals(vertices, faces[f0]), _face_normals(vertices, faces[f1])
-    flat = np.einsum("ij,ij->i", n0, n1) > NORMAL_COSINE
     new0 = _face_normals(vertices, np.stack([a, d, c], axis=1))
     new1 = _face_normals(vertices, np.stack([d, b, c], axis=1))
-    mean = n0 + n1
-    upright = (np.einsum("ij,ij->i", new0, mean) > 0) & (np.einsum("ij,ij->i", new1, mean) > 0)
+    # the four points are nearly coplanar when either pair of faces is; a sliver's own
+    # normal is noise, so the new faces are compared with the area-weighted normal
+    mean = _face_cross(vertices, faces[f0]) + _face_cross(vertices, faces[f1])
+    mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-300)
+    up0, up1 = np.einsum("ij,ij->i", new0, mean), np.einsum("ij,ij->i", new1, mean)
+    flat = (np.einsum("ij,ij->i", n0, n1) > NORMAL_COSINE) | (
+        (np.einsum("ij,ij->i", new0, new1) > NORMAL_COSINE)
+        & (up0 > NORMAL_COSINE)
+        & (up1 > NORMAL_COSINE)
+    )
+    upright = (up0 > 0) & (up1 > 0)
     candidate = np.flatnonzero((excess > 1e-9) & flat & upright & (c != d))
     if len(candidate) == 0:
         return faces, 0
@@ -203,9 +264,13 @@ def flip_edges(vertices, faces):
     pair = np.sort(np.stack([c[candidate], d[candidate]], axis=1), axis=1)
     fresh = ~np.isin(pair[:, 0] * n + pair[:, 1], edges[:, 0] * n + edges[:, 1])
     candidate = candidate[fresh]
+    # a flip rewrites its two faces only: flips sharing no face are independent
     priority = -excess[candidate] + np.arange(len(candidate)) * 1e-12
-    verts = [a[candidate], b[candidate], c[candidate], d[candidate]]
-    candidate = candidate[_exclusive(verts, priority, len(vertices), faces)]
+    face_best = np.full(len(faces), np.inf)
+    np.minimum.at(face_best, f0[candidate], priority)
+    np.minimum.at(face_best, f1[candidate], priority)
+    alone = (face_best[f0[candidate]] == priority) & (face_best[f1[candidate]] == priority)
+    candidate = candidate[alone]
     if len(candidate) == 0:
         return faces, 0
     pair = np.sort(np.stack([c[candidate], d[candidate]], axis=1), axis=1)
@@ -233,6 +298,8 @@ def crease_vertices(vertices, faces, cosine: float = CREASE_COSINE) -> np.ndarra
     edges, _, edge_faces = edge_table(faces)
     normals = _face_normals(vertices, faces)
     sharp = np.einsum("ij,ij->i", normals[edge_faces[:, 0]], normals[edge_faces[:, 1]]) < cosine
+    unreliable = sliver_faces(vertices, faces) | folded_faces(vertices, faces)
+    sharp &= ~unreliable[edge_faces].any(axis=1)
     crease = np.zeros(len(vertices), dtype=bool)
     crease[edges[sharp].ravel()] = True
     return crease
