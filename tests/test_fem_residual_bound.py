@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from skfem.element import ElementTetP1, ElementTetP2, ElementTriP1, ElementTriP2
 
-from mf_dmri.fem.error_estimates import reference_jacobi_bound, residual_norms
+from mf_dmri.fem.assembly import reference_jacobi_bound
+from mf_dmri.fem.error_estimates import residual_norms
 from mf_dmri.fem.system import assemble_mesh
 
 

@@ -21,7 +21,6 @@ from skfem import Basis, BilinearForm, MeshTet, MeshTri
 from skfem.element import ElementTetP1, ElementTetP2, ElementTriP1, ElementTriP2
 from skfem.helpers import dot, grad
 
-from mf_dmri.fem.error_estimates import reference_jacobi_bound
 from mf_dmri.fem.mesh_input import MeshPiece, element_measures, mesh_size
 
 #: Default Lagrange order of a mesh eigenbasis: P2.  With the error bar of
@@ -101,7 +100,7 @@ class FemMatrices:
     @property
     def mass_jacobi_bound(self) -> float:
         """c with ``M >= c diag(M)`` for these Lagrange elements, whatever the mesh (see
-        :func:`~mf_dmri.fem.error_estimates.reference_jacobi_bound`)."""
+        :func:`reference_jacobi_bound`)."""
         return reference_jacobi_bound(_ELEMENTS[(self.dimension, self.order)]())
 
 
@@ -128,6 +127,22 @@ def assemble_piece(piece: MeshPiece, order: int = DEFAULT_ELEMENT_ORDER) -> FemM
         volume=float(element_measures(piece.nodes, piece.elements).sum()),
         label=piece.label,
     )
+
+
+def reference_jacobi_bound(element) -> float:
+    """The smallest eigenvalue c of ``diag(M_ref)^-1 M_ref`` for the mass matrix of one
+    reference element of the scikit-fem ``element`` (a Lagrange simplex).  Every affine
+    element's mass matrix is its measure times M_ref, and the diagonal of a sum of element
+    matrices is the sum of their diagonals, so ``M >= c diag(M)`` holds for the assembled
+    mass matrix of any mesh of such elements, whatever their shape (P1: c = 1/2; P2
+    tetrahedra: 1/4)."""
+    dimension = element.dim
+    nodes = np.vstack([np.zeros(dimension), np.eye(dimension)])
+    mesh = skfem_mesh(nodes, np.arange(dimension + 1)[None, :])
+    basis = Basis(mesh, element, intorder=2 * element.maxdeg + 1)
+    matrix = _mass_form.assemble(basis).toarray()
+    scale = 1.0 / np.sqrt(np.diag(matrix))
+    return float(np.linalg.eigvalsh(matrix * np.outer(scale, scale))[0])
 
 
 def _symmetrised(matrix: sp.spmatrix) -> sp.csr_matrix:

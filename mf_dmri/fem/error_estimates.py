@@ -78,8 +78,9 @@ def residual_norms(
     vectors are never all held at once); ``tol`` as in :func:`mass_inverse_norms`.
 
     With ``jacobi_bound`` c > 0, a lower bound of the spectrum of ``diag(M)^-1 M``
-    (:func:`reference_jacobi_bound`), the upper bound ``||r||_{diag(M)^-1} / sqrt(c)`` is
-    returned instead (no solve with M): ``M >= c diag(M)`` gives ``M^-1 <= diag(M)^-1 / c``.
+    (:func:`mf_dmri.fem.assembly.reference_jacobi_bound`), the upper bound
+    ``||r||_{diag(M)^-1} / sqrt(c)`` is returned instead (no solve with M):
+    ``M >= c diag(M)`` gives ``M^-1 <= diag(M)^-1 / c``.
     """
     out = np.zeros(vectors.shape[1])
     diagonal = mass.diagonal()
@@ -92,25 +93,6 @@ def residual_norms(
             scaled = np.einsum("ij,ij->j", residual, residual / diagonal[:, None])
             out[start : start + chunk] = np.sqrt(scaled / jacobi_bound)
     return out
-
-
-def reference_jacobi_bound(element) -> float:
-    """The smallest eigenvalue c of ``diag(M_ref)^-1 M_ref`` for the mass matrix of one
-    reference element of the scikit-fem ``element`` (a Lagrange simplex).  Every affine
-    element's mass matrix is its measure times M_ref, and the diagonal of a sum of element
-    matrices is the sum of their diagonals, so ``M >= c diag(M)`` holds for the assembled
-    mass matrix of any mesh of such elements, whatever their shape (P1: c = 1/2; P2
-    tetrahedra: 1/4)."""
-    from skfem import Basis, MeshTet, MeshTri
-    from skfem.models.poisson import mass as mass_form
-
-    dimension = element.dim
-    reference = np.vstack([np.zeros(dimension), np.eye(dimension)]).T
-    cells = np.arange(dimension + 1)[:, None]
-    mesh = (MeshTri if dimension == 2 else MeshTet)(reference, cells)
-    matrix = mass_form.assemble(Basis(mesh, element, intorder=2 * element.maxdeg + 1)).toarray()
-    scale = 1.0 / np.sqrt(np.diag(matrix))
-    return float(np.linalg.eigvalsh(matrix * np.outer(scale, scale))[0])
 
 
 def apriori_relative_errors(eigenvalues: np.ndarray, mesh_size: float, order: int) -> np.ndarray:
