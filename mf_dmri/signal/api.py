@@ -95,8 +95,9 @@ def signal(
     mode they hold.  That is the a-priori cutoff only: nothing is checked a posteriori
     and no error bar is returned.  For the bar use
     :func:`~mf_dmri.signal.error_estimate.signal_with_error`, which doubles the cutoff
-    until the signal settles and reports the signal at the finer cutoff of the accepted
-    pair (so the two calls differ, within that bar).
+    until two consecutive changes of the signal are within the tolerance and reports the
+    signal at the middle cutoff of the accepted three (a fixed basis: every mode checked),
+    so the two calls differ, within that bar.
 
     The compartments add with weights volume x spin density x exp(-TE/T2), or volume
     fraction x spin density x exp(-TE/T2) when they carry ``volume_fraction`` (required

@@ -8,11 +8,12 @@ largest over the compartments of D_c lambda_c + 1/T2_c with lambda_c the a-prior
 asks for a smaller rate).  The truncation error follows the policy of every other basis:
 
 * a basis with a source (:func:`mf_dmri.fem.permeable_eigenbasis`) is rebuilt at
-  max(its own cutoff, the a-priori rate) and at twice that rate, doubling until
-  ESTIMATE_SAFETY x |E(rate) - E(2 rate)| is within the tolerance (or ``max_doublings``);
-  the signal is reported at the finer rate of the accepted pair;
-* a basis without a source is fixed, like a mesh factor: the pair (half its largest rate,
-  every mode).
+  max(its own cutoff, the a-priori rate) and at doubled rates until two consecutive changes
+  ESTIMATE_SAFETY x |E(rate) - E(2 rate)| are within the tolerance (or ``max_doublings``;
+  :mod:`mf_dmri.signal.cutoff_ladder`); the signal is reported at the middle rate of the
+  accepted three, its bar the larger of the two changes;
+* a basis without a source is fixed, like a mesh factor: the ladder (a quarter of its
+  largest rate, half of it, every mode), reported with every mode.
 
 The lower modes of a coupled basis do not depend on how many are kept, so a rebuilt basis
 extends the given one.  The finite-element discretisation error is not modelled for
@@ -30,10 +31,10 @@ from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.coupled import coupled_propagator, coupled_signal
 from mf_dmri.signal.cutoff import (
     DEFAULT_TOLERANCE,
-    ESTIMATE_SAFETY,
     apriori_cutoff,
     default_tolerance,
 )
+from mf_dmri.signal.cutoff_ladder import climb
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES
 from mf_dmri.signal.propagators import Propagator
 from mf_dmri.signal.result import SignalResult
@@ -77,10 +78,9 @@ def coupled_signal_with_error(
             values[id(system)] = (system, value)
         return values[id(system)][1]
 
-    for coarse, fine in _pairs(basis, pieces, tol, max_doublings):
-        truncation = ESTIMATE_SAFETY * (evaluate(coarse) - evaluate(fine)).abs()
-        if float(truncation.max()) <= tol:
-            break
+    ladder = climb(_levels(basis, pieces, tol, max_doublings), evaluate, tol, _num_modes)
+    fine = ladder.middle if ladder.accepted and basis.source is not None else ladder.finest
+    truncation = ladder.bar
     value = coupled_signal(fine, pieces, propagator=propagator, **options)
     used = coupled_propagator(fine, pieces, propagator)
     scale = 1.0 if normalize else float(fine.reference.detach())
@@ -104,20 +104,25 @@ def apriori_rate(basis: CoupledBasis, pieces: GradientPieces, tolerance: float) 
     )
 
 
-def _pairs(basis: CoupledBasis, pieces: GradientPieces, tolerance: float, max_doublings: int):
-    """Yield the (coarse, fine) bases of the check (see the module docstring)."""
+def _levels(basis: CoupledBasis, pieces: GradientPieces, tolerance: float, max_doublings: int):
+    """Yield the bases of the ladder, coarse first (see the module docstring)."""
     if basis.source is None:
-        yield _halved(basis), basis
+        yield from _fixed_levels(basis)
         return
     rate = max(basis.max_rate, apriori_rate(basis, pieces, tolerance))
-    coarse = basis if rate == basis.max_rate else _rebuilt(basis, rate)
-    for _ in range(max(max_doublings, 1)):
+    level = basis if rate == basis.max_rate else _rebuilt(basis, rate)
+    yield level
+    for _ in range(max(max_doublings, 2)):
         rate *= 2.0
-        fine = _rebuilt(basis, rate)
-        yield coarse, fine
-        if fine.num_modes == coarse.num_modes:  # every mode of the mesh is kept
+        following = _rebuilt(basis, rate)
+        yield following
+        if following.num_modes == level.num_modes:  # every mode of the mesh is kept
             return
-        coarse = fine
+        level = following
+
+
+def _num_modes(basis: CoupledBasis) -> int:
+    return basis.num_modes
 
 
 def _rebuilt(basis: CoupledBasis, max_rate: float) -> CoupledBasis:
@@ -125,21 +130,16 @@ def _rebuilt(basis: CoupledBasis, max_rate: float) -> CoupledBasis:
     return replace(basis.source.basis(max_rate).to(basis.device), axes=basis.axes)
 
 
-def _halved(basis: CoupledBasis) -> CoupledBasis:
-    """The basis truncated at half its largest rate; an error when that keeps every mode
-    or none."""
-    half = 0.5 * basis.max_rate
-    if basis.num_modes < 2 or float(basis.rates.detach()[0]) > half:
+def _fixed_levels(basis: CoupledBasis):
+    """The fixed basis truncated at a quarter and half of its largest rate, then whole;
+    an error when it holds too few modes to tell the levels apart."""
+    if basis.num_modes < 2 or float(basis.rates.detach()[0]) > 0.5 * basis.max_rate:
         raise ValueError(
             f"the coupled basis {basis.label!r} holds too few modes ({basis.num_modes}) to "
             "estimate its truncation error; compute it with a larger cutoff (a smaller "
             "length_scale or a larger max_rate)"
         )
-    coarse = basis.truncated(half)
-    if coarse.num_modes == basis.num_modes:
-        raise ValueError(
-            f"the coupled basis {basis.label!r} holds no mode above half its largest rate, "
-            "so its truncation error cannot be estimated; compute it with a larger cutoff "
-            "(a smaller length_scale or a larger max_rate)"
-        )
-    return coarse
+    if float(basis.rates.detach()[0]) <= 0.25 * basis.max_rate:
+        yield basis.truncated(0.25 * basis.max_rate)
+    yield basis.truncated(0.5 * basis.max_rate)
+    yield basis

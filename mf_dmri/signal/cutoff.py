@@ -199,18 +199,27 @@ def adapted_factor(
     (the cutoff beyond its largest eigenvalue).  Raises :class:`ModeBudgetError` before
     building anything over ``memory_budget`` [bytes]."""
     source = factor.source
-    extent = source.extent if source is not None else _fixed_extent(factor)
-    cutoff = apriori_cutoff(extent, diffusivity, pieces, factor.axes, tolerance) * 2.0**level
+    cutoff = factor_apriori_cutoff(factor, diffusivity, pieces, tolerance) * 2.0**level
     if source is None:
         largest = float(factor.eigenvalues.detach()[-1])
         return factor.truncated(cutoff) if cutoff <= largest else None
-    cutoff = quantised_cutoff(cutoff, extent)
+    cutoff = quantised_cutoff(cutoff, source.extent)
     axial = factor.isotropic and single_direction(factor, pieces)
     modes = source.predicted_modes(cutoff, axial=axial)
     check_budget(
         factor_cost(modes, factor.dimension, pieces, cutoff, axial), memory_budget, factor.label
     )
     return source.basis(cutoff, factor.axes, axial=axial).to(factor.device)
+
+
+def factor_apriori_cutoff(
+    factor: Eigenbasis, diffusivity: float, pieces: GradientPieces, tolerance: float
+) -> float:
+    """The a-priori cutoff lambda_0 [1/m^2] of ``factor`` (:func:`apriori_cutoff` with its
+    source's extent, or for a fixed basis the extent estimated from its moments)."""
+    source = factor.source
+    extent = source.extent if source is not None else _fixed_extent(factor)
+    return apriori_cutoff(extent, diffusivity, pieces, factor.axes, tolerance)
 
 
 def _fixed_extent(factor: Eigenbasis) -> float:

@@ -1,22 +1,26 @@
 """The signal with its error bar: :func:`signal_with_error` (the one estimator).
 
 The matrix formalism keeps the Neumann eigenmodes (or the coupled modes of a permeable
-system) up to a cutoff.  Its truncation error is estimated a posteriori from the change of
-the signal between a cutoff and a larger one: the signal is reported at the finer cutoff of
-the pair, and ESTIMATE_SAFETY x |E(lambda_coarse) - E(lambda_fine)| bounds the error of the
-coarser value, hence (conservatively) of the reported one.  One policy for every basis:
+system) up to a cutoff.  Its truncation error is estimated a posteriori on a ladder of
+cutoffs, each twice the previous (:mod:`mf_dmri.signal.cutoff_ladder`): the ladder climbs
+until two consecutive changes ESTIMATE_SAFETY x |E(lambda_j) - E(2 lambda_j)| are within the
+tolerance (one change alone can pass near zero where the error changes sign), and the bar
+of each measurement is the larger of the two.  One policy for every basis:
 
-* a restricted factor with a source (an analytic shape built without a cutoff) starts at the
-  a-priori cutoff of :mod:`mf_dmri.signal.cutoff` and is rebuilt at doubled cutoffs until
-  the change is within its share of the tolerance: per factor, so each compartment (a slow
-  or a small one needs fewer modes) gets its own cutoff;
-* a fixed basis (a mesh) is truncated at those cutoffs; when it holds less than the next
-  doubling, the last pair is (lambda_max / 2, lambda_max), so every mode it holds is in the
-  signal and in the check;
-* a coupled (permeable) basis, whose modes span every compartment, is fixed: the pair is
-  (half its largest rate, every mode) (:mod:`mf_dmri.signal.coupled_error`);
-* an explicit ``max_eigenvalue`` (and ``reference_max_eigenvalue``) fixes the pair instead
-  (e.g. to check a mesh cutoff with the reference at 4 lambda_c, docs/btpde.md).
+* a restricted factor with a source (an analytic shape built without a cutoff) climbs from
+  the a-priori cutoff of :mod:`mf_dmri.signal.cutoff`, rebuilt at each level, and is
+  reported at the middle level of the accepted three: per factor, with its share of the
+  tolerance, so each compartment (a slow or a small one needs fewer modes) gets its own
+  cutoff;
+* a fixed basis (a mesh) is truncated at lambda_max / 2^k (k = K .. 1, K >= 2, lambda_max /
+  2^K near the a-priori cutoff) and then used whole; it is reported at the finest level of
+  the check (its modes are already computed), which the middle's bar covers
+  conservatively;
+* a coupled (permeable) basis, whose modes span every compartment, climbs in its rate
+  (:mod:`mf_dmri.signal.coupled_error`);
+* an explicit ``max_eigenvalue`` (and ``reference_max_eigenvalue``) fixes one pair instead,
+  whose single change is the bar (e.g. to check a mesh cutoff with the reference at
+  4 lambda_c, docs/btpde.md).
 
 The estimate is validated against converged references (validation/coverage_study.md,
 tests/test_error_control.py) and against the time-stepping BTPDE on meshes
@@ -39,12 +43,15 @@ from mf_dmri.signal.coupled_error import coupled_signal_with_error
 from mf_dmri.signal.cutoff import (
     DEFAULT_MEMORY_BUDGET,
     ESTIMATE_SAFETY,
+    ModeBudgetError,
     adapted_factor,
     check_budget,
     default_tolerance,
+    factor_apriori_cutoff,
     factor_cost,
     single_direction,
 )
+from mf_dmri.signal.cutoff_ladder import climb
 from mf_dmri.signal.discretisation import discretisation_error
 from mf_dmri.signal.propagation import factor_signal, planned_propagator, prepare_factor
 from mf_dmri.signal.propagators import Propagator, needs_derivatives
@@ -69,24 +76,25 @@ def signal_with_error(
     """The signal with its error bar (:class:`SignalResult`).
 
     Each restricted factor starts at the a-priori cutoff lambda_0 of
-    :mod:`mf_dmri.signal.cutoff` and is checked a posteriori: its cutoff is doubled until
-    the factor's signal changes by at most its share of ``tolerance`` (the tolerance split
-    evenly over the factors).  The signal is reported at 2 lambda_j, the finer cutoff of
-    the accepted pair; its truncation error is bounded by ESTIMATE_SAFETY times the change
-    |E(lambda_j) - E(2 lambda_j)| (a bound on the coarser value, so a conservative one on
-    the reported value), weighted like the signal (|E| <= 1 per factor, so errors of
-    factors and compartments add).  An analytic factor is rebuilt at each cutoff; a fixed
-    basis (a mesh) is truncated, and when it holds less than the next doubling the last
-    pair is (lambda_max / 2, lambda_max) (every mode it holds).  With ``max_eigenvalue``
-    every factor uses the one pair (``max_eigenvalue``, ``reference_max_eigenvalue``)
-    instead.  A :class:`~mf_dmri.coupled.CoupledBasis` (permeable compartments) is fixed: see
+    :mod:`mf_dmri.signal.cutoff` and is checked a posteriori on a ladder of doubling
+    cutoffs (:mod:`mf_dmri.signal.cutoff_ladder`): it climbs until two consecutive changes
+    of the factor's signal, ESTIMATE_SAFETY |E(lambda_j) - E(2 lambda_j)|, are both within
+    its share of ``tolerance`` (the tolerance split evenly over the factors).  The bar of
+    each measurement is the larger of the two changes, weighted like the signal (|E| <= 1
+    per factor, so errors of factors and compartments add).  An analytic factor is rebuilt
+    at each cutoff and reported at the middle one of the accepted three; a fixed basis (a
+    mesh) is truncated at lambda_max / 2^k and reported at the finest level checked (all of
+    it when the ladder reaches lambda_max).  With ``max_eigenvalue`` every factor uses the
+    one pair (``max_eigenvalue``, ``reference_max_eigenvalue``) instead, its one change as
+    the bar.  A :class:`~mf_dmri.coupled.CoupledBasis` (permeable compartments): see
     :func:`~mf_dmri.signal.coupled_error.coupled_signal_with_error`.  The discretisation
     error of a mesh factor is bounded by P1 versus P2 on its mesh
     (:mod:`mf_dmri.signal.discretisation`; zero for closed forms); the propagation error
     is the tolerance of the propagator used for each factor (by default the one
     :func:`~mf_dmri.signal.propagators.choose_propagator` picks, as in
     :func:`~mf_dmri.signal.api.signal`).  If the bar exceeds ``tolerance`` (a fixed basis
-    too small, a fixed pair too coarse, or ``max_doublings`` reached) the result says so:
+    too small, a fixed pair too coarse, ``max_doublings`` or the memory budget reached)
+    the result says so:
     ``within_tolerance`` is False.
 
     Args:
@@ -102,8 +110,8 @@ def signal_with_error(
         time_step: longest piece for smooth waveforms [s] (as in :func:`signal`).
         normalize: as in :func:`signal`.
         propagator: as in :func:`signal` (default: chosen by measured cost).
-        memory_budget: largest predicted memory of one basis [bytes]; a cutoff beyond it
-            raises ``ModeBudgetError``.
+        memory_budget: largest predicted memory of one basis [bytes]; one of the first
+            three levels beyond it raises ``ModeBudgetError``, a later one ends the ladder.
         max_doublings: most doublings of a factor's cutoff.
     """
     pieces = as_pieces(acquisition, time_step)
@@ -122,14 +130,16 @@ def signal_with_error(
     tol = default_tolerance(factors, tolerance)
     share = tol / max(len(factors), 1)
 
-    def pairs(factor: Eigenbasis, rate: float):
+    def levels(factor: Eigenbasis, rate: float):
         if fixed_pair is not None:
-            return iter([_fixed_pair(factor, pieces, *fixed_pair, memory_budget)])
-        return _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings)
+            return iter(_fixed_pair(factor, pieces, *fixed_pair, memory_budget))
+        if factor.source is None:
+            return _fixed_levels(factor, rate, pieces, share)
+        return _cutoff_levels(factor, rate, pieces, share, memory_budget, max_doublings)
 
     checked = [
         [
-            _checked_factor(f, c.diffusivity, pieces, share, pairs, propagator)
+            _checked_factor(f, c.diffusivity, pieces, share, levels, propagator)
             for f in c.domain.factors
         ]
         for c in compartments
@@ -189,13 +199,13 @@ def _checked_factor(
     diffusivity: torch.Tensor,
     pieces,
     share: float,
-    pairs,
+    levels,
     propagator: Propagator | None,
 ) -> tuple[Eigenbasis, torch.Tensor, torch.Tensor, float, torch.Tensor]:
-    """(basis at the accepted cutoff, its truncation-error bound (M,), its discretisation
-    error (M,), the tolerance of its propagator, its signal (M,) computed without
-    derivatives) of one factor (see
-    :func:`signal_with_error`); ``pairs(factor, rate)`` yields the (coarse, fine) bases."""
+    """(basis reported, its truncation-error bound (M,), its discretisation error (M,), the
+    tolerance of its propagator, its signal (M,) computed without derivatives) of one
+    factor (see :func:`signal_with_error`); ``levels(factor, rate)`` yields the bases of
+    the ladder (:mod:`mf_dmri.signal.cutoff_ladder`), coarse first."""
     rate = float(diffusivity.detach())
     values: dict[int, torch.Tensor] = {}
 
@@ -208,49 +218,43 @@ def _checked_factor(
                 )
         return values[key]
 
-    for coarse, fine in pairs(factor, rate):
-        error = ESTIMATE_SAFETY * (evaluate(coarse) - evaluate(fine)).abs()
-        if float(error.max()) <= share:
-            break
-    # Report the finer of the pair: the change bounds the coarse error (ESTIMATE_SAFETY),
-    # and the fine value, closer to the limit, stays inside that bound even where one
-    # doubling adds little (a mode that couples weakly, the next ones more).
-    discretisation = _discretisation_error(factor, fine, rate, pieces)
+    ladder = climb(levels(factor, rate), evaluate, share, lambda basis: basis.num_modes)
+    # a rebuilt (analytic) basis reports the middle level, whose error the bar bounds; a
+    # fixed basis reports every mode of the check (the finest), conservatively covered
+    reported = ladder.middle if ladder.accepted and factor.source is not None else ladder.finest
+    discretisation = _discretisation_error(factor, reported, rate, pieces)
     # planned as the signal will be (with autograd: derivatives at g = 0 change the choice)
-    used = planned_propagator(prepare_factor(fine, pieces), 1, propagator)
-    return fine, error, discretisation, used.tolerance, evaluate(fine)
+    used = planned_propagator(prepare_factor(reported, pieces), 1, propagator)
+    return reported, ladder.bar, discretisation, used.tolerance, evaluate(reported)
 
 
-def _cutoff_pairs(factor, rate, pieces, share, memory_budget, max_doublings):
-    """Yield (coarse, fine) bases at lambda_0 2^j and lambda_0 2^(j+1), j = 0, 1, ...; a
-    fixed basis holding less than the next doubling ends with (lambda_max / 2, lambda_max):
-    the check then uses every mode it holds (a mode that couples strongly between the last
-    doubling and lambda_max, e.g. one resonant with an OGSE frequency, is in the signal and
-    in the change instead of being left out of both)."""
-    previous = adapted_factor(factor, rate, pieces, share, memory_budget, 0)
-    if previous is None:
-        yield _largest_pair(factor)
-        return
-    for level in range(1, max_doublings + 1):
-        following = adapted_factor(factor, rate, pieces, share, memory_budget, level)
-        if following is None:
-            if level == 1 or previous.num_modes < factor.num_modes:
-                yield _largest_pair(factor)
+def _cutoff_levels(factor, rate, pieces, share, memory_budget, max_doublings):
+    """Yield the factor rebuilt from its source at lambda_0 2^j, j = 0 .. max_doublings
+    (lambda_0 the a-priori cutoff).  A level over ``memory_budget`` raises
+    :class:`ModeBudgetError` while the ladder has fewer than three levels (two changes);
+    later it ends the ladder (the result then reports its finest level, ``accepted``
+    False)."""
+    for level in range(max_doublings + 1):
+        try:
+            basis = adapted_factor(factor, rate, pieces, share, memory_budget, level)
+        except ModeBudgetError:
+            if level < 3:
+                raise
             return
-        yield previous, following
-        previous = following
+        yield basis
 
 
-def _largest_pair(factor: Eigenbasis) -> tuple[Eigenbasis, Eigenbasis]:
-    """(the fixed basis truncated at half its largest eigenvalue, the whole basis)."""
-    coarse = factor.truncated(0.5 * float(factor.eigenvalues.detach()[-1]))
-    if coarse.num_modes == factor.num_modes:
-        raise ValueError(
-            f"the {factor.label or 'mesh'} basis holds no mode above half its largest "
-            "eigenvalue, so its truncation error cannot be estimated; compute it with a "
-            "larger cutoff (a smaller length_scale)"
-        )
-    return coarse, factor
+def _fixed_levels(factor: Eigenbasis, rate: float, pieces, share: float):
+    """Yield a fixed basis (a mesh) truncated at lambda_max / 2^k, k = K .. 1, then whole:
+    the ladder ends with every mode it holds.  K >= 2 (a ladder of three levels at least)
+    and, when the basis holds more than the a-priori cutoff lambda_0 needs, the largest
+    with lambda_max / 2^K >= lambda_0."""
+    largest = float(factor.eigenvalues.detach()[-1])
+    start = factor_apriori_cutoff(factor, rate, pieces, share)
+    steps = max(2, math.floor(math.log2(largest / start))) if 0 < start < largest else 2
+    for k in range(steps, 0, -1):
+        yield factor.truncated(largest / 2.0**k)
+    yield factor
 
 
 def _fixed_cutoffs(

@@ -5,7 +5,8 @@ surface) relaxation, so a coupled point is one row: its signal for every measure
 :func:`mf_dmri.signal.signal` on the basis, timing by timing (the same call as outside a
 sweep), with the error bar of
 :func:`~mf_dmri.signal.coupled_error.coupled_signal_with_error` (the coupled basis truncated
-at half its largest rate against every mode, plus the propagation error).
+at a quarter and half of its largest rate against every mode, the larger of the two
+changes, plus the propagation error).
 """
 
 from __future__ import annotations
