@@ -111,9 +111,11 @@ def _deflate(block: np.ndarray, deflation) -> None:
         block -= defl @ (mass_defl.T @ block)
 
 
-def _cholesky_qr(block, mass) -> tuple[np.ndarray, np.ndarray] | None:
-    """``block = Q R`` with ``Q^T M Q = I``, or None when the block is (nearly) rank deficient."""
-    gram = block.T @ (mass @ block)
+def _cholesky_qr(block, mass_block) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``block = Q R`` with ``Q^T M Q = I`` from ``mass_block = M block``: (Q, R, M Q), with
+    ``M Q = (M block) R^-1`` (no sparse product), or None when the block is (nearly) rank
+    deficient."""
+    gram = block.T @ mass_block
     try:
         factor = la.cholesky(0.5 * (gram + gram.T))
     except la.LinAlgError:
@@ -121,7 +123,10 @@ def _cholesky_qr(block, mass) -> tuple[np.ndarray, np.ndarray] | None:
     diagonal = np.abs(np.diag(factor))
     if diagonal.min() <= 1e-8 * diagonal.max():
         return None
-    return la.solve_triangular(factor, block.T, trans="T").T, factor
+    def right_divided(matrix):  # matrix R^-1
+        return la.solve_triangular(factor, matrix.T, trans="T").T
+
+    return np.asfortranarray(right_divided(block)), factor, right_divided(mass_block)
 
 
 def _orthogonalise(block, vectors, deflation, mass) -> np.ndarray:
@@ -158,21 +163,25 @@ def next_block(
     block = np.array(raw, dtype=np.float64, order="F")
     scale = _m_norms(block, mass @ block)
     coeffs = _orthogonalise(block, vectors, deflation, mass)
-    lost = _m_norms(block, mass @ block) <= 1e-10 * np.maximum(scale, 1e-300)
+    mass_block = mass @ block
+    lost = _m_norms(block, mass_block) <= 1e-10 * np.maximum(scale, 1e-300)
     if lost.any():  # invariant subspace reached in these directions: restart them at random
         block[:, lost] = rng.standard_normal((block.shape[0], int(lost.sum())))
         for _ in range(2):
             fresh = block[:, lost]
             _orthogonalise(fresh, vectors, deflation, mass)
             block[:, lost] = fresh
-    first = _cholesky_qr(block, mass)
-    second = None if first is None else _cholesky_qr(first[0], mass)  # CholQR twice
+        mass_block = mass @ block
+    first = _cholesky_qr(block, mass_block)
+    # CholQR twice; the second Gram matrix from a true product M Q (the first R may be
+    # ill-conditioned), the final M Q from the well-conditioned second R
+    second = None if first is None else _cholesky_qr(first[0], mass @ first[0])
     if second is None:
         raise IncompleteSpectrumError("the Krylov block lost rank; lower the block size")
-    block, upper2 = second
+    block, upper2, mass_block = second
     coupling = upper2 @ first[1]
     coupling[:, lost] = 0.0  # random restarts: no coupling to the previous block
-    return np.vstack([coeffs, coupling]), block, mass @ block
+    return np.vstack([coeffs, coupling]), block, mass_block
 
 
 def window_eigenpairs(
@@ -345,8 +354,9 @@ def _final_pairs(pencil, basis: _Basis, ritz, window, stage: str, previous):
         vectors = factor.solve(mass @ found[1], refine=True)
         _deflate(vectors, deflation)
         vectors /= _m_norms(vectors, mass @ vectors)  # exact scaling: reduced M ~ identity
-    reduced_k = vectors.T @ (stiffness @ vectors)
-    reduced_m = vectors.T @ (mass @ vectors)
+    stiffness_vectors, mass_vectors = stiffness @ vectors, mass @ vectors
+    reduced_k = vectors.T @ stiffness_vectors
+    reduced_m = vectors.T @ mass_vectors
     values, rotation = la.eigh(0.5 * (reduced_k + reduced_k.T), 0.5 * (reduced_m + reduced_m.T))
     inside = np.flatnonzero((values >= window[0]) & (values < window[1]))
     values, vectors = values[inside], vectors @ rotation[:, inside]
@@ -354,8 +364,12 @@ def _final_pairs(pencil, basis: _Basis, ritz, window, stage: str, previous):
         return values, vectors, np.inf, None
     # relative to lambda, or to 1e-3 of the window's top for eigenvalues close to zero
     scale = np.maximum(np.abs(values), 1e-3 * max(abs(window[1]), abs(window[0])))
+    # K and M times the rotated vectors by the same rotation (dense, no sparse product);
     # CG to 1e-3 leaves the M^-1 norms exact to ~1e-6 relative: ample for the tolerance test
-    norms = residual_norms(stiffness, mass, values, vectors, tol=1e-3, jacobi_bound=mass_bound)
+    rotated = (stiffness_vectors @ rotation[:, inside], mass_vectors @ rotation[:, inside])
+    norms = residual_norms(
+        stiffness, mass, values, vectors, tol=1e-3, jacobi_bound=mass_bound, products=rotated
+    )
     residuals = norms / scale
     best = np.sort(np.argsort(residuals, kind="stable")[:count])
     return values[best], vectors[:, best], float(residuals[best].max(initial=0.0)), norms[best]

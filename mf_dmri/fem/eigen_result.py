@@ -66,6 +66,24 @@ class FemEigenResult:
             raise ValueError(f"unknown solver method {self.solver!r}")
 
 
+def projected_matrices(phi: np.ndarray, matrices, chunk: int = 128) -> np.ndarray:
+    """``phi^T A phi`` of each sparse symmetric ``A`` in ``matrices``, (len, L, L) for
+    ``phi`` (N, L), exactly symmetric.  Column chunks of ``phi`` are copied C-contiguous, the
+    layout scipy's sparse-dense product takes without a transposed copy of the whole block;
+    only the upper block triangle is multiplied (half the dense flops) and no (N, L)
+    temporary is made (first touches of fresh memory dominated the product on a
+    126k-unknown P2 basis of 961 modes)."""
+    size = phi.shape[1]
+    out = np.zeros((len(matrices), size, size))
+    for start in range(0, size, chunk):
+        stop = min(start + chunk, size)
+        part = np.ascontiguousarray(phi[:, start:stop])
+        for k, matrix in enumerate(matrices):
+            out[k, :stop, start:stop] = phi[:, :stop].T @ (matrix @ part)
+    upper = np.triu(out)
+    return upper + np.triu(out, 1).transpose(0, 2, 1)
+
+
 def assemble_result(system, spectra, count, lam_max, axes, label) -> FemEigenResult:
     """Merge the pieces' modes (ascending), keep ``count``, build moments and diagnostics."""
     values = np.concatenate([s.eigenvalues for s in spectra])
@@ -81,9 +99,9 @@ def assemble_result(system, spectra, count, lam_max, axes, label) -> FemEigenRes
             continue
         phi = spectra[i].vectors[:, local[order][slots]]
         lam = spectra[i].eigenvalues[local[order][slots]]
+        projected = projected_matrices(phi, piece.moments)
         for k in range(dim):
-            block = phi.T @ (piece.moments[k] @ phi)
-            moments[k][np.ix_(slots, slots)] = 0.5 * (block + block.T)
+            moments[k][np.ix_(slots, slots)] = projected[k]
         integrals[slots] = phi.T @ (piece.mass @ np.ones(piece.num_dofs))
         norms = spectra[i].residual_norms[local[order][slots]]
         residuals[slots] = norms / np.where(lam > 0, lam, lam_max)
