@@ -81,7 +81,8 @@ def simulate_coupled(config, voxels, count: int, progress=None):
             progress(index + 1, count)
     note = (
         "coupled (permeable) systems: signal_error_bar is the truncation error of the "
-        "coupled basis (half its largest rate against every mode) plus the propagation "
+        "coupled basis (the larger of two consecutive changes at doubled rates) plus the "
+        "propagation "
         "error; per-compartment signals are not defined for exchanging compartments"
     )
     return SimulationResult(signals, bars, {}, voxels, (note,))
