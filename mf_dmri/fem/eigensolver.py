@@ -202,7 +202,11 @@ def extend_spectrum(
     )
     stats = _merged_stats(stats, cut_stats)
     del top
-    spectrum = replace(spectrum, ordering=ordering)
+    # one buffer for every mode below the threshold: each slice writes its columns (no
+    # copy of the modes found so far per slice); the spectra hold views of it
+    buffer = np.empty((stiffness.shape[0], total), order="F")
+    buffer[:, : spectrum.eigenvalues.size] = spectrum.vectors
+    spectrum = replace(spectrum, ordering=ordering, vectors=buffer[:, : spectrum.eigenvalues.size])
     for (start, count_start), (stop, count_stop) in zip(cuts[:-1], cuts[1:], strict=True):
         spectrum = _solve_slice(
             stiffness,
@@ -210,7 +214,7 @@ def extend_spectrum(
             spectrum,
             (start, stop),
             count_stop - count_start,
-            (solver, backend),
+            (solver, backend, buffer),
             stats,
         )
         stats = spectrum.stats
@@ -271,8 +275,9 @@ def _plan_cuts(stiffness, mass, factorisation, lower, upper, slice_modes, dimens
 
 def _solve_slice(stiffness, mass, spectrum, window, expected, settings, stats) -> Spectrum:
     """Append the ``expected`` eigenpairs in ``window`` to ``spectrum``; ``settings`` is
-    (solver, backend)."""
-    solver, backend = settings
+    (solver, backend, buffer), ``buffer`` (N, total) holding ``spectrum.vectors`` in its
+    first columns."""
+    solver, backend, buffer = settings
     if expected == 0:
         return replace(spectrum, stats=stats)
     start, stop = window
@@ -310,12 +315,23 @@ def _solve_slice(stiffness, mass, spectrum, window, expected, settings, stats) -
     return replace(
         spectrum,
         eigenvalues=np.concatenate([spectrum.eigenvalues, modes.eigenvalues]),
-        vectors=np.hstack([spectrum.vectors, modes.vectors]),
+        vectors=_appended(buffer, spectrum.eigenvalues.size, modes.vectors),
         residual_norms=np.concatenate([spectrum.residual_norms, modes.residual_norms]),
         upper=stop,
         factor=factor,
         stats=_merged_stats(stats, extra),
     )
+
+
+def _appended(buffer: np.ndarray, size: int, vectors: np.ndarray) -> np.ndarray:
+    """``buffer``'s first ``size`` columns followed by ``vectors`` (written in place)."""
+    end = size + vectors.shape[1]
+    if end > buffer.shape[1]:
+        raise IncompleteSpectrumError(
+            f"the slices found {end} modes where the inertia counts {buffer.shape[1]}"
+        )
+    buffer[:, size:end] = vectors
+    return buffer[:, :end]
 
 
 def _deflation(spectrum: Spectrum, start: float, stop: float) -> np.ndarray:
