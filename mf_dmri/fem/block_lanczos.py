@@ -123,6 +123,7 @@ def _cholesky_qr(block, mass_block) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     diagonal = np.abs(np.diag(factor))
     if diagonal.min() <= 1e-8 * diagonal.max():
         return None
+
     def right_divided(matrix):  # matrix R^-1
         return la.solve_triangular(factor, matrix.T, trans="T").T
 
@@ -197,16 +198,18 @@ def window_eigenpairs(
     max_basis: int,
     seed: int = 0,
     mass_bound: float | None = None,
+    workspace: list | None = None,
 ) -> WindowModes:
     """The ``expected`` eigenpairs with ``window[0] <= lambda < window[1]`` [1/m^2], M-orthogonal
     to ``deflation = (D, M D)``, each with relative residual ``||K x - lambda M x||_{M^-1} /
     max(lambda, 1e-3 window[1]) <= tolerance``; raises :class:`IncompleteSpectrumError` when
-    the basis reaches ``max_basis`` columns first (see the module docstring)."""
+    the basis reaches ``max_basis`` columns first (see the module docstring).  ``workspace``:
+    a one-item list holding the Krylov basis array between the windows of one solve."""
     size = stiffness.shape[0]
     rng = np.random.default_rng(seed)
     timings = {"solve": 0.0, "orthogonalisation": 0.0, "rayleigh_ritz": 0.0}
     capacity = min(max_basis, 3 * expected + 4 * block_size) + block_size
-    basis = _Basis(np.empty((size, capacity), order="F"))
+    basis = _Basis(_workspace(workspace, size, capacity))
     start = rng.standard_normal((size, block_size))
     _, block, mass_block = next_block(start, basis, deflation, mass, rng)
     basis.append(block)
@@ -268,6 +271,18 @@ def window_eigenpairs(
                     "spectrum slices (ShiftInvertLanczos(slice_modes=...))"
                 )
         basis.append(block)
+
+
+def _workspace(holder: list | None, size: int, capacity: int) -> np.ndarray:
+    """An (N, >= capacity) F-ordered array for the Krylov basis: the one in ``holder`` (a
+    one-item list shared by the slices of a solve) when large enough, else a new one kept
+    there.  Reusing it spares each slice the first touches of fresh memory."""
+    if holder and holder[0].shape[0] == size and holder[0].shape[1] >= capacity:
+        return holder[0]
+    array = np.empty((size, capacity), order="F")
+    if holder is not None:
+        holder[:] = [array]
+    return array
 
 
 def _grown(projected: np.ndarray, coefficients: np.ndarray, block_size: int) -> np.ndarray:
@@ -354,9 +369,8 @@ def _final_pairs(pencil, basis: _Basis, ritz, window, stage: str, previous):
         vectors = factor.solve(mass @ found[1], refine=True)
         _deflate(vectors, deflation)
         vectors /= _m_norms(vectors, mass @ vectors)  # exact scaling: reduced M ~ identity
-    stiffness_vectors, mass_vectors = stiffness @ vectors, mass @ vectors
-    reduced_k = vectors.T @ stiffness_vectors
-    reduced_m = vectors.T @ mass_vectors
+    reduced_k = vectors.T @ (stiffness @ vectors)
+    reduced_m = vectors.T @ (mass @ vectors)
     values, rotation = la.eigh(0.5 * (reduced_k + reduced_k.T), 0.5 * (reduced_m + reduced_m.T))
     inside = np.flatnonzero((values >= window[0]) & (values < window[1]))
     values, vectors = values[inside], vectors @ rotation[:, inside]
@@ -364,12 +378,10 @@ def _final_pairs(pencil, basis: _Basis, ritz, window, stage: str, previous):
         return values, vectors, np.inf, None
     # relative to lambda, or to 1e-3 of the window's top for eigenvalues close to zero
     scale = np.maximum(np.abs(values), 1e-3 * max(abs(window[1]), abs(window[0])))
-    # K and M times the rotated vectors by the same rotation (dense, no sparse product);
     # CG to 1e-3 leaves the M^-1 norms exact to ~1e-6 relative: ample for the tolerance test
-    rotated = (stiffness_vectors @ rotation[:, inside], mass_vectors @ rotation[:, inside])
-    norms = residual_norms(
-        stiffness, mass, values, vectors, tol=1e-3, jacobi_bound=mass_bound, products=rotated
-    )
+    # (rotating K V and M V instead of the sparse products was measured slower: 8 % of the
+    # navis P2 solve against 4 %)
+    norms = residual_norms(stiffness, mass, values, vectors, tol=1e-3, jacobi_bound=mass_bound)
     residuals = norms / scale
     best = np.sort(np.argsort(residuals, kind="stable")[:count])
     return values[best], vectors[:, best], float(residuals[best].max(initial=0.0)), norms[best]

@@ -206,6 +206,7 @@ def extend_spectrum(
     # copy of the modes found so far per slice); the spectra hold views of it
     buffer = np.empty((stiffness.shape[0], total), order="F")
     buffer[:, : spectrum.eigenvalues.size] = spectrum.vectors
+    workspace: list = []  # the Krylov basis array, reused by the slices
     spectrum = replace(spectrum, ordering=ordering, vectors=buffer[:, : spectrum.eigenvalues.size])
     for (start, count_start), (stop, count_stop) in zip(cuts[:-1], cuts[1:], strict=True):
         spectrum = _solve_slice(
@@ -214,7 +215,7 @@ def extend_spectrum(
             spectrum,
             (start, stop),
             count_stop - count_start,
-            (solver, backend, buffer),
+            (solver, backend, buffer, workspace),
             stats,
         )
         stats = spectrum.stats
@@ -275,9 +276,9 @@ def _plan_cuts(stiffness, mass, factorisation, lower, upper, slice_modes, dimens
 
 def _solve_slice(stiffness, mass, spectrum, window, expected, settings, stats) -> Spectrum:
     """Append the ``expected`` eigenpairs in ``window`` to ``spectrum``; ``settings`` is
-    (solver, backend, buffer), ``buffer`` (N, total) holding ``spectrum.vectors`` in its
-    first columns."""
-    solver, backend, buffer = settings
+    (solver, backend, buffer, workspace), ``buffer`` (N, total) holding
+    ``spectrum.vectors`` in its first columns, ``workspace`` the Krylov basis holder."""
+    solver, backend, buffer, workspace = settings
     if expected == 0:
         return replace(spectrum, stats=stats)
     start, stop = window
@@ -306,6 +307,7 @@ def _solve_slice(stiffness, mass, spectrum, window, expected, settings, stats) -
                 max_basis=min(room - solver.block_size, 8 * expected + 10 * solver.block_size),
                 seed=spectrum.eigenvalues.size,
                 mass_bound=spectrum.mass_bound,
+                workspace=workspace,
             )
             break
         except ResidualFloorError:

@@ -73,11 +73,9 @@ def residual_norms(
     tol: float = 1e-6,
     chunk: int = 64,
     jacobi_bound: float | None = None,
-    products: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``||K phi - lambda M phi||_{M^-1}`` per mode, ``chunk`` modes at a time (the residual
     vectors are never all held at once); ``tol`` as in :func:`mass_inverse_norms`.
-    ``products``: ``(K phi, M phi)`` when already formed (no sparse product then).
 
     With ``jacobi_bound`` c > 0, a lower bound of the spectrum of ``diag(M)^-1 M``
     (:func:`mf_dmri.fem.assembly.reference_jacobi_bound`), the upper bound
@@ -87,12 +85,8 @@ def residual_norms(
     out = np.zeros(vectors.shape[1])
     diagonal = mass.diagonal()
     for start in range(0, vectors.shape[1], chunk):
-        columns = slice(start, start + chunk)
-        if products is None:
-            block = vectors[:, columns]
-            residual = stiffness @ block - (mass @ block) * eigenvalues[columns]
-        else:
-            residual = products[0][:, columns] - products[1][:, columns] * eigenvalues[columns]
+        block = vectors[:, start : start + chunk]
+        residual = stiffness @ block - (mass @ block) * eigenvalues[start : start + chunk]
         if jacobi_bound is None:
             out[start : start + chunk] = mass_inverse_norms(mass, residual, tol=tol, chunk=chunk)
         else:
