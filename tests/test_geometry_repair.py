@@ -95,6 +95,59 @@ def test_self_intersecting_fold_is_retriangulated_locally():
     assert abs(report.volume_after - CELL.signed_volume()) < 0.05 * CELL.signed_volume()
 
 
+def _twisted_coarse_neurite(twisted: tuple[int, ...]) -> SurfaceMesh:
+    """A 10 um neurite of radius 0.35 um as a decimated mesh gives it: 6 vertices around,
+    rings 1 um apart, flat ends; the rings ``twisted`` are turned by 150 degrees against
+    their neighbours, so the faces on either side cross each other (a fold)."""
+    around = 2 * np.pi * np.arange(6) / 6
+    rings = [
+        np.c_[
+            0.35 * np.cos(around + np.radians(150) * (k in twisted)),
+            0.35 * np.sin(around + np.radians(150) * (k in twisted)),
+            np.full(6, float(k)),
+        ]
+        for k in range(11)
+    ]
+    vertices = np.vstack([*rings, [[0.0, 0.0, 0.0], [0.0, 0.0, 10.0]]]) * um
+    faces = []
+    for k in range(10):
+        for i in range(6):
+            a, b, c, d = 6 * k + i, 6 * k + (i + 1) % 6, 6 * k + 6 + i, 6 * k + 6 + (i + 1) % 6
+            faces += [[a, b, c], [b, d, c]]
+    for i in range(6):
+        faces += [[66, (i + 1) % 6, i], [67, 60 + i, 60 + (i + 1) % 6]]
+    return SurfaceMesh(vertices, np.array(faces))
+
+
+def test_folded_thin_neurite_keeps_the_volume_of_its_winding_number_solid():
+    """The local re-triangulation replaces the folded bands of a thin coarse neurite by
+    tube strips; those alone enclose a volume unrelated to the fold's (+20 % here before
+    the volume restoration).  The restored repair keeps the volume of the solid the input
+    describes, S = {w >= 1} of its winding number w, within 1 %.  Reference: vol S =
+    integral of w (the input's divergence-theorem volume, exact) + the volume where w < 0
+    - the excess where w >= 2, those two sampled on a 0.02 um grid (libigl fast winding
+    number through gpytoolbox; the whole of S sampled so carries ~1 % grid error)."""
+    import gpytoolbox
+
+    broken = _twisted_coarse_neurite(twisted=(3, 7))
+    assert "self_intersections" in check_surface(broken).problems
+    repaired, report = repair_surface(broken)
+    assert validate_surface(repaired).ok
+    assert report.count("retriangulated") >= 2 and report.count("volume_restored") >= 2
+    step = 0.02
+    low, high = broken.vertices.min(axis=0) / um - 0.1, broken.vertices.max(axis=0) / um + 0.1
+    axes = [np.arange(a + step / 2, b, step) for a, b in zip(low, high, strict=True)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    winding = np.rint(gpytoolbox.fast_winding_number(grid, broken.vertices / um, broken.faces))
+    outside = (np.clip(-winding, 0, None).sum() - np.clip(winding - 1, 0, None).sum()) * step**3
+    solid = broken.signed_volume() / um**3 + outside
+    assert 0 < outside < 0.02 * solid  # the fold: small inverted pockets
+    assert repaired.signed_volume() / um**3 == pytest.approx(solid, rel=0.01)
+    # the report accounts for every change: the actions sum to the volume change
+    total = sum(a.volume_change for a in report.actions)
+    assert report.volume_after - report.volume_before == pytest.approx(total, rel=1e-6)
+
+
 def _naive_neuron(fin: bool = True) -> tuple[SurfaceMesh, float]:
     """Soma ball plus neurite cylinders (radii 0.15-0.5 um) as separate closed bodies
     overlapping each other; two collinear pieces abut with coincident end discs; a fin.

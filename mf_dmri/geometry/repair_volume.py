@@ -4,18 +4,25 @@ The local repair (:mod:`mf_dmri.geometry.repair_local`) closes each cut-out regi
 minimum-area patch, refined to the loop's edge length and smoothed.  Where the region
 went around a thin neurite (0.2-1 um thick on a mesh with ~1 um edges), that patch is a
 flattened or necked tube: its volume is well below that of the faces it replaced (on
-the navis meshes -1 to -3.6 % of the cell).  This step compares the surface after the
-local repair with the one before: every connected group of new faces P and the old
-faces D it replaced (joined through shared vertices) forms a closed chain, so vol(D) -
-vol(P) is the volume the patch lost.  P is refined (interior vertices at
-:data:`REFINE` of the local edge length) and its interior vertices are moved along the
-patch's vertex normals by t x phi (phi: graph distance from the loop, 1 at the deepest
-vertex), t solving vol(P(t)) = vol(D) (a cubic in t: each face's tetrahedron volume is
-trilinear in its corners).  Where the moved patch would cross a face near it, the
-offset of the vertices of the crossing faces is halved and t solved again, up to
-:data:`BACKOFFS` times, then the whole move is halved until it crosses nothing (up to
-:data:`HALVINGS` times, else the patch is left as it was); so the surface stays closed,
-manifold and free of crossings.
+the navis meshes -0.9 to -3.6 % of the cell, nearly all in regions around neurites
+0.5-1 um thick).  This step compares the surface after the local repair with the one
+before: every connected group of new faces P and the old faces D it replaced (joined
+through shared vertices) forms a closed chain, so vol(D) - vol(P) is the volume the
+patch lost.  P is refined without smoothing (new vertices on its faces, at
+:data:`REFINE` of the local edge length) and its interior vertices are moved in two
+stages, each x + t d(x) with t solving vol(P(t)) = vol(D) (a cubic in t: each face's
+tetrahedron volume is trilinear in its corners), |t| <= :data:`MAX_OFFSET`:
+
+1. towards the replaced faces: d = the patch normal (outward where volume is missing,
+   inward where there is too much) times the distance along it to the first face of D
+   it meets (where it meets none: the bump below times the median of those distances);
+2. what the first stage left: d = the normal times a bump phi x r (phi: graph distance
+   from the loop, 1 at the deepest vertex; r: the loop's median radius).
+
+Where a moved patch would cross a face near it, the offsets of the vertices of the
+crossing faces are halved and t solved again, up to :data:`BACKOFFS` times, then the
+whole move is halved until it crosses nothing (up to :data:`HALVINGS` times, else that
+stage is not made); so the surface stays closed, manifold and free of crossings.
 """
 
 from __future__ import annotations
@@ -34,8 +41,8 @@ from mf_dmri.geometry.topology import edge_table
 
 #: target edge length of the refined patch, as a fraction of the local edge length [1]
 REFINE = 0.4
-#: largest normal offset of a patch, in units of its loop's radius [1]
-MAX_OFFSET = 2.0
+#: largest factor t of a stage's move [1]
+MAX_OFFSET = 5.0
 #: times the vertices of crossing faces are held back (their offset halved) before the
 #: whole move is halved, up to HALVINGS times, until it crosses nothing
 BACKOFFS = 8
@@ -139,18 +146,18 @@ def _normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals / np.where(length > 0, length, 1.0)
 
 
-def _offset(volume, size: float) -> float:
-    """The offset t of smallest |t| <= MAX_OFFSET x size with volume(t) = 0 (a cubic); if
-    there is none, the t in that range where |volume| is smallest."""
+def _offset(volume) -> float:
+    """The t of smallest |t| <= MAX_OFFSET with volume(t) = 0 (a cubic); if there is
+    none, the t in that range where |volume| is smallest."""
     samples = np.array([-1.0, 0.0, 1.0, 2.0])
-    coefficients = np.polyfit(samples, [volume(s * size) for s in samples], 3)
+    coefficients = np.polyfit(samples, [volume(s) for s in samples], 3)
     roots = np.roots(coefficients)
     real = roots[np.abs(roots.imag) <= 1e-9 * np.maximum(1.0, np.abs(roots))].real
     real = real[np.abs(real) <= MAX_OFFSET]
     if len(real):
-        return float(real[np.argmin(np.abs(real))] * size)
-    grid = np.linspace(-MAX_OFFSET, MAX_OFFSET, 81)
-    return float(grid[np.argmin(np.abs(np.polyval(coefficients, grid)))] * size)
+        return float(real[np.argmin(np.abs(real))])
+    grid = np.linspace(-MAX_OFFSET, MAX_OFFSET, 201)
+    return float(grid[np.argmin(np.abs(np.polyval(coefficients, grid)))])
 
 
 def _crossing(points: np.ndarray, patch: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -188,28 +195,65 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
     moving = moving[~np.isin(moving, rest)]  # a vertex the rest uses too stays
     if len(moving) == 0:
         return None
-    weight = np.zeros(len(grown))
-    weight[moving] = depth[moving] / depth[moving].max()
-    normals = _normals(grown, refined)
-    size = float(np.median(np.linalg.norm(points[loop] - origin, axis=1)))
     start = _volume_about(points, patch, origin)
-    moved = None
+    sign = 1.0 if target > start else -1.0
+    normals = _normals(grown, refined) * sign
+    reach = _ray_hits(grown[moving], normals[moving], removed_points[removed])
+    bump = np.zeros(len(grown))
+    bump[moving] = depth[moving] / depth[moving].max()
+    hit = np.isfinite(reach)
+    typical = float(np.median(reach[hit])) if hit.any() else 0.0
+    # first towards the replaced faces (along the normal to where it meets them), then
+    # what is left by a bump along the normal
+    toward = np.zeros(len(grown))
+    toward[moving] = np.where(hit, reach, bump[moving] * typical)
+    moved = _solve_move(grown, normals * toward[:, None], refined, rest, origin, target)
+    moved = grown if moved is None else moved
+    size = float(np.median(np.linalg.norm(points[loop] - origin, axis=1)))
+    along = _normals(moved, refined) * (bump * size)[:, None]
+    again = _solve_move(moved, along, refined, rest, origin, target)
+    moved = moved if again is None else again
+    if moved is grown:
+        return None
+    return moved, refined, _volume_about(moved, refined, origin) - start
+
+
+def _solve_move(grown, direction, refined, rest, origin, target):
+    """``grown`` moved by t x direction with the volume of ``refined`` at ``target``
+    (|t| <= MAX_OFFSET), held back where it crosses (module docstring), or None."""
+    if not np.any(direction):
+        return None
+    weight = np.ones(len(grown))
     for _ in range(BACKOFFS):
-        direction = normals * weight[:, None]
-        t = _offset(_volume_error(grown, direction, refined, origin, target), size)
-        moved = grown + t * direction
+        t = _offset(_volume_error(grown, direction * weight[:, None], refined, origin, target))
+        moved = grown + t * direction * weight[:, None]
         crossing = _crossing(moved, refined, rest)
         if len(crossing) == 0:
-            break
+            return moved
         weight[np.unique(refined[crossing])] *= 0.5  # hold back where it crosses
-    else:  # still crossing: the largest fraction of the last move that crosses nothing
-        for fraction in 0.5 ** np.arange(1, HALVINGS + 1):
-            moved = grown + fraction * t * direction
-            if len(_crossing(moved, refined, rest)) == 0:
-                break
-        else:
-            return None
-    return moved, refined, _volume_about(moved, refined, origin) - start
+    for fraction in 0.5 ** np.arange(1, HALVINGS + 1):
+        moved = grown + fraction * t * direction * weight[:, None]
+        if len(_crossing(moved, refined, rest)) == 0:
+            return moved
+    return None
+
+
+def _ray_hits(origins: np.ndarray, directions: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Distance (K,) [m] along each ray (unit ``directions``) to the nearest of the
+    ``triangles`` (T, 3, 3) it hits ahead of its origin (Moller-Trumbore), inf if none."""
+    e1 = triangles[None, :, 1] - triangles[None, :, 0]
+    e2 = triangles[None, :, 2] - triangles[None, :, 0]
+    p = np.cross(directions[:, None], e2)
+    det = np.einsum("ktj,ktj->kt", e1, p)
+    ok = np.abs(det) > 0
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s = origins[:, None] - triangles[None, :, 0]
+    u = np.einsum("ktj,ktj->kt", s, p) * inv
+    q = np.cross(s, e1)
+    v = np.einsum("kj,ktj->kt", directions, q) * inv
+    t = np.einsum("ktj,ktj->kt", e2, q) * inv
+    valid = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+    return np.where(valid, t, np.inf).min(axis=1)
 
 
 def _volume_error(grown, direction, refined, origin, target):
