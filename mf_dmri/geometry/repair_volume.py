@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 
 from mf_dmri.geometry.hole_filling import refine_patch
 from mf_dmri.geometry.intersections import self_intersections
+from mf_dmri.geometry.repair_local import edge_neighbours, signed_volume_about
 from mf_dmri.geometry.repair_steps import incident_edge_lengths
 from mf_dmri.geometry.surface import SurfaceMesh
 from mf_dmri.geometry.topology import edge_table
@@ -105,22 +106,6 @@ def changed_groups(
     return [(removed[first == g], added[second == g]) for g in np.unique(second)]
 
 
-def _volume_about(points: np.ndarray, faces: np.ndarray, origin: np.ndarray) -> float:
-    if len(faces) == 0:
-        return 0.0
-    tri = points[faces] - origin
-    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6)
-
-
-def _neighbours(faces: np.ndarray) -> dict[int, set[int]]:
-    edges, _, _ = edge_table(faces)
-    result: dict[int, set[int]] = {}
-    for a, b in edges.tolist():
-        result.setdefault(a, set()).add(b)
-        result.setdefault(b, set()).add(a)
-    return result
-
-
 def _depth(faces: np.ndarray, fixed: np.ndarray, n_points: int) -> np.ndarray:
     """Edges from each vertex of ``faces`` to the nearest ``fixed`` vertex (n_points,)."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
@@ -182,10 +167,10 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
     faces, volume change [m^3]), or None when no move is valid."""
     loop = np.unique(patch)
     origin = points[loop].mean(axis=0)
-    target = _volume_about(removed_points, removed, origin)
+    target = signed_volume_about(removed_points, removed, origin)
     touching = rest[np.isin(rest, loop).any(axis=1)]  # the existing edges at the patch
     new_points, refined = refine_patch(
-        points, patch, scale * REFINE, _neighbours(touching), smooth=False
+        points, patch, scale * REFINE, edge_neighbours(touching), smooth=False
     )
     grown = np.vstack([points, new_points])
     if len(new_points) == 0 or len(_crossing(grown, refined, rest)):
@@ -195,7 +180,7 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
     moving = moving[~np.isin(moving, rest)]  # a vertex the rest uses too stays
     if len(moving) == 0:
         return None
-    start = _volume_about(points, patch, origin)
+    start = signed_volume_about(points, patch, origin)
     sign = 1.0 if target > start else -1.0
     normals = _normals(grown, refined) * sign
     reach = _ray_hits(grown[moving], normals[moving], removed_points[removed])
@@ -215,7 +200,7 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
     moved = moved if again is None else again
     if moved is grown:
         return None
-    return moved, refined, _volume_about(moved, refined, origin) - start
+    return moved, refined, signed_volume_about(moved, refined, origin) - start
 
 
 def _solve_move(grown, direction, refined, rest, origin, target):
@@ -258,7 +243,7 @@ def _ray_hits(origins: np.ndarray, directions: np.ndarray, triangles: np.ndarray
 
 def _volume_error(grown, direction, refined, origin, target):
     """Volume of the patch moved by t x direction minus the target, a function of t."""
-    return lambda t: _volume_about(grown + t * direction, refined, origin) - target
+    return lambda t: signed_volume_about(grown + t * direction, refined, origin) - target
 
 
 def _boundary_vertices(faces: np.ndarray) -> np.ndarray:
