@@ -175,11 +175,13 @@ def refine_patch(
     scale: np.ndarray,
     neighbours: dict[int, set[int]] | None = None,
     max_rounds: int = 8,
+    smooth: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split patch triangles at their centroid while they are coarser than the local
     ``scale`` (Liepa 2003 with density factor sqrt 2), flip patch edges to the Delaunay
     condition (never onto an edge in ``neighbours``, the existing surface), and smooth the
-    new vertices.  Returns (new vertices, patch faces)."""
+    new vertices (unless not ``smooth``: then they stay on the patch's faces).  Returns
+    (new vertices, patch faces)."""
     outside = set()
     for a in {int(v) for v in np.unique(faces)}:
         outside |= {(min(a, b), max(a, b)) for b in (neighbours or {}).get(a, ())}
@@ -209,7 +211,8 @@ def refine_patch(
         faces = _delaunay_flips(points, faces, outside)
     faces = _delaunay_flips(points, faces, outside)
     points_array = np.array(points)
-    _smooth(points_array, np.array(faces), n_old)
+    if smooth:
+        _smooth(points_array, np.array(faces), n_old)
     return points_array[n_old:], np.array(faces, dtype=np.int64).reshape(-1, 3)
 
 

@@ -41,6 +41,7 @@ from mf_dmri.geometry.repair_steps import (
     signed_volume,
     sort_bodies,
 )
+from mf_dmri.geometry.repair_volume import restore_volume
 from mf_dmri.geometry.surface import SurfaceMesh
 from mf_dmri.geometry.union import union_of_bodies
 
@@ -207,6 +208,7 @@ def repair_surface(
 
 
 def _retriangulate(vertices, faces, max_rings, between_bodies, actions):
+    before = (vertices, faces)
     vertices, faces, patches, _ = repair_defects(vertices, faces, max_rings, between_bodies)
     if patches:
         where = "between bodies left by the union" if between_bodies else "and holes"
@@ -221,6 +223,19 @@ def _retriangulate(vertices, faces, max_rings, between_bodies, actions):
                 _where([p.centre for p in patches]),
             )
         )
+        vertices, faces, restored = restore_volume(before, (vertices, faces))
+        if restored:
+            actions.append(
+                RepairAction(
+                    "volume_restored",
+                    len(restored),
+                    "re-triangulated patches refined and moved along their normals to the "
+                    f"volume of the faces they replaced ({sum(r.faces_before for r in restored)}"
+                    f" faces refined to {sum(r.faces_after for r in restored)})",
+                    float(sum(r.volume_change for r in restored)),
+                    _where([r.centre for r in restored]),
+                )
+            )
     return vertices, faces
 
 

@@ -220,7 +220,8 @@ def _open_faces(faces: np.ndarray) -> np.ndarray:
     return (counts[inverse] == 1).reshape(-1, 3).any(axis=1)
 
 
-def _neighbours(faces: np.ndarray) -> dict[int, set[int]]:
+def edge_neighbours(faces: np.ndarray) -> dict[int, set[int]]:
+    """The vertices joined to each vertex by an edge of ``faces``."""
     edges, _, _ = edge_table(faces)
     result: dict[int, set[int]] = {}
     for a, b in edges.tolist():
@@ -265,7 +266,7 @@ def retriangulate(
         region = owner[loop]
         key = ("region", int(region.max())) if region.max() >= 0 else ("hole", number)
         groups.setdefault(key, []).append(loop)
-    neighbours = _neighbours(rest) if len(rest) else {}
+    neighbours = edge_neighbours(rest) if len(rest) else {}
     piece = _vertex_pieces(rest, len(vertices))
     body = _vertex_pieces(faces, len(vertices))
     points, new_faces, patches = [vertices], [rest], []
