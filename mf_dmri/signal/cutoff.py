@@ -193,16 +193,14 @@ def adapted_factor(
     tolerance: float,
     memory_budget: float,
     level: int = 0,
-) -> Eigenbasis | None:
-    """The factor at the a-priori cutoff times 2^level, rebuilt from its source; a fixed
-    factor (no source) is truncated there, or None if it does not hold that many modes
-    (the cutoff beyond its largest eigenvalue).  Raises :class:`ModeBudgetError` before
-    building anything over ``memory_budget`` [bytes]."""
+) -> Eigenbasis:
+    """The factor at the a-priori cutoff times 2^level, rebuilt from its source (a fixed
+    factor, without one, is truncated by its callers instead).  Raises
+    :class:`ModeBudgetError` before building anything over ``memory_budget`` [bytes]."""
     source = factor.source
-    cutoff = factor_apriori_cutoff(factor, diffusivity, pieces, tolerance) * 2.0**level
     if source is None:
-        largest = float(factor.eigenvalues.detach()[-1])
-        return factor.truncated(cutoff) if cutoff <= largest else None
+        raise ValueError(f"the {factor.label or 'fixed'} factor has no source to rebuild from")
+    cutoff = factor_apriori_cutoff(factor, diffusivity, pieces, tolerance) * 2.0**level
     cutoff = quantised_cutoff(cutoff, source.extent)
     axial = factor.isotropic and single_direction(factor, pieces)
     modes = source.predicted_modes(cutoff, axial=axial)
