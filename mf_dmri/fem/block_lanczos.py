@@ -111,10 +111,9 @@ def _deflate(block: np.ndarray, deflation) -> None:
         block -= defl @ (mass_defl.T @ block)
 
 
-def _cholesky_qr(block, mass_block) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``block = Q R`` with ``Q^T M Q = I`` from ``mass_block = M block``: (Q, R, M Q), with
-    ``M Q = (M block) R^-1`` (no sparse product), or None when the block is (nearly) rank
-    deficient."""
+def _cholesky_factor(block, mass_block) -> np.ndarray | None:
+    """Upper R with ``block^T M block = R^T R`` (``mass_block = M block``), or None when the
+    block is (nearly) rank deficient."""
     gram = block.T @ mass_block
     try:
         factor = la.cholesky(0.5 * (gram + gram.T))
@@ -123,11 +122,12 @@ def _cholesky_qr(block, mass_block) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     diagonal = np.abs(np.diag(factor))
     if diagonal.min() <= 1e-8 * diagonal.max():
         return None
+    return factor
 
-    def right_divided(matrix):  # matrix R^-1
-        return la.solve_triangular(factor, matrix.T, trans="T").T
 
-    return np.asfortranarray(right_divided(block)), factor, right_divided(mass_block)
+def _right_divided(matrix: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``matrix R^-1`` for the upper triangular ``R = factor``."""
+    return la.solve_triangular(factor, matrix.T, trans="T").T
 
 
 def _orthogonalise(block, vectors, deflation, mass) -> np.ndarray:
@@ -173,14 +173,18 @@ def next_block(
             _orthogonalise(fresh, vectors, deflation, mass)
             block[:, lost] = fresh
         mass_block = mass @ block
-    first = _cholesky_qr(block, mass_block)
-    # CholQR twice; the second Gram matrix from a true product M Q (the first R may be
+    # Cholesky-QR twice; the second Gram matrix from a true product M Q (the first R may be
     # ill-conditioned), the final M Q from the well-conditioned second R
-    second = None if first is None else _cholesky_qr(first[0], mass @ first[0])
+    first = _cholesky_factor(block, mass_block)
+    if first is not None:
+        block = np.asfortranarray(_right_divided(block, first))
+        mass_block = mass @ block
+    second = None if first is None else _cholesky_factor(block, mass_block)
     if second is None:
         raise IncompleteSpectrumError("the Krylov block lost rank; lower the block size")
-    block, upper2, mass_block = second
-    coupling = upper2 @ first[1]
+    block = np.asfortranarray(_right_divided(block, second))
+    mass_block = _right_divided(mass_block, second)
+    coupling = second @ first
     coupling[:, lost] = 0.0  # random restarts: no coupling to the previous block
     return np.vstack([coeffs, coupling]), block, mass_block
 
