@@ -69,8 +69,10 @@ def _acquisition():
 
 
 def test_signal_with_error_covers_the_converged_sphere():
-    """A fixed basis (explicit cutoff) is truncated at the checked cutoff; the bar covers
-    the error against the closed forms at a 15x larger cutoff."""
+    """A fixed basis (explicit cutoff) is reported at the finest level of its ladder (here
+    every mode: it holds less than 8 x the a-priori cutoff); the bar covers the error
+    against the closed forms at a 15x larger cutoff, and the signal is that of the basis
+    truncated at the reported cutoff."""
     acq = _acquisition()
     cell = Compartment(sphere(5 * um, max_eigenvalue=200 / (5 * um) ** 2), 2 * um2_per_ms)
     result = signal_with_error(cell, acq, tolerance=1e-3)
@@ -79,7 +81,7 @@ def test_signal_with_error_covers_the_converged_sphere():
     )
     true_error = (result.signal - converged).abs()
     assert bool((true_error <= result.error_bar).all())
-    assert result.within_tolerance and result.num_modes[0] < cell.domain.factors[0].num_modes
+    assert result.within_tolerance and result.num_modes[0] == cell.domain.factors[0].num_modes
     truncated = sphere(5 * um, max_eigenvalue=result.max_eigenvalues[0] * (1 + 1e-9))
     same = signal(Compartment(truncated, 2 * um2_per_ms), acq, propagator=DenseExponential())
     assert torch.allclose(result.signal, same, rtol=0, atol=1e-14)
