@@ -35,9 +35,11 @@ from scipy.sparse.csgraph import connected_components
 
 from mf_dmri.geometry.hole_filling import refine_patch
 from mf_dmri.geometry.intersections import self_intersections
+from mf_dmri.geometry.remesh_ops import vertex_normals
 from mf_dmri.geometry.repair_local import edge_neighbours, signed_volume_about
 from mf_dmri.geometry.repair_steps import incident_edge_lengths
 from mf_dmri.geometry.surface import SurfaceMesh
+from mf_dmri.geometry.thickness import ray_triangle_parameters
 from mf_dmri.geometry.topology import edge_table
 
 #: target edge length of the refined patch, as a fraction of the local edge length [1]
@@ -120,17 +122,6 @@ def _depth(faces: np.ndarray, fixed: np.ndarray, n_points: int) -> np.ndarray:
     return depth
 
 
-def _normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals of ``faces`` (unit; zero at unused points)."""
-    tri = points[faces]
-    area = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(points)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], area)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return normals / np.where(length > 0, length, 1.0)
-
-
 def _offset(volume) -> float:
     """The t of smallest |t| <= MAX_OFFSET with volume(t) = 0 (a cubic); if there is
     none, the t in that range where |volume| is smallest."""
@@ -182,7 +173,7 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
         return None
     start = signed_volume_about(points, patch, origin)
     sign = 1.0 if target > start else -1.0
-    normals = _normals(grown, refined) * sign
+    normals = vertex_normals(grown, refined) * sign
     reach = _ray_hits(grown[moving], normals[moving], removed_points[removed])
     bump = np.zeros(len(grown))
     bump[moving] = depth[moving] / depth[moving].max()
@@ -195,7 +186,7 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
     moved = _solve_move(grown, normals * toward[:, None], refined, rest, origin, target)
     moved = grown if moved is None else moved
     size = float(np.median(np.linalg.norm(points[loop] - origin, axis=1)))
-    along = _normals(moved, refined) * (bump * size)[:, None]
+    along = vertex_normals(moved, refined) * (bump * size)[:, None]
     again = _solve_move(moved, along, refined, rest, origin, target)
     moved = moved if again is None else again
     if moved is grown:
@@ -225,20 +216,14 @@ def _solve_move(grown, direction, refined, rest, origin, target):
 
 def _ray_hits(origins: np.ndarray, directions: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Distance (K,) [m] along each ray (unit ``directions``) to the nearest of the
-    ``triangles`` (T, 3, 3) it hits ahead of its origin (Moller-Trumbore), inf if none."""
-    e1 = triangles[None, :, 1] - triangles[None, :, 0]
-    e2 = triangles[None, :, 2] - triangles[None, :, 0]
-    p = np.cross(directions[:, None], e2)
-    det = np.einsum("ktj,ktj->kt", e1, p)
-    ok = np.abs(det) > 0
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    s = origins[:, None] - triangles[None, :, 0]
-    u = np.einsum("ktj,ktj->kt", s, p) * inv
-    q = np.cross(s, e1)
-    v = np.einsum("kj,ktj->kt", directions, q) * inv
-    t = np.einsum("ktj,ktj->kt", e2, q) * inv
-    valid = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
-    return np.where(valid, t, np.inf).min(axis=1)
+    ``triangles`` (T, 3, 3) it hits ahead of its origin, inf if none."""
+    count, size = len(origins), len(triangles)
+    t = ray_triangle_parameters(
+        np.repeat(origins, size, axis=0),
+        np.repeat(directions, size, axis=0),
+        np.tile(triangles, (count, 1, 1)),
+    ).reshape(count, size)
+    return np.where(t > 0, t, np.inf).min(axis=1, initial=np.inf)
 
 
 def _volume_error(grown, direction, refined, origin, target):

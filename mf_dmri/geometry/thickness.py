@@ -58,7 +58,7 @@ def _bounded_hits(origins, directions, triangles, near, reach) -> np.ndarray:
     best = np.full(len(origins), np.inf)
 
     def test(ray, face):
-        t = _moller_trumbore(origins[ray], directions[ray], triangles[face])
+        t = ray_triangle_parameters(origins[ray], directions[ray], triangles[face])
         valid = (t > near[ray]) & (t <= reach)
         np.minimum.at(best, ray[valid], t[valid])
 
@@ -83,7 +83,7 @@ def _bounded_hits(origins, directions, triangles, near, reach) -> np.ndarray:
     return best
 
 
-def _moller_trumbore(origins, directions, triangles) -> np.ndarray:
+def ray_triangle_parameters(origins, directions, triangles) -> np.ndarray:
     """Ray parameter t of each ray-triangle pair (inf where the ray misses; inside
     includes the triangle's edges)."""
     a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
