@@ -20,7 +20,9 @@ s/mm^2 and random directions (seed 0), D = 2e-9 m^2/s, impermeable walls.
 Each cell runs in a child process (one thread: OMP_NUM_THREADS=1, torch 1 thread); the
 parent kills it when one step exceeds ``--step-budget`` seconds and records the step that
 failed with its error.  Peak memory: the child's maxrss after each step (cumulative, so
-each row is the peak so far).
+each row is the peak so far).  CPU time: the child's user + system time per step, its
+compute on one core whatever the machine's load (wall times on a shared machine are
+inflated).
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/bench_real_cells.py [--cells swc:754534424,...]
        [--quick] [--step-budget 600] [--length-scale-um 3] [--output PATH]
@@ -53,15 +55,25 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this (single-threaded) process: its compute on one core, whatever the
+    machine's load."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class _Steps:
     def __init__(self, out: mp.Queue) -> None:
         self.out = out
 
     def __call__(self, name: str, func):
         self.out.put(("start", name, time.time()))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         value, info = func()
-        self.out.put(("done", name, time.perf_counter() - start, _rss_mib(), info))
+        wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+        self.out.put(("done", name, wall, _rss_mib(), info, cpu))
         return value
 
 
@@ -266,7 +278,11 @@ def run_cell(cell: str, args) -> dict:
             current = (message[1], message[2])
         elif message[0] == "done":
             rows.append(message[1:])
-            print(f"  {cell} {message[1]}: {message[2]:.1f} s; {message[4]}", flush=True)
+            print(
+                f"  {cell} {message[1]}: {message[2]:.1f} s wall, {message[5]:.1f} s CPU; "
+                f"{message[4]}",
+                flush=True,
+            )
             current = None
         elif message[0] == "error":
             failure = f"{current[0] if current else '?'}: {message[1]}"
@@ -301,7 +317,8 @@ def _header(args) -> str:
         "Signals: PGSE 10/30 ms, b uniform in [0, 3000] s/mm^2, random directions, "
         "D = 2 um^2/ms; error bar from `signal_with_error` "
         "(truncation + discretisation, P1 vs P2 on the same mesh, + propagation).",
-        "Peak RSS is the child process's maxrss after the step (cumulative).",
+        "Peak RSS is the child process's maxrss after the step (cumulative); CPU is the "
+        "child's user + system time (one thread), its compute on one core.",
         "",
     ]
     return "\n".join(lines)
@@ -310,19 +327,23 @@ def _header(args) -> str:
 def _table(results: list[dict]) -> str:
     lines = [
         "",
-        "| cell | result | total [s] |",
-        "|---|---|---|",
+        "| cell | result | total wall [s] | total CPU [s] |",
+        "|---|---|---|---|",
     ]
     for r in results:
         status = "end to end" if r["failure"] is None else f"FAILED at {r['failure']}"
-        lines.append(f"| {r['cell']} | {status} | {r['total']:.0f} |")
+        cpu = [row[4] for row in r["rows"] if len(row) > 4]
+        total_cpu = f"{sum(cpu):.0f}" if len(cpu) == len(r["rows"]) else "-"
+        lines.append(f"| {r['cell']} | {status} | {r['total']:.0f} | {total_cpu} |")
     for r in results:
-        lines += ["", f"## {r['cell']}", "", "| step | wall [s] | peak RSS [MiB] | result |"]
-        lines.append("|---|---|---|---|")
-        for name, seconds, rss, info in r["rows"]:
-            lines.append(f"| {name} | {seconds:.1f} | {rss:.0f} | {info} |")
+        lines += ["", f"## {r['cell']}", ""]
+        lines.append("| step | wall [s] | CPU [s] | peak RSS [MiB] | result |")
+        lines.append("|---|---|---|---|---|")
+        for name, seconds, rss, info, *cpu in r["rows"]:
+            cpu_text = f"{cpu[0]:.1f}" if cpu else "-"
+            lines.append(f"| {name} | {seconds:.1f} | {cpu_text} | {rss:.0f} | {info} |")
         if r["failure"] is not None:
-            lines.append(f"| **failed** | | | {r['failure']} |")
+            lines.append(f"| **failed** | | | | {r['failure']} |")
     return "\n".join(lines) + "\n"
 
 
