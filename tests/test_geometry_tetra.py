@@ -118,6 +118,34 @@ def test_thin_part_sizing_adds_elements_across_a_thin_plate():
     assert sized.quality.volume_error < 1e-12
 
 
+def test_thickness_sizes_equal_the_unbounded_cast_where_they_bind():
+    """local_sizes casts its thickness rays only longest-edge / factor far: every vertex
+    whose size (factor x thickness) is below the longest surface edge gets the size of the
+    unbounded cast, and the others, whose size could not bind, none.  A thin tube (1.6 um
+    across, sized) joined to a ball of 12 um (too thick to be sized) has both kinds."""
+    from mf_dmri.geometry import local_thickness
+    from mf_dmri.geometry.compartments import CompartmentModel
+    from mf_dmri.geometry.generators import undulating_axon
+    from mf_dmri.geometry.sizing import local_sizes
+
+    tube = undulating_axon(0.8 * um, 12 * um, 0.8 * um, 6 * um, segments=16)
+    ball = sphere(6 * um, subdivisions=3)
+    ball = SurfaceMesh(ball.vertices + [0.0, 0.0, 40 * um], ball.faces)
+    both = concatenate([tube, ball])
+    model = CompartmentModel((both,), (-1,), (both.signed_volume(),), np.zeros((1, 3)), ("cell",))
+    factor = 1 / 3
+    points, sizes = local_sizes(model, factor)
+    full = local_thickness(both)
+    tri = both.triangles()
+    longest = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()
+    binding = full * factor < longest
+    assert 0 < binding.sum() < both.n_vertices  # the tube is sized, the ball is not
+    assert not binding[tube.n_vertices :].any()
+    assert len(sizes) == 2 * binding.sum()
+    np.testing.assert_allclose(points[: binding.sum()], both.vertices[binding])
+    np.testing.assert_allclose(sizes[: binding.sum()], factor * full[binding], rtol=1e-9)
+
+
 def test_bad_input_is_refused():
     cell = sphere(3 * um, subdivisions=2)
     with pytest.raises(OpenSurfaceError):
