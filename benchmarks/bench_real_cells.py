@@ -32,6 +32,7 @@ Writes benchmarks/results/real_cells.md.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import multiprocessing as mp
 import os
@@ -183,7 +184,9 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
             method=args.method,
             allow_multiple_bodies=bodies > 1,
             thin_part_cells=args.thin_part_cells,
-            time_budget=args.step_budget,  # the mesher in a fresh child, killed at the budget
+            # in this process, so that its CPU time is counted (the parent kills this
+            # process at the step budget)
+            time_budget=None,
         )
         q = mesh.quality
         change = 100 * (q.volume - q.surface_volume) / q.surface_volume
@@ -349,6 +352,7 @@ def _table(results: list[dict]) -> str:
 
 def main() -> None:
     from mf_dmri.fem import DEFAULT_ELEMENT_ORDER
+    from mf_dmri.geometry import tetrahedralize
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cells", default=",".join(ALL_CELLS), help="comma-separated cells")
@@ -385,9 +389,9 @@ def main() -> None:
     parser.add_argument(
         "--thin-part-cells",
         type=float,
-        default=None,
-        help="tetrahedralize thin_part_cells (default None: the surface triangles set the "
-        "size; 3 resolved thin neurites but ran out of memory on 23 GB)",
+        default=inspect.signature(tetrahedralize).parameters["thin_part_cells"].default,
+        help="tetrahedralize thin_part_cells (default: the library's; a negative value: "
+        "None, the surface triangles alone set the size)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/real_cells.md")
     parser.add_argument(
@@ -397,6 +401,8 @@ def main() -> None:
         help="instead of running: write --output from the .json files of earlier runs",
     )
     args = parser.parse_args()
+    if args.thin_part_cells is not None and args.thin_part_cells < 0:
+        args.thin_part_cells = None
     if args.merge:
         runs = [json.loads(path.read_text()) for path in args.merge]
         results = [
