@@ -230,6 +230,26 @@ def test_time_budget_stops_the_mesher_and_names_the_next_route():
         tetrahedralize(CELL, method="tetwild", thin_part_cells=None, time_budget=0.2)
 
 
+def test_time_budget_works_from_a_script_without_a_main_guard(tmp_path):
+    """The budgeted mesher runs in a forkserver child; a user's script with no
+    ``if __name__ == "__main__":`` guard is not re-run there (it was: the child called the
+    mesher again and multiprocessing raised its bootstrapping RuntimeError)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "mesh_it.py"
+    script.write_text(
+        "from mf_dmri.geometry import sphere, tetrahedralize\n"
+        "from mf_dmri.units import um\n"
+        "mesh = tetrahedralize(sphere(3 * um, subdivisions=2), thin_part_cells=None, "
+        "time_budget=120)\n"
+        "print('tets', mesh.n_elements)\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("tets ") == 1
+
+
 def test_pytetwild_without_pyvista_names_pyvista(monkeypatch):
     real_import = builtins.__import__
 

@@ -7,8 +7,10 @@ clean process without the parent's threads) that is killed when the budget is sp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import sys
 import time
 
 from mf_dmri.geometry.errors import MesherError, MesherTimeoutError
@@ -38,6 +40,24 @@ def _child(connection, backend, args, kwargs) -> None:
         connection.close()
 
 
+@contextlib.contextmanager
+def _main_module_not_reimported():
+    """While a child starts: hide the main module's file and spec, so that the forkserver
+    child does not re-run the caller's script.  The child needs nothing from it (the
+    back-ends live in :mod:`mf_dmri.geometry.mesher_backends`), and a script without an
+    ``if __name__ == "__main__":`` guard would otherwise call the mesher again in the child
+    and fail with multiprocessing's bootstrapping RuntimeError."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in vars(main)}
+    try:
+        main.__spec__ = None
+        main.__dict__.pop("__file__", None)
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 def run_with_budget(method: str, backend, args: tuple, kwargs: dict, seconds: float | None):
     """``backend(*args, **kwargs)``; with ``seconds`` [s] in a child process killed after
     that long (:class:`MesherTimeoutError` naming the next route)."""
@@ -50,7 +70,8 @@ def run_with_budget(method: str, backend, args: tuple, kwargs: dict, seconds: fl
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, backend, args, kwargs), daemon=True)
     start = time.perf_counter()
-    process.start()
+    with _main_module_not_reimported():
+        process.start()
     sender.close()
     try:
         if not receiver.poll(seconds):
