@@ -43,7 +43,10 @@ def check_interior_nodes(nodes: np.ndarray, elements: np.ndarray, strict: bool) 
         f"{100 * fraction:.0f} % of the volume lies in tetrahedra whose four nodes are all on "
         f"the boundary ({int((~on_boundary).sum())} interior nodes in all): thin parts have "
         "no node inside, so their cross-section is not resolved; use a smaller length_scale "
-        "or a larger thin_part_cells (netgen)"
+        "(about the thickness of the thinnest parts), or keep this mesh and read the "
+        "discretisation part of the signal's error bar (P1 vs P2 on it), which measures "
+        "what this costs; a larger thin_part_cells adds few interior nodes to netgen's "
+        "Delaunay filling"
     )
     if strict:
         raise UnresolvedThinPartError(message)
