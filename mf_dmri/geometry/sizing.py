@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from mf_dmri.geometry.compartments import CompartmentModel
+from mf_dmri.geometry.remesh_ops import vertex_normals
 from mf_dmri.geometry.surface import SurfaceMesh
 from mf_dmri.geometry.thickness import local_thickness
 
@@ -23,25 +24,19 @@ def local_sizes(model: CompartmentModel, factor: float):
     ran out of memory (over 18 GB), where the bounded one takes ~20 s and 1.2 GB."""
     points, sizes = [], []
     for surface in model.surfaces:
-        tri = surface.triangles()
-        longest = float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max())
-        reach = longest / factor
+        reach = _longest_edge(surface) / factor
         thickness = local_thickness(surface, reach=reach)
         thin = thickness < reach
-        normals = _vertex_normals(surface)[thin]
+        normals = vertex_normals(surface.vertices, surface.faces)[thin]
         vertices, thickness = surface.vertices[thin], thickness[thin]
         points += [vertices, vertices - 0.5 * thickness[:, None] * normals]
         sizes += [thickness * factor] * 2
     return np.concatenate(points), np.concatenate(sizes)
 
 
-def _vertex_normals(surface: SurfaceMesh) -> np.ndarray:
+def _longest_edge(surface: SurfaceMesh) -> float:
     tri = surface.triangles()
-    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(surface.vertices)
-    for k in range(3):
-        np.add.at(normals, surface.faces[:, k], face_normals)
-    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
+    return float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max())
 
 
 def refine_surfaces(model: CompartmentModel, max_edge: float) -> CompartmentModel:
@@ -51,9 +46,7 @@ def refine_surfaces(model: CompartmentModel, max_edge: float) -> CompartmentMode
 
     refined = []
     for surface in model.surfaces:
-        tri = surface.triangles()
-        longest = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max()
-        if longest > max_edge:
+        if _longest_edge(surface) > max_edge:
             vertices, faces = trimesh.remesh.subdivide_to_size(
                 surface.vertices, surface.faces, max_edge, max_iter=20
             )
