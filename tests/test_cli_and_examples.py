@@ -102,6 +102,31 @@ def test_cli_reports_errors_with_the_users_key(tmp_path, capsys):
     assert "[[compartment]] 'cell' radius_um" in err and "radius must be positive" in err
 
 
+def test_simulate_names_the_repair_command_for_a_broken_surface(tmp_path, capsys):
+    """A mesh compartment whose surface has a hole: the error names the path key and the
+    command that fixes it (with the file's own names), not a Python call."""
+    from mf_dmri import units
+    from mf_dmri.geometry import SurfaceMesh, generators
+    from mf_dmri.io.mesh import save_surface
+
+    sphere = generators.sphere(5 * units.um, subdivisions=2)
+    save_surface(
+        SurfaceMesh(sphere.vertices, sphere.faces[:-1]), tmp_path / "cell.ply", unit=units.um
+    )
+    config = tmp_path / "mesh.toml"
+    config.write_text(
+        '[[compartment]]\nname = "cell"\nshape = "mesh"\npath = "cell.ply"\nunit = "um"\n'
+        "length_scale_um = 2.0\ndiffusivity_um2_per_ms = 2.0\n[acquisition]\n"
+        "pulse_duration_ms = 10.0\npulse_separation_ms = 30.0\nb_s_per_mm2 = [0, 1000]\n"
+    )
+    assert main(["simulate", str(config), "-o", str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "'cell' path" in err and "PROBLEM open_edges" in err
+    cell, repaired = tmp_path / "cell.ply", tmp_path / "cell_repaired.ply"
+    assert f"mf-dmri mesh repair {cell} {repaired} --unit UNIT" in err
+    assert f"set path = '{repaired}'" in err and "repair_surface(" not in err
+
+
 def test_mixed_kinds_without_fractions_name_the_compartments(tmp_path, capsys):
     from mf_dmri.cli.simulation import simulate_config
 

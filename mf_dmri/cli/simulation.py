@@ -61,7 +61,7 @@ def _domain(compartment: CompartmentConfig, values: dict[str, float], plausibili
 
 def _mesh_domain(compartment: CompartmentConfig, cutoff: dict[str, float]):
     from mf_dmri.fem import DEFAULT_ELEMENT_ORDER, mesh_eigenbasis
-    from mf_dmri.geometry import tetrahedralize, validate_surface
+    from mf_dmri.geometry import tetrahedralize
     from mf_dmri.io.mesh import load_surface
 
     if not cutoff:
@@ -72,11 +72,32 @@ def _mesh_domain(compartment: CompartmentConfig, cutoff: dict[str, float]):
             compartment.where(),
         )
     surface = load_surface(compartment.options["path"], unit=compartment.options["unit"])
-    validate_surface(surface)
+    _check_surface_file(surface, compartment)
     edge = cutoff.get("length_scale")
     volume = tetrahedralize(surface, length_scale=edge)
     order = compartment.options.get("element_order", DEFAULT_ELEMENT_ORDER)
     return mesh_eigenbasis(volume.nodes, volume.elements, order=order, **cutoff)
+
+
+def _check_surface_file(surface, compartment: CompartmentConfig) -> None:
+    """Refuse a surface that cannot be meshed, with the fixes worded as commands."""
+    from mf_dmri.geometry import check_surface
+
+    report = check_surface(surface)
+    if report.ok:
+        return
+    path = str(compartment.options["path"])
+    stem, dot, suffix = path.rpartition(".")
+    repaired = f"{stem}_repaired.{suffix}" if dot else f"{path}_repaired.ply"
+    lines = report.summary(for_cli=True).replace("IN OUT", f"{path} {repaired}")
+    problems = "\n".join(line for line in lines.splitlines() if line.startswith("PROBLEM"))
+    raise ConfigError(
+        f"{compartment.where()} path: the surface {path} cannot be meshed:\n{problems}\n"
+        f"then set path = {repaired!r}; a real (segmented) cell surface also wants "
+        "--remesh-max-edge (in the file's unit, about 1 um) on that repair",
+        ("path",),
+        compartment.where(),
+    )
 
 
 def _values(voxels, compartment: CompartmentConfig, index: int) -> dict[str, float]:
