@@ -55,10 +55,15 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def repaired_name(path) -> str:
+    """Where ``mf-dmri mesh repair`` is suggested to write the repair of ``path``."""
+    out = str(path).rsplit(".", 1)
+    return f"{out[0]}_repaired.{out[1]}" if len(out) == 2 else f"{path}_repaired.ply"
+
+
 def _in_out(args: argparse.Namespace) -> str:
-    out = str(args.path).rsplit(".", 1)
-    name = f"{out[0]}_repaired.{out[1]}" if len(out) == 2 else f"{args.path}_repaired.ply"
-    return f"{args.path} {name} --unit {getattr(args.unit, 'text', args.unit)}"
+    unit = getattr(args.unit, "text", args.unit)
+    return f"{args.path} {repaired_name(args.path)} --unit {unit}"
 
 
 def _write_surface(surface, args: argparse.Namespace) -> None:

@@ -81,14 +81,14 @@ def _mesh_domain(compartment: CompartmentConfig, cutoff: dict[str, float]):
 
 def _check_surface_file(surface, compartment: CompartmentConfig) -> None:
     """Refuse a surface that cannot be meshed, with the fixes worded as commands."""
+    from mf_dmri.cli.mesh import repaired_name
     from mf_dmri.geometry import check_surface
 
     report = check_surface(surface)
     if report.ok:
         return
     path = str(compartment.options["path"])
-    stem, dot, suffix = path.rpartition(".")
-    repaired = f"{stem}_repaired.{suffix}" if dot else f"{path}_repaired.ply"
+    repaired = repaired_name(path)
     lines = report.summary(for_cli=True).replace("IN OUT", f"{path} {repaired}")
     problems = "\n".join(line for line in lines.splitlines() if line.startswith("PROBLEM"))
     raise ConfigError(

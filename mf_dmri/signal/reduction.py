@@ -158,12 +158,10 @@ def _worth_searching(eigenvalues: torch.Tensor, hidden: bool) -> bool:
     measurement on a 927-mode mesh basis of four pieces, whose only degenerate cluster is
     the four zero modes) is skipped; the full basis is exact.  A zero waveform with hidden
     directions searches only to ``HIDDEN_ORDER``, which can stop short of simple modes, so
-    it is searched whenever some cluster is degenerate."""
-    sizes = [cluster.numel() for cluster in eigenvalue_clusters(eigenvalues)]
-    if all(size == 1 for size in sizes):
-        return hidden  # nothing degenerate: only the depth limit can leave modes out
+    it is always searched."""
     if hidden:
         return True
+    sizes = [cluster.numel() for cluster in eigenvalue_clusters(eigenvalues)]
     return sum(size - 1 for size in sizes) >= (1 - REDUCTION_GAIN) * eigenvalues.numel()
 
 
