@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -28,6 +28,25 @@ _ECHO_TOLERANCE = 1e-12
 #: A channel is refocused when its zeroth moment at the echo is below this fraction of the
 #: largest |integral of its shape| over the waveform (round-off of the pieces' sums).
 REFOCUS_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class ZeroBvalues:
+    """The b = 0 rows of an acquisition built by :meth:`Acquisition.from_bvalues` from
+    b-values that carry gradients: the amplitude sqrt(b / b_unit) has no derivative at 0,
+    so the signal layer adds the exact b-derivatives there
+    (:mod:`mf_dmri.signal.zero_bvalue`).
+
+    Args:
+        rows: (Z,) indices of the rows (each with a non-zero direction).
+        bvalues: (Z,) the given b-values of those rows [s/m^2]: zero, with their graph.
+        unit_bvalues: (Z,) b-value of unit amplitude along each row's direction
+            [s/(m^2 (T/m)^2)], positive.
+    """
+
+    rows: torch.Tensor
+    bvalues: torch.Tensor
+    unit_bvalues: torch.Tensor
 
 
 class NotRefocusedError(ValueError):
@@ -100,6 +119,8 @@ class Acquisition:
             (:func:`check_refocused`), keyword; the signal then carries its phase.
         plausibility: override of the range checks of amplitudes and echo time
             (``mf_dmri.plausibility``), keyword.
+        zero_bvalues: set by :meth:`from_bvalues` (b = 0 rows whose b-values carry
+            gradients), keyword; None otherwise.
     """
 
     waveform: WaveformShape
@@ -109,6 +130,7 @@ class Acquisition:
     echo_time: torch.Tensor | None = None
     allow_unrefocused: bool = field(default=False, kw_only=True)
     plausibility: Plausibility | None = field(default=None, kw_only=True, repr=False)
+    zero_bvalues: ZeroBvalues | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.waveform, WaveformShape):
@@ -231,9 +253,15 @@ class Acquisition:
                 checked against the ``bvalue`` range.
 
         The amplitude is sqrt(b / b_unit) with b_unit the b-value of unit amplitude along
-        the given directions.  At b = 0 the square root is not differentiable; the
-        gradient there is reported as 0 (finite), so differentiate with respect to
-        amplitudes instead if derivatives at b = 0 matter.
+        the given directions.  At b = 0 the square root has no derivative (the amplitude's
+        and the b-tensors' gradients there are 0), but the signal has one: the signal is
+        even in the amplitude, E = E_0 + c_1 b / b_unit + c_2 (b / b_unit)^2 + ..., so
+        when ``bvalues`` carry gradients the b = 0 rows with a direction are recorded
+        (``zero_bvalues``) and :func:`mf_dmri.signal.signal` and
+        :func:`~mf_dmri.signal.signal_with_error` add c_1 and c_2 from the exact
+        amplitude derivatives at 0 (:mod:`mf_dmri.signal.zero_bvalue`): dE/db and
+        d2E/db2 are exact there.  A b = 0 row with a zero direction has no direction to
+        grow along; its b-derivative stays 0.
         """
         bvalues = as_real_tensor(bvalues, "bvalues", device=waveform.duration.device)
         if bvalues.ndim != 1 or bvalues.numel() == 0:
@@ -256,7 +284,40 @@ class Acquisition:
         amplitudes = torch.where(positive, torch.sqrt(ratio), torch.zeros_like(ratio))
         name = "the amplitudes these b-values need with this waveform's timing"
         check_plausible("gradient", amplitudes, name, plausibility)
-        return cls(waveform, unit.directions, amplitudes, gyromagnetic_ratio, echo_time, **options)
+        zero = _zero_bvalues(unit, bvalues, positive)
+        return cls(
+            waveform,
+            unit.directions,
+            amplitudes,
+            gyromagnetic_ratio,
+            echo_time,
+            zero_bvalues=zero,
+            **options,
+        )
+
+
+def _zero_bvalues(unit: Acquisition, bvalues: torch.Tensor, positive) -> ZeroBvalues | None:
+    """The b = 0 rows with a direction when ``bvalues`` carry gradients (else None); their
+    b-value at unit amplitude from ``unit`` (an acquisition with the same directions)."""
+    if not bvalues.requires_grad:
+        return None
+    directed = unit.directions.detach().abs().sum(dim=(1, 2)) > 0
+    rows = torch.nonzero(~positive & directed).flatten()
+    if rows.numel() == 0:
+        return None
+    try:
+        check_refocused(unit.waveform)
+    except NotRefocusedError:
+        raise ValueError(
+            "bvalues carry gradients and some are 0, but the waveform is not refocused: "
+            "the signal then has a term linear in the amplitude sqrt(b / b_unit), so dE/db "
+            "at b = 0 does not exist; differentiate with respect to amplitudes "
+            "(Acquisition(waveform, directions, amplitudes, allow_unrefocused=True)) or "
+            "detach the b-values"
+        ) from None
+    ones = torch.ones(rows.numel(), dtype=DTYPE, device=bvalues.device)
+    along = replace(unit, directions=unit.directions[rows], amplitudes=ones, zero_bvalues=None)
+    return ZeroBvalues(rows, bvalues[rows], along.bvalues().detach())
 
 
 def multi_shell(

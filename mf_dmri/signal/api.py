@@ -16,6 +16,7 @@ from mf_dmri.signal.coupled import coupled_signal
 from mf_dmri.signal.cutoff import DEFAULT_MEMORY_BUDGET, adapted_factor, default_tolerance
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES, factor_signal
 from mf_dmri.signal.propagators import Propagator
+from mf_dmri.signal.zero_bvalue import with_zero_bvalue_derivatives
 
 
 class _HasPieces(Protocol):
@@ -132,26 +133,30 @@ def signal(
     Returns:
         complex128 tensor (M,), on the device of the compartments.  Its magnitude is the
         measured attenuation; the phase is non-zero only for non-refocused or asymmetric
-        waveforms.
+        waveforms.  Derivatives with respect to the b-values of
+        :meth:`~mf_dmri.sequences.Acquisition.from_bvalues` are exact at b = 0 too
+        (:mod:`mf_dmri.signal.zero_bvalue`).
     """
     pieces = as_pieces(acquisition, time_step)
+    options = {"normalize": normalize, "max_chunk_bytes": max_chunk_bytes}
     if isinstance(compartments, CoupledBasis):
-        return coupled_signal(
-            compartments,
-            pieces,
-            normalize=normalize,
-            max_chunk_bytes=max_chunk_bytes,
-            propagator=propagator,
+        basis = compartments
+
+        def evaluate(some: GradientPieces, chosen: Propagator | None) -> torch.Tensor:
+            return coupled_signal(basis, some, propagator=chosen, **options)
+
+    else:
+        adapted = adapted_compartments(
+            as_compartments(compartments), pieces, tolerance, memory_budget
         )
-    compartments = adapted_compartments(
-        as_compartments(compartments), pieces, tolerance, memory_budget
-    )
-    return compartment_sum(
-        compartments,
-        pieces,
-        normalize=normalize,
-        max_chunk_bytes=max_chunk_bytes,
-        propagator=propagator,
+
+        def evaluate(some: GradientPieces, chosen: Propagator | None) -> torch.Tensor:
+            return compartment_sum(adapted, some, propagator=chosen, **options)
+
+    # b = 0 rows of b-values that carry gradients: their exact b-derivatives, by the
+    # library's propagator (dense where derivatives at a zero waveform are needed)
+    return with_zero_bvalue_derivatives(
+        evaluate(pieces, propagator), acquisition, time_step, lambda some: evaluate(some, None)
     )
 
 

@@ -22,6 +22,7 @@ coupled bases (zero in the bar).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -49,6 +50,7 @@ def coupled_signal_with_error(
     propagator: Propagator | None = None,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     max_doublings: int = 3,
+    at_zero_bvalues: Callable[..., torch.Tensor] | None = None,
 ) -> SignalResult:
     """Signal of a coupled basis with its error bar (see the module docstring).
 
@@ -62,6 +64,9 @@ def coupled_signal_with_error(
         max_chunk_bytes: memory budget of one batch of propagation [bytes].
         max_doublings: most doublings of the rate (each one a new eigen-solve, about 2.8
             times the modes in 3-D).
+        at_zero_bvalues: ``f(values, evaluate=...)`` that adds the exact b-derivatives at
+            b = 0 (:func:`mf_dmri.signal.zero_bvalue.with_zero_bvalue_derivatives` bound
+            to the acquisition), or None.
 
     Returns:
         :class:`SignalResult` whose ``num_modes`` and ``max_eigenvalues`` have one entry:
@@ -82,6 +87,8 @@ def coupled_signal_with_error(
     fine = ladder.middle if ladder.accepted and basis.source is not None else ladder.finest
     truncation = ladder.bar
     value = coupled_signal(fine, pieces, propagator=propagator, **options)
+    if at_zero_bvalues is not None:
+        value = at_zero_bvalues(value, evaluate=lambda some: coupled_signal(fine, some, **options))
     used = coupled_propagator(fine, pieces, propagator)
     scale = 1.0 if normalize else float(fine.reference.detach())
     return SignalResult(

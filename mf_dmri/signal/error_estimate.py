@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 
 import torch
 
@@ -56,6 +57,7 @@ from mf_dmri.signal.discretisation import discretisation_error
 from mf_dmri.signal.propagation import factor_signal, planned_propagator, prepare_factor
 from mf_dmri.signal.propagators import Propagator, needs_derivatives
 from mf_dmri.signal.result import SignalResult
+from mf_dmri.signal.zero_bvalue import with_zero_bvalue_derivatives
 
 __all__ = ["ESTIMATE_SAFETY", "signal_with_error"]
 
@@ -113,6 +115,9 @@ def signal_with_error(
         memory_budget: largest predicted memory of one basis [bytes]; one of the first
             three levels beyond it raises ``ModeBudgetError``, a later one ends the ladder.
         max_doublings: most doublings of a factor's cutoff.
+
+    The signal is differentiable like that of :func:`signal`, b-derivatives at b = 0
+    included (:mod:`mf_dmri.signal.zero_bvalue`).
     """
     pieces = as_pieces(acquisition, time_step)
     if isinstance(compartments, CoupledBasis):
@@ -122,7 +127,14 @@ def signal_with_error(
                 "(permeable_eigenbasis(..., max_rate=...)) instead of passing max_eigenvalue"
             )
         return coupled_signal_with_error(
-            compartments, pieces, tolerance=tolerance, normalize=normalize, propagator=propagator
+            compartments,
+            pieces,
+            tolerance=tolerance,
+            normalize=normalize,
+            propagator=propagator,
+            at_zero_bvalues=partial(
+                with_zero_bvalue_derivatives, acquisition=acquisition, time_step=time_step
+            ),
         )
     compartments = as_compartments(compartments)
     fixed_pair = _fixed_cutoffs(max_eigenvalue, reference_max_eigenvalue)
@@ -152,6 +164,12 @@ def signal_with_error(
     known = None if _differentiated(fixed, pieces) else [[i[4] for i in row] for row in checked]
     value = compartment_sum(
         fixed, pieces, normalize=normalize, propagator=propagator, factor_values=known
+    )
+    value = with_zero_bvalue_derivatives(
+        value,
+        acquisition,
+        time_step,
+        lambda some: compartment_sum(fixed, some, normalize=normalize),
     )
     scales = _compartment_scales(compartments, pieces, normalize)
     zero = torch.zeros_like(value.real).detach()
