@@ -48,6 +48,15 @@ NAVIS_IDS = ("1734350788", "1734350908", "722817260", "754534424", "754538881")
 ALL_CELLS = tuple(f"swc:{i}" for i in NAVIS_IDS) + tuple(f"mesh:{i}" for i in NAVIS_IDS)
 #: simplification of the navis skeletons (every change is reported in the table)
 SWC_SETTINGS = {"min_radius_um": 0.3, "merge_tolerance_um": 0.3, "min_twig_length_um": 5.0}
+#: remesh_surface settings per kind of cell (flags override them for every cell).  The
+#: skeleton surfaces are round tubes of radius >= 0.3 um: one target edge across them
+#: (floored at 0.5 um) keeps their discretisation error near 1e-5 (P1 vs P2 measured:
+#: 1.5-2.1e-5 at 0.4 um, 1.0-3.5e-5 at 0.25 um) at half the tetrahedra; the EM surfaces'
+#: thin neurites need the finer floor (their P1 vs P2 bars are already 4e-4 to 8e-3).
+REMESH = {
+    "mesh": {"max_edge_um": 1.0, "min_edge_um": 0.25, "cells_across": 1.5},
+    "swc": {"max_edge_um": 1.5, "min_edge_um": 0.5, "cells_across": 1.0},
+}
 
 
 def _rss_mib() -> float:
@@ -160,14 +169,16 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
 
     repaired, bodies = step("repair", repair)
 
+    settings = _remesh_settings(kind, args)
+
     def remesh():
         from mf_dmri.geometry import remesh_surface
 
         remeshed, report = remesh_surface(
             repaired,
-            max_edge=args.remesh_max_edge_um * units.um,
-            min_edge=args.remesh_min_edge_um * units.um,
-            cells_across=args.remesh_cells_across,
+            max_edge=settings["max_edge_um"] * units.um,
+            min_edge=settings["min_edge_um"] * units.um,
+            cells_across=settings["cells_across"],
             keep_creases=args.remesh_keep_creases,
         )
         count = check_surface(
@@ -175,7 +186,7 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
         ).n_bodies
         return (remeshed, count), report.summary().replace("remesh: ", "")
 
-    if args.remesh_max_edge_um > 0:
+    if settings["max_edge_um"] > 0:
         repaired, bodies = step("remesh", remesh)
 
     def tets():
@@ -246,6 +257,16 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
     step("signals", signals)
 
 
+def _remesh_settings(kind: str, args) -> dict:
+    """The remesh settings of a kind of cell ("mesh" or "swc"), flags overriding REMESH."""
+    given = {
+        "max_edge_um": args.remesh_max_edge_um,
+        "min_edge_um": args.remesh_min_edge_um,
+        "cells_across": args.remesh_cells_across,
+    }
+    return {k: REMESH[kind][k] if v is None else v for k, v in given.items()}
+
+
 def _child(cell: str, out: mp.Queue, args) -> None:
     sys.path.insert(0, str(ROOT))
     step = _Steps(out)
@@ -308,10 +329,13 @@ def _header(args) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a 2-core machine shared "
         f"with other jobs (load average about {os.getloadavg()[0]:.0f}): wall times are inflated.",
         "",
-        f"Repair merge_tolerance {args.repair_merge_tolerance:g}; remesh_surface max_edge "
-        f"{args.remesh_max_edge_um} um, min_edge {args.remesh_min_edge_um} um, cells_across "
-        f"{args.remesh_cells_across}, keep_creases {args.remesh_keep_creases} "
-        "(max_edge 0: not remeshed); "
+        f"Repair merge_tolerance {args.repair_merge_tolerance:g}; remesh_surface "
+        + "; ".join(
+            f"({kind} cells) max_edge {r['max_edge_um']} um, min_edge {r['min_edge_um']} um, "
+            f"cells_across {r['cells_across']}"
+            for kind, r in ((k, _remesh_settings(k, args)) for k in REMESH)
+        )
+        + f", keep_creases {args.remesh_keep_creases} (max_edge 0: not remeshed); "
         f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
         f"length_scale {args.length_scale_um} um, P{args.order} (companion: the other "
         "order); signals: the library's propagator (chosen by measured cost); "
@@ -369,11 +393,15 @@ def main() -> None:
     parser.add_argument(
         "--remesh-max-edge-um",
         type=float,
-        default=1.0,
-        help="remesh_surface max_edge [um] (0: no remeshing step)",
+        help="remesh_surface max_edge [um] for every cell (default: REMESH by kind; 0: no "
+        "remeshing step)",
     )
-    parser.add_argument("--remesh-min-edge-um", type=float, default=0.25)
-    parser.add_argument("--remesh-cells-across", type=float, default=1.5)
+    parser.add_argument(
+        "--remesh-min-edge-um", type=float, help="min_edge [um] (default: REMESH by kind)"
+    )
+    parser.add_argument(
+        "--remesh-cells-across", type=float, help="cells_across (default: REMESH by kind)"
+    )
     parser.add_argument(
         "--remesh-keep-creases",
         action="store_true",
