@@ -127,6 +127,44 @@ def test_simulate_names_the_repair_command_for_a_broken_surface(tmp_path, capsys
     assert f"set path = '{repaired}'" in err and "repair_surface(" not in err
 
 
+def test_mesh_unit_as_metres_per_file_unit(tmp_path, capsys):
+    """navis' files are in 8 nm voxels: ``unit = 8e-9`` (metres per file unit, as the mesh
+    commands' --unit) reads them: the signal of the same surface written in um, within the
+    error bars; a non-positive number is refused, naming the key and both forms."""
+    from mf_dmri import units
+    from mf_dmri.geometry import generators
+    from mf_dmri.io.mesh import save_surface
+
+    surface = generators.sphere(5 * units.um, subdivisions=2)
+    save_surface(surface, tmp_path / "um.ply", unit=units.um)
+    save_surface(surface, tmp_path / "voxels.ply", unit=8e-9)
+    signals = {}
+    for name, unit in (("um", '"um"'), ("voxels", "8e-9"), ("bad", "-8e-9")):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(
+            f'[[compartment]]\nshape = "mesh"\npath = "{"um" if name == "bad" else name}.ply"\n'
+            f"unit = {unit}\nelement_order = 1\nlength_scale_um = 3.0\n"
+            "diffusivity_um2_per_ms = 2.0\n[acquisition]\npulse_duration_ms = 10.0\n"
+            "pulse_separation_ms = 30.0\nb_s_per_mm2 = [0, 1000]\ndirections = 3\n"
+        )
+        out = tmp_path / f"{name}.csv"
+        code = main(["simulate", str(config), "-o", str(out)])
+        if name == "bad":
+            assert code == 1
+            err = capsys.readouterr().err
+            assert "unit must be one of" in err and "metres per file unit" in err
+            assert "-8e-09" in err
+        else:
+            assert code == 0
+            columns = read_table(out)[0]
+            signals[name] = (columns["signal"], columns["signal_error_bar"])
+    # the same surface up to the files' float rounding; netgen's tetrahedra of the
+    # icosphere (cospherical points) may differ, by less than the discretisation bars
+    (voxels, voxels_bar), (um, um_bar) = signals["voxels"], signals["um"]
+    assert (np.abs(voxels - um) <= voxels_bar + um_bar).all()
+    assert np.abs(voxels - um).max() < 2e-3
+
+
 def test_mixed_kinds_without_fractions_name_the_compartments(tmp_path, capsys):
     from mf_dmri.cli.simulation import simulate_config
 

@@ -94,7 +94,7 @@ def test_cached_mesh_basis_keeps_its_discretisation_error(tmp_path):
 
 def test_mesh_file_needs_its_unit(tmp_path):
     save_surface(sphere(3 * um, subdivisions=1), tmp_path / "ball.ply", unit=um)
-    with pytest.raises(ValueError, match="mesh files need unit"):
+    with pytest.raises(ValueError, match="mesh files: unit must be one of .* metres per file unit"):
         sweep("mesh", 'files = ["ball.ply"]', base_dir=tmp_path)
 
 

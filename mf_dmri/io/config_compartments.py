@@ -4,7 +4,8 @@ config -> checked, SI compartment descriptions.
 A compartment has a ``name``, a ``shape`` (``cylinder``, ``sphere``, ``slab``, ``free``
 or ``mesh``), its geometry keys, its tissue keys and at most one of ``volume_fraction``
 or ``signal_fraction``.  A ``mesh`` compartment names its surface file (``path``,
-``unit``) and may set ``element_order`` (1 or 2; default 2, P2 Lagrange elements).
+``unit``: a length unit name or a number of metres per file unit, e.g. 8e-9 for navis'
+voxels) and may set ``element_order`` (1 or 2; default 2, P2 Lagrange elements).
 Every numeric key may be a list or range table (see docs/sweeps.md): the config then
 describes a phantom, one voxel per combination.
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mf_dmri.io.plausible_keys import axis_extremes, check_key, check_sign
-from mf_dmri.io.vocabulary import UNITS, ConfigError, split_key
+from mf_dmri.io.vocabulary import ConfigError, file_length_unit, split_key
 from mf_dmri.plausibility import Plausibility
 from mf_dmri.sweep.ranges import Axis, Values
 
@@ -135,14 +136,10 @@ def _axes(
 
 
 def _unit(value: Any, where: str) -> float:
-    if value not in UNITS["length"]:
-        raise ConfigError(
-            f"{where} unit must be one of {sorted(UNITS['length'])} (the mesh file's length "
-            f"unit, never guessed), got {value!r}",
-            ("unit",),
-            where,
-        )
-    return UNITS["length"][value]
+    try:
+        return file_length_unit(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where} {exc}", ("unit",), where) from None
 
 
 def _element_order(value: Any, where: str) -> int:

@@ -20,7 +20,7 @@ import tomllib
 
 from mf_dmri.io.config_compartments import direction
 from mf_dmri.io.plausible_keys import axis_extremes, check_key, check_sign, parse_checks
-from mf_dmri.io.vocabulary import UNITS, ConfigError, split_key
+from mf_dmri.io.vocabulary import ConfigError, file_length_unit, split_key
 from mf_dmri.plausibility import Plausibility
 from mf_dmri.sequences import electrostatic_directions
 from mf_dmri.sweep.acquisition import hemisphere_directions
@@ -297,13 +297,11 @@ def load_sweep_toml(
 def _surface_file(options):
     from mf_dmri.io.mesh import load_surface
 
-    unit = options.get("unit")
-    if unit not in UNITS["length"]:
-        raise ValueError(
-            f"mesh files need unit = one of {sorted(UNITS['length'])} (the file's length "
-            f"unit, never guessed), got {unit!r}"
-        )
-    return load_surface(options["file"], unit=UNITS["length"][unit])
+    try:
+        unit = file_length_unit(options.get("unit"))
+    except ValueError as exc:
+        raise ValueError(f"mesh files: {exc}") from None
+    return load_surface(options["file"], unit=unit)
 
 
 def _mesh_file_build(parameters, options, plausibility):

@@ -14,6 +14,7 @@ ones and warns with :class:`MfDmriDeprecationWarning`.  Errors raise
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -115,6 +116,22 @@ COLUMN_ALIASES: dict[str, str] = {
     "Delta_ms": "pulse_separation_ms",
     "signal_abs": "signal",
 }
+
+
+def file_length_unit(value) -> float:
+    """A mesh file's length unit [m] from a config value: a name of ``UNITS["length"]`` or
+    a positive number of metres per file unit (as ``mf-dmri mesh ... --unit``; navis'
+    voxels: 8e-9).  Raises ValueError naming both forms; never guessed."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value > 0:
+        return float(value)
+    if number or value not in UNITS["length"]:
+        raise ValueError(
+            f"unit must be one of {sorted(UNITS['length'])} or a positive number of metres "
+            f"per file unit (e.g. 8e-9 for navis' 8 nm voxels): the mesh file's length "
+            f"unit, never guessed; got {value!r}"
+        )
+    return UNITS["length"][value]
 
 
 class VocabularyError(ValueError):
