@@ -191,8 +191,11 @@ def extend_spectrum(
     new = total - spectrum.eigenvalues.size
     if new < 0:
         raise IncompleteSpectrumError("the inertia count decreased; K is not symmetric")
-    if 3 * new > stiffness.shape[0] - spectrum.num_zero and stiffness.shape[0] <= 4000:
-        # every mode, so that the buffer of an adjoint solve is the whole complement
+    if 3 * total > stiffness.shape[0] - spectrum.num_zero and stiffness.shape[0] <= 4000:
+        # every mode, so that the buffer of an adjoint solve is the whole complement; by
+        # the total wanted, not the new part: extending a spectrum step by step towards
+        # the top of a mesh's spectrum, where shift-invert Lanczos stalls on its dense
+        # clusters, would otherwise never switch (IncompleteSpectrumError at 3,237 dof)
         return _dense_spectrum(stiffness, mass, math.inf, replace(spectrum, stats=stats))
     slice_modes = solver.slice_modes or _slice_modes(stiffness.shape[0], seconds)
     slice_modes = min(slice_modes, max(8, stiffness.shape[0] // 4))  # Krylov basis fits
