@@ -321,6 +321,7 @@ def run_cell(cell: str, args) -> dict:
 
 
 def _header(args) -> str:
+    settings = {kind: _remesh_settings(kind, args) for kind in REMESH}
     lines = [
         "# Real-cell gallery (end to end on one core)",
         "",
@@ -333,7 +334,7 @@ def _header(args) -> str:
         + "; ".join(
             f"({kind} cells) max_edge {r['max_edge_um']} um, min_edge {r['min_edge_um']} um, "
             f"cells_across {r['cells_across']}"
-            for kind, r in ((k, _remesh_settings(k, args)) for k in REMESH)
+            for kind, r in settings.items()
         )
         + f", keep_creases {args.remesh_keep_creases} (max_edge 0: not remeshed); "
         f"mesher: {args.method} (thin_part_cells {args.thin_part_cells}); eigenbasis "
