@@ -177,6 +177,44 @@ def test_choice_by_size_waveform_and_derivatives():
     assert isinstance(choose_propagator(1000, 100, 1, cpu), KrylovExponential)
 
 
+def test_choice_probes_shift_invert_on_the_hardest_waveform(fem_basis):
+    """Forward only, shift-and-invert is kept where it reaches its tolerance within the
+    probe's vectors (the generic 88-mode box at 0.2 T/m) and replaced by the Krylov steps
+    where it does not (a 330 um slab at b = 20,000 s/mm^2, 151 modes: over 128 vectors);
+    both choices agree with the dense exponential, and with derivatives the probe is not
+    run (the choice by size stands)."""
+    from mf_dmri.analytic import slab
+    from mf_dmri.signal.propagation import (
+        SHIFT_INVERT_PROBE_DIMENSION,
+        planned_propagator,
+        prepare_factor,
+    )
+    from mf_dmri.units import s_per_mm2, um2_per_ms
+
+    length, rate = 330 * um, torch.tensor(1 * um2_per_ms, dtype=torch.float64)
+    wide = slab(length, normal=(1.0, 0.0, 0.0), max_eigenvalue=(150 * np.pi / length) ** 2)
+    wide = wide.factors[0]
+    bvalues = torch.tensor([6000.0, 20000.0]) * s_per_mm2
+    strong = Acquisition.from_bvalues(PGSE(20 * ms, 50 * ms), bvalues, torch.eye(3)[:2])
+    cases = (
+        (fem_basis, WAVEFORMS["pgse"]().pieces(), ShiftInvertExponential),
+        (wide, strong.pieces(), KrylovExponential),
+    )
+    for basis, pieces, expected in cases:
+        assert basis.num_modes > max(80, SHIFT_INVERT_PROBE_DIMENSION)
+        plan = prepare_factor(basis, pieces)
+        assert isinstance(
+            choose_propagator(basis.num_modes, 2, 1, rate.device), ShiftInvertExponential
+        )
+        assert isinstance(planned_propagator(plan, 1, rates=rate), expected)
+        got = factor_signal(basis, rate, pieces)
+        dense = factor_signal(basis, rate, pieces, propagator=DenseExponential())
+        assert float((got - dense).abs().max()) < 1e-9
+    differentiated = rate.clone().requires_grad_(True)
+    chosen = planned_propagator(prepare_factor(wide, strong.pieces()), 1, rates=differentiated)
+    assert isinstance(chosen, ShiftInvertExponential)
+
+
 def test_agrees_with_dense_after_a_thread_count_change():
     """torch 2.13's batched CPU LU breaks (invalid pivots, wrong factors) for L > 128 once
     the thread count was changed in the process; the factors are taken one matrix at a
