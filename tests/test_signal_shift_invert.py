@@ -184,11 +184,8 @@ def test_choice_probes_shift_invert_on_the_hardest_waveform(fem_basis):
     both choices agree with the dense exponential, and with derivatives the probe is not
     run (the choice by size stands)."""
     from mf_dmri.analytic import slab
-    from mf_dmri.signal.propagation import (
-        SHIFT_INVERT_PROBE_DIMENSION,
-        planned_propagator,
-        prepare_factor,
-    )
+    from mf_dmri.signal.propagation import planned_propagator, prepare_factor
+    from mf_dmri.signal.propagators import SHIFT_INVERT_PROBE_DIMENSION
     from mf_dmri.units import s_per_mm2, um2_per_ms
 
     length, rate = 330 * um, torch.tensor(1 * um2_per_ms, dtype=torch.float64)
@@ -213,6 +210,26 @@ def test_choice_probes_shift_invert_on_the_hardest_waveform(fem_basis):
     differentiated = rate.clone().requires_grad_(True)
     chosen = planned_propagator(prepare_factor(wide, strong.pieces()), 1, rates=differentiated)
     assert isinstance(chosen, ShiftInvertExponential)
+
+
+def test_coupled_choice_probes_shift_invert():
+    """The coupled (permeable) path probes the same way: on a 171-mode two-compartment
+    rectangle (10 um) shift-and-invert stays at 0.01 T/m and gives way to the Krylov steps
+    at 1 T/m (PGSE 20/50 ms); both agree with the dense exponential."""
+    from mf_dmri.signal.coupled import coupled_propagator
+
+    nodes, elements, labels = split_rectangle(10e-6, (2e-6, 3e-6), 20, (4, 6))
+    mesh = permeable_mesh(nodes, elements, element_labels=labels)
+    params = PermeableParameters((1e-9, 2.5e-9), permeability=1e-5, t2=(0.04, 0.09))
+    basis = permeable_eigenbasis(mesh, params, max_rate=1e5)
+    direction = torch.tensor([[1.0, 1.0, 0.0]]) / 2**0.5
+    for amplitude, expected in ((0.01, ShiftInvertExponential), (1.0, KrylovExponential)):
+        acquisition = Acquisition(PGSE(20 * ms, 50 * ms), direction, torch.tensor([amplitude]))
+        chosen = coupled_propagator(basis, acquisition.pieces())
+        assert isinstance(chosen, expected)
+        got = signal(basis, acquisition)
+        dense = signal(basis, acquisition, propagator=DenseExponential())
+        assert float((got - dense).abs().max()) < 1e-9
 
 
 def test_agrees_with_dense_after_a_thread_count_change():

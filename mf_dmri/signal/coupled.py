@@ -24,7 +24,9 @@ from mf_dmri.signal.propagators import (
     PropagationBatch,
     Propagator,
     choose_propagator,
+    hardest_waveform,
     needs_derivatives,
+    probed_choice,
 )
 
 
@@ -58,21 +60,9 @@ def coupled_signal(
     num_new = sum(p.kind == "new" for p in plans)
     propagator = coupled_propagator(basis, pieces, propagator)
     chunk = propagator.rows_per_batch(basis.num_modes, num_new, max_chunk_bytes)
-    one = torch.ones((), dtype=basis.rates.dtype, device=device)
     outputs = [
         propagator.propagate(
-            PropagationBatch(
-                eigenvalues=basis.rates[None],
-                moments=basis.moments[None],
-                initial=basis.initial[None],
-                readout=basis.readout[None],
-                diffusivity=one,
-                durations=durations,
-                gradients=local[start : start + chunk],
-                plans=plans,
-                gamma=pieces.gyromagnetic_ratio,
-                coupling=basis.coupling,
-            ),
+            _coupled_batch(basis, pieces, local[start : start + chunk], plans),
             time_course=time_course,
         )
         for start in range(0, local.shape[0], chunk)
@@ -96,8 +86,30 @@ def coupled_propagator(
     differentiated = needs_derivatives(
         local, pieces.durations, basis.rates, basis.moments, basis.initial, basis.readout
     )
-    return choose_propagator(
+    chosen = choose_propagator(
         basis.num_modes, local.shape[0], num_new, basis.device, differentiated=differentiated
+    )
+    if differentiated:
+        return chosen
+    hardest = hardest_waveform(local, pieces.durations.to(basis.device))
+    row = local[hardest : hardest + 1]
+    return probed_choice(chosen, lambda: _coupled_batch(basis, pieces, row, plans))
+
+
+def _coupled_batch(basis: CoupledBasis, pieces: GradientPieces, local, plans) -> PropagationBatch:
+    """The :class:`PropagationBatch` of the waveforms ``local`` (W, P, d) [T/m] in the
+    basis' frame, with the piece ``plans``."""
+    return PropagationBatch(
+        eigenvalues=basis.rates[None],
+        moments=basis.moments[None],
+        initial=basis.initial[None],
+        readout=basis.readout[None],
+        diffusivity=torch.ones((), dtype=basis.rates.dtype, device=basis.device),
+        durations=pieces.durations.to(basis.device),
+        gradients=local,
+        plans=plans,
+        gamma=pieces.gyromagnetic_ratio,
+        coupling=basis.coupling,
     )
 
 

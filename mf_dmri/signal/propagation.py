@@ -26,27 +26,20 @@ from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.canonical import canonical_gradients, distinct_waveforms, hidden_directions
 from mf_dmri.signal.dense import DenseExponential
-from mf_dmri.signal.krylov import KrylovExponential
 from mf_dmri.signal.parity import plan_parity
 from mf_dmri.signal.propagators import (
     PiecePlan,
     PropagationBatch,
     Propagator,
     choose_propagator,
+    hardest_waveform,
     needs_derivatives,
+    probed_choice,
 )
 from mf_dmri.signal.reduction import reduced_data
-from mf_dmri.signal.shift_invert import ShiftInvertExponential
 
 #: Default memory budget for one batch of propagation [bytes].
 DEFAULT_CHUNK_BYTES = 512 * 2**20
-
-#: Krylov vectors within which shift-and-invert must reach its tolerance on the hardest
-#: waveform for its choice (forward only) to stand; otherwise the polynomial Krylov steps
-#: are used.  The benchmarked generators need 10-16 vectors; on the P2 basis of the navis
-#: cell 722817260 truncated to 439 modes (PGSE 10/30 ms, b up to 3000 s/mm^2) it took
-#: 160-192 and 54 s for 100 measurements, against 1.9 s for the Krylov steps.
-SHIFT_INVERT_PROBE_DIMENSION = 24
 
 
 def plan_pieces(durations: torch.Tensor, local_gradients: torch.Tensor) -> list[PiecePlan]:
@@ -234,31 +227,11 @@ def planned_propagator(
     chosen = choose_propagator(
         plan.data[0].shape[-1], rows, num_new, plan.local.device, differentiated=differentiated
     )
-    if isinstance(chosen, ShiftInvertExponential) and rates is not None and not differentiated:
-        return chosen if _shift_invert_converges(plan, rates) else KrylovExponential()
-    return chosen
-
-
-def _shift_invert_converges(plan: FactorPlan, rates: torch.Tensor) -> bool:
-    """Whether shift-and-invert reaches its tolerance within
-    ``SHIFT_INVERT_PROBE_DIMENSION`` Krylov vectors on the hardest waveform of ``plan`` (the
-    largest gradient-duration product of any piece) at its largest diffusivity [m^2/s]: its
-    cost as benchmarked (:data:`~mf_dmri.signal.propagators.SHIFT_INVERT_MODES`) assumes
-    10-16 vectors, while strong gradients across a large domain need many more."""
-    strength = (plan.local.detach().norm(dim=-1) * plan.durations.detach()).amax(dim=-1)
-    hardest = int(strength.argmax())
+    if rates is None or differentiated:
+        return chosen
+    hardest = hardest_waveform(plan.local, plan.durations)
     rate = rates.detach().reshape(-1).max()
-    probe = ShiftInvertExponential(
-        max_dimension=min(SHIFT_INVERT_PROBE_DIMENSION, plan.data[0].shape[-1])
-    )
-    try:
-        with torch.no_grad():
-            probe.propagate(_batch(plan, slice(hardest, hardest + 1), rate))
-    except RuntimeError as error:
-        if "did not reach its tolerance" not in str(error):
-            raise
-        return False
-    return True
+    return probed_choice(chosen, lambda: _batch(plan, slice(hardest, hardest + 1), rate))
 
 
 def factor_signal(
