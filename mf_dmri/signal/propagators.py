@@ -108,9 +108,9 @@ DENSE_MAX_MODES = (80, 40)
 #: (benchmarks/results/grad_signal.md: 20x cheaper than dense and 8x than Krylov on 1,890
 #: PGSE measurements at L = 87, 2x / 1.6x on a box at L = 50).  With more new pieces one LU
 #: per piece and row costs more than the Krylov steps (2x at L = 60-100).  Forward only,
-#: the choice is probed on the hardest waveform before it is used
-#: (:func:`mf_dmri.signal.propagation.planned_propagator`): strong gradients across a large
-#: domain need many more than the ~12 vectors these costs assume.
+#: the choice is probed on the hardest waveform before it is used (:func:`probed_choice`,
+#: by the mesh and the coupled paths): strong gradients across a large domain need many
+#: more than the ~12 vectors these costs assume.
 SHIFT_INVERT_MODES = (30, 400)
 
 
