@@ -144,3 +144,28 @@ def test_bounded_thickness_equals_the_unbounded_cast_clipped_at_reach():
         np.testing.assert_allclose(bounded, np.minimum(full, reach), rtol=1e-9)
     with pytest.raises(ValueError, match="reach"):
         local_thickness(surface, reach=0.0)
+
+
+def test_bounded_thickness_across_triangles_wider_than_the_reach():
+    """The bounded cast tests the triangles whose boxes meet pieces of each ray's segment:
+    on a 9 um slab whose top is finely divided (the segments in up to 5 pieces) and whose
+    bottom is two 20 um triangles (wider than the pieces), every top vertex away from the
+    rim sees the bottom at exactly 9 um, as the unbounded cast does."""
+    import trimesh
+
+    from mf_dmri.geometry import SurfaceMesh, local_thickness
+
+    box = trimesh.creation.box(extents=(20 * um, 20 * um, 9 * um))
+    vertices, faces = box.vertices, box.faces
+    for _ in range(4):
+        top = np.flatnonzero(vertices[faces].mean(axis=1)[:, 2] > 4 * um)
+        vertices, faces = trimesh.remesh.subdivide(vertices, faces, face_index=top)
+    surface = SurfaceMesh(vertices, faces)
+    full = local_thickness(surface)
+    inner = (vertices[:, 2] > 0) & (np.abs(vertices[:, :2]).max(axis=1) < 8 * um)
+    assert inner.sum() > 100
+    np.testing.assert_allclose(full[inner], 9 * um, rtol=1e-9)
+    for reach in (3 * um, 12 * um, 24 * um):  # 1, 2, 5 pieces; the hit in the 2nd
+        bounded = local_thickness(surface, reach=reach)
+        # the rims' rays graze the side walls onto the bottom's edge: either answer
+        np.testing.assert_allclose(bounded[inner], np.minimum(full, reach)[inner], rtol=1e-9)

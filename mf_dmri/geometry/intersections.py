@@ -28,19 +28,28 @@ def candidate_pairs(
     ``boxes_a`` and j indexes ``boxes_b``.
     """
     tree_boxes = boxes_a if boxes_b is None else boxes_b
-    props = index.Property(dimension=3)
-    ids = np.arange(len(tree_boxes), dtype=np.int64)
-    tree = index.Index(
-        (ids, tree_boxes[:, 0] - padding, tree_boxes[:, 1] + padding), properties=props
-    )
-    hits, counts = tree.intersection_v(
-        np.ascontiguousarray(boxes_a[:, 0]), np.ascontiguousarray(boxes_a[:, 1])
-    )
-    first = np.repeat(np.arange(len(boxes_a), dtype=np.int64), counts.astype(np.int64))
-    pairs = np.stack([first, hits.astype(np.int64)], axis=1)
+    tree = box_tree(tree_boxes[:, 0] - padding, tree_boxes[:, 1] + padding)
+    pairs = np.stack(overlapping_boxes(tree, boxes_a[:, 0], boxes_a[:, 1]), axis=1)
     if boxes_b is None:
         pairs = pairs[pairs[:, 0] < pairs[:, 1]]
     return pairs
+
+
+def box_tree(lower: np.ndarray, upper: np.ndarray) -> index.Index:
+    """R-tree of the axis-aligned boxes with corners ``lower`` and ``upper`` (n, 3) [m];
+    box ids 0..n-1."""
+    ids = np.arange(len(lower), dtype=np.int64)
+    return index.Index((ids, lower, upper), properties=index.Property(dimension=3))
+
+
+def overlapping_boxes(
+    tree: index.Index, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (query, tree box) pair of overlapping boxes: the query boxes' indices and the
+    tree's box ids (both (P,) int64), the queries given by corners (q, 3) [m]."""
+    hits, counts = tree.intersection_v(np.ascontiguousarray(lower), np.ascontiguousarray(upper))
+    query = np.repeat(np.arange(len(lower), dtype=np.int64), counts.astype(np.int64))
+    return query, hits.astype(np.int64)
 
 
 def _signed_distances(tri: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -1,17 +1,23 @@
 """Local thickness of a closed surface: distance from each vertex, along the inward normal,
 to the opposite wall (ray casting: trimesh's R-tree ray tests, or, within a given
-``reach``, exact Moller-Trumbore tests against the triangles near each vertex)."""
+``reach``, exact Moller-Trumbore tests against the triangles whose boxes meet the ray's
+segment)."""
 
 from __future__ import annotations
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
 
+from mf_dmri.geometry.intersections import box_tree, overlapping_boxes
 from mf_dmri.geometry.surface import SurfaceMesh
 
 #: ray-triangle pairs tested at once by the bounded ray cast (memory ~ 400 bytes a pair)
 PAIRS_PER_CHUNK = 2_000_000
+#: rays whose segment boxes are queried at once by the bounded ray cast
+RAYS_PER_BLOCK = 20_000
+#: length of a segment piece of the bounded ray cast, in median surface edges (measured
+#: fastest on a remeshed neuron at reaches of 4-16 median edges)
+SEGMENT_PIECE_EDGES = 4.0
 
 
 def local_thickness(mesh: SurfaceMesh, reach: float | None = None) -> np.ndarray:
@@ -49,37 +55,30 @@ def local_thickness(mesh: SurfaceMesh, reach: float | None = None) -> np.ndarray
 
 def _bounded_hits(origins, directions, triangles, near, reach) -> np.ndarray:
     """Nearest hit distance (V,) of each ray beyond ``near`` (V,) and within ``reach``
-    (inf if none), testing only triangles that can lie within ``reach`` of the origin:
-    triangles no wider than ``reach`` found around each block of origins, wider ones
-    (few: long faces of a coarse surface) each against the origins near it."""
-    centres = triangles.mean(axis=1)
-    radii = np.linalg.norm(triangles - centres[:, None], axis=2).max(axis=1)
-    small = np.nonzero(radii <= reach)[0]
+    (inf if none), testing only the triangles whose bounding boxes overlap the box of a
+    piece of the segment [0, reach] along the ray: a triangle the segment crosses overlaps
+    the piece that holds the crossing, so the result is that of testing every triangle.
+    Pieces about SEGMENT_PIECE_EDGES typical edges long keep the candidates few (a segment
+    box across a thin part, not a ball of radius ``reach``: on a 51k-triangle remeshed
+    neuron, 0.7 M pairs instead of 40 M, ~9x faster)."""
+    lengths = np.linalg.norm(triangles - np.roll(triangles, 1, axis=1), axis=2)
+    pieces = max(1, round(reach / (SEGMENT_PIECE_EDGES * float(np.median(lengths)))))
+    stops = np.linspace(0.0, reach, pieces + 1)
+    pad = 1e-9 * reach  # the crossing point rounded off the segment's box
+    tree = box_tree(triangles.min(axis=1), triangles.max(axis=1))
     best = np.full(len(origins), np.inf)
-
-    def test(ray, face):
-        t = ray_triangle_parameters(origins[ray], directions[ray], triangles[face])
-        valid = (t > near[ray]) & (t <= reach)
-        np.minimum.at(best, ray[valid], t[valid])
-
-    if len(small):
-        tree, limit = cKDTree(centres[small]), reach + radii[small].max()
-        block = max(1, PAIRS_PER_CHUNK // 1000)
-        for start in range(0, len(origins), block):
-            found = tree.query_ball_point(origins[start : start + block], limit)
-            counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
-            ray = start + np.repeat(np.arange(len(found)), counts)
-            face = small[np.fromiter((f for c in found for f in c), np.int64, counts.sum())]
-            for k in range(0, len(ray), PAIRS_PER_CHUNK):
-                test(ray[k : k + PAIRS_PER_CHUNK], face[k : k + PAIRS_PER_CHUNK])
-    large = np.nonzero(radii > reach)[0]
-    if len(large):
-        near_origins = cKDTree(origins).query_ball_point(centres[large], reach + radii[large])
-        counts = np.fromiter(map(len, near_origins), dtype=np.int64, count=len(large))
-        ray = np.fromiter((r for c in near_origins for r in c), np.int64, counts.sum())
-        face = np.repeat(large, counts)
-        for k in range(0, len(ray), PAIRS_PER_CHUNK):
-            test(ray[k : k + PAIRS_PER_CHUNK], face[k : k + PAIRS_PER_CHUNK])
+    for start in range(0, len(origins), RAYS_PER_BLOCK):
+        rays = np.arange(start, min(start + RAYS_PER_BLOCK, len(origins)))
+        ends = origins[rays, None] + stops[:, None] * directions[rays, None]
+        lower = np.minimum(ends[:, :-1], ends[:, 1:]).reshape(-1, 3) - pad
+        upper = np.maximum(ends[:, :-1], ends[:, 1:]).reshape(-1, 3) + pad
+        piece, face = overlapping_boxes(tree, lower, upper)
+        pairs = np.unique(rays[piece // pieces] * len(triangles) + face)
+        for k in range(0, len(pairs), PAIRS_PER_CHUNK):
+            ray, face = np.divmod(pairs[k : k + PAIRS_PER_CHUNK], len(triangles))
+            t = ray_triangle_parameters(origins[ray], directions[ray], triangles[face])
+            valid = (t > near[ray]) & (t <= reach)
+            np.minimum.at(best, ray[valid], t[valid])
     return best
 
 

@@ -16,9 +16,13 @@ def directed_edges(faces: np.ndarray) -> np.ndarray:
 
 def edge_table(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique undirected edges (E, 2), the edge of each directed edge (3F,), counts (E,)."""
-    directed = directed_edges(faces)
-    undirected = np.sort(directed, axis=1)
-    edges, inverse, counts = np.unique(undirected, axis=0, return_inverse=True, return_counts=True)
+    undirected = np.sort(directed_edges(faces), axis=1).astype(np.int64)
+    n = undirected.max() + 1 if undirected.size else 1
+    # one int64 key per edge sorts like the rows (np.unique(axis=0) is ~10x slower)
+    keys, inverse, counts = np.unique(
+        undirected[:, 0] * n + undirected[:, 1], return_inverse=True, return_counts=True
+    )
+    edges = np.stack([keys // n, keys % n], axis=1).reshape(-1, 2)
     return edges, inverse.reshape(-1), counts
 
 
