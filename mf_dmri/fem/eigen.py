@@ -35,6 +35,7 @@ from mf_dmri.fem.eigensolver import (
     extend_spectrum,
     lowest_spectrum,
 )
+from mf_dmri.fem.numbering import bandwidth_numbering, renumbered, restored
 from mf_dmri.fem.resolution import check_resolution
 from mf_dmri.fem.system import FemSystem, assemble_mesh
 
@@ -158,26 +159,31 @@ def _solve(system, spectra, lam_max, solver, cluster_rtol, axes, label) -> FemEi
 
 def _piece_spectrum(piece: FemMatrices, threshold: float, solver, previous) -> Spectrum:
     """Eigenpairs of one piece below ``threshold`` [1/m^2] with the exact constant zero mode
-    (extending ``previous`` when given); the factorisation is not kept."""
+    (extending ``previous`` when given); the factorisation is not kept.  Solved in a
+    bandwidth-reducing numbering (:mod:`mf_dmri.fem.numbering`), returned in the piece's."""
     args = {"dimension": piece.dimension, "solver": solver}
+    numbering = bandwidth_numbering(piece.stiffness)
+    stiffness = renumbered(piece.stiffness, numbering)
+    mass = renumbered(piece.mass, numbering)
     if previous is None:
         constant = np.full((piece.num_dofs, 1), 1.0 / math.sqrt(piece.volume))
         found = lowest_spectrum(
-            piece.stiffness,
-            piece.mass,
+            stiffness,
+            mass,
             threshold,
             deflation=constant,
             mass_bound=piece.mass_jacobi_bound,
             **args,
         )
     else:
-        found = extend_spectrum(piece.stiffness, piece.mass, previous, threshold, **args)
+        previous = replace(previous, vectors=previous.vectors[numbering])
+        found = extend_spectrum(stiffness, mass, previous, threshold, **args)
     if found.eigenvalues.size > 1 and found.eigenvalues[1] <= 1e-6 * threshold:
         raise ArithmeticError(
             "a connected piece has two zero eigenvalues: the mesh is "
             "degenerate (check for near-zero elements)"
         )
-    return replace(found, factor=None)
+    return replace(found, vectors=restored(found.vectors, numbering), factor=None)
 
 
 def mesh_eigenbasis_with_diagnostics(
