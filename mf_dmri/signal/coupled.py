@@ -89,8 +89,6 @@ def coupled_propagator(
     chosen = choose_propagator(
         basis.num_modes, local.shape[0], num_new, basis.device, differentiated=differentiated
     )
-    if differentiated:
-        return chosen
     hardest = hardest_waveform(local, pieces.durations.to(basis.device))
     row = local[hardest : hardest + 1]
     return probed_choice(chosen, lambda: _coupled_batch(basis, pieces, row, plans))

@@ -227,7 +227,7 @@ def planned_propagator(
     chosen = choose_propagator(
         plan.data[0].shape[-1], rows, num_new, plan.local.device, differentiated=differentiated
     )
-    if rates is None or differentiated:
+    if rates is None:
         return chosen
     hardest = hardest_waveform(plan.local, plan.durations)
     rate = rates.detach().reshape(-1).max()

@@ -107,10 +107,10 @@ DENSE_MAX_MODES = (80, 40)
 #: differentiated), so a forward + backward pass is the cheapest from L = 30
 #: (benchmarks/results/grad_signal.md: 20x cheaper than dense and 8x than Krylov on 1,890
 #: PGSE measurements at L = 87, 2x / 1.6x on a box at L = 50).  With more new pieces one LU
-#: per piece and row costs more than the Krylov steps (2x at L = 60-100).  Forward only,
-#: the choice is probed on the hardest waveform before it is used (:func:`probed_choice`,
-#: by the mesh and the coupled paths): strong gradients across a large domain need many
-#: more than the ~12 vectors these costs assume.
+#: per piece and row costs more than the Krylov steps (2x at L = 60-100).  The choice is
+#: probed on the hardest waveform before it is used (:func:`probed_choice`, by the mesh and
+#: the coupled paths, with or without derivatives): strong gradients across a large domain
+#: need many more than the ~12 vectors these costs assume.
 SHIFT_INVERT_MODES = (30, 400)
 
 
@@ -141,10 +141,11 @@ def choose_propagator(
 
 
 #: Krylov vectors within which shift-and-invert must reach its tolerance on the hardest
-#: waveform for its choice (forward only) to stand; otherwise the polynomial Krylov steps
-#: are used.  The benchmarked generators need 10-16 vectors; on the P2 basis of the navis
-#: cell 722817260 truncated to 439 modes (PGSE 10/30 ms, b up to 3000 s/mm^2) it took
-#: 160-192 and 54 s for 100 measurements, against 1.9 s for the Krylov steps.
+#: waveform for its choice to stand; otherwise the polynomial Krylov steps are used.  The
+#: benchmarked generators need 10-16 vectors; on the P2 basis of the navis cell 722817260
+#: truncated to 439 modes (PGSE 10/30 ms, b up to 3000 s/mm^2) it took 160-192 and 54 s
+#: for 100 measurements, against 1.9 s for the Krylov steps; truncated to 297 modes with
+#: the derivative in D, 46 s forward + 31 s backward against 1.0 s + 2.3 s.
 SHIFT_INVERT_PROBE_DIMENSION = 24
 
 
@@ -156,11 +157,14 @@ def hardest_waveform(gradients: torch.Tensor, durations: torch.Tensor) -> int:
 
 
 def probed_choice(chosen: Propagator, hardest: Callable[[], PropagationBatch]) -> Propagator:
-    """``chosen``, or :class:`~mf_dmri.signal.krylov.KrylovExponential` when ``chosen`` is
-    shift-and-invert and does not reach its tolerance within
+    """``chosen``, or what :func:`choose_propagator` takes without shift-and-invert (the
+    dense exponential up to ``DENSE_MAX_MODES[0]`` modes, else the Krylov steps) when
+    ``chosen`` is shift-and-invert and does not reach its tolerance within
     ``SHIFT_INVERT_PROBE_DIMENSION`` vectors on the batch ``hardest()`` (one row, the
-    hardest waveform: values only).  The sizes in ``SHIFT_INVERT_MODES`` assume ~12
-    vectors; strong gradients across a large domain need many more."""
+    hardest waveform; values only, also when derivatives will be taken: the backward of
+    shift-and-invert grows with its vectors too).  The sizes in ``SHIFT_INVERT_MODES``
+    assume ~12 vectors; strong gradients across a large domain need many more."""
+    from mf_dmri.signal.dense import DenseExponential
     from mf_dmri.signal.krylov import KrylovExponential
     from mf_dmri.signal.shift_invert import ShiftInvertExponential
 
@@ -176,6 +180,8 @@ def probed_choice(chosen: Propagator, hardest: Callable[[], PropagationBatch]) -
     except RuntimeError as error:
         if "did not reach its tolerance" not in str(error):
             raise
+        if batch.num_modes <= DENSE_MAX_MODES[0]:
+            return DenseExponential()
         return KrylovExponential(tolerance=chosen.tolerance)
     return chosen
 
