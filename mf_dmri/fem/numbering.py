@@ -5,9 +5,10 @@ The assembled numbering (scikit-fem's: the vertex unknowns, then those on the ed
 the couplings of a P2 unknown far apart in memory, so each sparse product with a block of
 vectors reads the block's rows all over it.  Reverse Cuthill-McKee keeps coupled unknowns
 close: on the P2 matrices of a remeshed navis neuron (134k unknowns, bandwidth 133,770 ->
-1,845) ``M X`` with 16 columns took 15 ms instead of 53 ms, and the whole block Lanczos
-solve of 991 modes 117 s instead of 137 s (one core, same run).  The callers renumber,
-solve, and give the vectors back in the assembled numbering.
+1,845) ``M X`` with 16 columns took 18 ms instead of 51 ms, and the block Lanczos solve of
+its 1,022 modes 143 s of CPU instead of 186 s (one core, one run:
+benchmarks/bench_real_cell_kernels.py).  The callers renumber, solve, and give the vectors
+back in the assembled numbering.
 """
 
 from __future__ import annotations
