@@ -23,6 +23,7 @@ from mf_dmri.signal import (
     signal,
 )
 from mf_dmri.signal.propagation import factor_signal
+from mf_dmri.signal.propagators import CUDA_DENSE_MAX_MODES, CUDA_DENSE_MAX_MODES_DIFFERENTIATED
 from mf_dmri.units import ms, um
 
 
@@ -67,6 +68,28 @@ def test_choose_propagator_by_size():
     large = choose_propagator(500, 100, 1, torch.device("cpu"))
     assert isinstance(small, DenseExponential) and isinstance(large, KrylovExponential)
     assert isinstance(large, Propagator)
+
+
+@pytest.mark.parametrize("differentiated", [False, True])
+def test_choice_on_a_cuda_device_prefers_dense_exponentials(differentiated):
+    """On a GPU the dense path is the cheapest far further (CUDA_DENSE_MAX_MODES, measured
+    in benchmarks/results/gpu_signal.md); shift-and-invert is never chosen there.  Only the
+    device's type is read: no GPU is needed for this test."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    few, many = CUDA_DENSE_MAX_MODES
+    if differentiated:
+        few = many = CUDA_DENSE_MAX_MODES_DIFFERENTIATED
+    for pieces, limit in ((1, few), (2, few), (16, many)):
+        at = choose_propagator(limit, 100, pieces, cuda, differentiated=differentiated)
+        above = choose_propagator(limit + 1, 100, pieces, cuda, differentiated=differentiated)
+        assert isinstance(at, DenseExponential) and isinstance(above, KrylovExponential)
+    for modes in (30, 87, 200, 400):
+        chosen = choose_propagator(modes, 1890, 1, cuda, differentiated=differentiated)
+        assert isinstance(chosen, DenseExponential)
+    # the CPU's choice at the same sizes is unchanged
+    assert not isinstance(choose_propagator(200, 100, 1, cpu), DenseExponential)
+    assert isinstance(choose_propagator(few, 100, 16, cpu), KrylovExponential)
+    assert CUDA_DENSE_MAX_MODES_DIFFERENTIATED < CUDA_DENSE_MAX_MODES[0]  # measured crossover
 
 
 def test_krylov_settings_are_checked():

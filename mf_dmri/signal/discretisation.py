@@ -90,14 +90,14 @@ def discretisation_error(
                 DiscretisationWarning,
                 stacklevel=4,
             )
-        return torch.zeros(pieces.num_measurements, dtype=torch.float64)
+        return torch.zeros(pieces.num_measurements, dtype=torch.float64, device=accepted.device)
     cutoff = float(accepted.eigenvalues.detach()[-1])
     companion = model.companion(cutoff, accepted.axes.detach().cpu()).to(accepted.device)
     rate = torch.tensor(float(diffusivity), dtype=torch.float64, device=accepted.device)
     with torch.no_grad():
         value = factor_signal(accepted, rate, pieces)
         other = factor_signal(companion, rate, pieces)
-    change = (value - other).abs().cpu()
+    change = (value - other).abs()
     ratio = min(RATIO_CONSTANT * eigenvalue_change(accepted, companion), MAX_ERROR_RATIO)
     if model.order == 1:
         return change / (1.0 - ratio)

@@ -113,6 +113,20 @@ DENSE_MAX_MODES = (80, 40)
 #: need many more than the ~12 vectors these costs assume.
 SHIFT_INVERT_MODES = (30, 400)
 
+#: ``DENSE_MAX_MODES`` on a CUDA device, where batched dense exponentials run at the rate of
+#: matrix products while the Krylov and shift-and-invert steps are bound by their many
+#: small, sequential kernels (benchmarks/results/gpu_signal.md, one H200, 100 measurements
+#: on the 8,000-node box basis, dense / Krylov / shift-invert: 0.006 / 0.059 / 0.092 s for
+#: PGSE at L = 200, 0.129 / 0.129 / 0.79 s at L = 800; 0.44 / 0.58 s and 2.9 / 0.83 s for
+#: the 16-piece sampled waveform at L = 400 and 800; 2.8 / 3.8 s for the 513-piece OGSE at
+#: L = 400).  Shift-and-invert is never chosen there.
+CUDA_DENSE_MAX_MODES = (800, 400)
+#: The same when derivatives are taken (the backward of a dense exponential is that of a
+#: 2L x 2L one): forward + backward of dE/dD, dense / Krylov, 0.14 / 0.30 s and 1.07 /
+#: 0.43 s for PGSE at L = 400 and 800, 0.38 / 1.55 s and 2.1 / 1.9 s for the sampled
+#: waveform at L = 200 and 400 (same benchmark).
+CUDA_DENSE_MAX_MODES_DIFFERENTIATED = 400
+
 
 def choose_propagator(
     num_modes: int,
@@ -122,14 +136,20 @@ def choose_propagator(
     *,
     differentiated: bool = False,
 ) -> Propagator:
-    """The propagator with the least predicted cost for this problem size (one place where
-    the choice is made; the cost model is measured in benchmarks/).  ``differentiated``:
-    whether derivatives will be taken through the values (the cost of the backward counts)."""
+    """The propagator with the least predicted cost for this problem size on ``device`` (one
+    place where the choice is made; the cost model is measured in benchmarks/, separately
+    for the CPU and for CUDA devices).  ``differentiated``: whether derivatives will be
+    taken through the values (the cost of the backward counts)."""
     from mf_dmri.signal.dense import DenseExponential
     from mf_dmri.signal.krylov import KrylovExponential
     from mf_dmri.signal.shift_invert import ShiftInvertExponential
 
-    del num_measurements, device
+    del num_measurements
+    if device.type == "cuda":
+        limit = CUDA_DENSE_MAX_MODES[0 if num_new_pieces <= 2 else 1]
+        if differentiated:
+            limit = min(limit, CUDA_DENSE_MAX_MODES_DIFFERENTIATED)
+        return DenseExponential() if num_modes <= limit else KrylovExponential()
     if num_new_pieces > 2:
         return DenseExponential() if num_modes <= DENSE_MAX_MODES[1] else KrylovExponential()
     fewest, most = SHIFT_INVERT_MODES
