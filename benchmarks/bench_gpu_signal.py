@@ -140,6 +140,17 @@ def throughput(basis: Eigenbasis, report: Report) -> None:
         )
 
 
+#: Column order of the scan tables (their headers name them in this order).
+SCAN_COLUMNS = ("dense", "krylov", "shift_invert", "chosen")
+
+
+def _scan_row(name: str, modes: int, seconds: dict[str, float], difference: float) -> str:
+    """One row of a scan table: the time of each propagator in ``SCAN_COLUMNS`` ('-' where
+    it was not run) and the largest difference between them."""
+    cells = " | ".join(f"{seconds[k]:.3f}" if k in seconds else "-" for k in SCAN_COLUMNS)
+    return f"| {name} | {modes} | {cells} | {difference:.1e} |"
+
+
 def gpu_scan(basis: Eigenbasis, report: Report) -> None:
     report.add(
         "",
@@ -162,11 +173,7 @@ def gpu_scan(basis: Eigenbasis, report: Report) -> None:
                     continue  # shift-invert: one factorisation per piece; chosen: below
                 times[label], values[label] = timed(truncated, pieces, label, 2)
             difference = max(float((v - values["krylov"]).abs().max()) for v in values.values())
-            cells = [f"{times[k]:.3f}" if k in times else "-" for k in PROPAGATORS]
-            report.add(
-                f"| {name} | {modes} | {cells[1]} | {cells[0]} | {cells[2]} | {cells[3]} | "
-                f"{difference:.1e} |"
-            )
+            report.add(_scan_row(name, modes, times, difference))
 
 
 def timed_gradient(basis: Eigenbasis, pieces, label: str) -> tuple[float, float]:
@@ -206,11 +213,7 @@ def gpu_gradient_scan(basis: Eigenbasis, report: Report) -> None:
             }
             reference = results["krylov"][1]
             spread = max(abs(d - reference) / abs(reference) for _, d in results.values())
-            cells = [f"{results[k][0]:.3f}" if k in results else "-" for k in PROPAGATORS]
-            report.add(
-                f"| {name} | {modes} | {cells[1]} | {cells[0]} | {cells[2]} | {cells[3]} | "
-                f"{spread:.1e} |"
-            )
+            report.add(_scan_row(name, modes, {k: r[0] for k, r in results.items()}, spread))
 
 
 def main() -> None:
