@@ -72,8 +72,8 @@ class Sink:
     def completed(self):
         return set(self.chunks)
 
-    def write(self, chunk, signals):
-        self.chunks[chunk.index] = signals
+    def write(self, chunk, signals, error_bars):
+        self.chunks[chunk.index] = (signals, error_bars)
 
 
 def sync(device):

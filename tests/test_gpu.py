@@ -108,12 +108,15 @@ def test_signal_with_error_on_cuda_equals_cpu(basis):
 
 
 def _assert_same_bars(cpu, cuda) -> None:
-    """Truncation and discretisation bars equal; the propagation bar is the tolerance of
-    the propagator each device chose (on the H200 the dense exponential, 1e-11, where the
-    CPU took the Krylov steps, 1e-10: measured), so only its size is checked."""
+    """Truncation and discretisation bars equal, down to round-off: at b = 0 the truncation
+    bar is a difference of two signals equal to 1e-13 (1.3e-13 on the H200, 2.5e-13 on
+    the CPU: measured), so bars under 1e-12 only need to stay that small.  The propagation
+    bar is the tolerance of the propagator each device chose (on the H200 the dense
+    exponential, 1e-11, where the CPU took the Krylov steps, 1e-10: measured), so only its
+    size is checked."""
     for name in ("truncation_error", "discretisation_error"):
         np.testing.assert_allclose(
-            getattr(cuda, name).cpu().numpy(), getattr(cpu, name).numpy(), rtol=1e-6, atol=1e-15
+            getattr(cuda, name).cpu().numpy(), getattr(cpu, name).numpy(), rtol=1e-6, atol=1e-12
         )
     for result in (cpu, cuda):
         assert float(result.propagation_error.max()) <= 1e-9
