@@ -47,3 +47,39 @@ def test_bound_holds_on_badly_shaped_meshes(dimension, order):
     bound = residual_norms(piece.stiffness, piece.mass, values, vectors, jacobi_bound=c)
     assert np.all(bound >= exact * (1 - 1e-8))
     assert np.all(bound <= exact / np.sqrt(c) * (1 + 1e-8))
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_rayleigh_residuals_match_the_dense_formula(bounded):
+    """Quotients ``x^T K x / x^T M x`` and ``||K x - lambda M x||_{M^-1}`` against dense
+    linear algebra (an explicit solve with M), on perturbed eigenvectors of a P2 mesh; an
+    exact eigenvector gives its eigenvalue and a residual at round-off."""
+    import scipy.linalg as la
+
+    from mf_dmri.fem.error_estimates import rayleigh_residuals
+
+    nodes, elements = _distorted_box(3, seed=4)
+    piece = assemble_mesh(nodes, elements, order=2).pieces[0]
+    stiffness, mass = piece.stiffness.toarray(), piece.mass.toarray()
+    values, vectors = la.eigh(stiffness, mass)
+    rng = np.random.default_rng(1)
+    exact = vectors[:, 5:9]
+    perturbed = exact + 1e-3 * rng.normal(size=exact.shape) * np.abs(exact).max()
+    tests = np.hstack([exact, perturbed])
+    bound = piece.mass_jacobi_bound if bounded else None
+    quotients, norms = rayleigh_residuals(
+        piece.stiffness, piece.mass, tests, tol=1e-10, chunk=3, jacobi_bound=bound
+    )
+    reference = np.einsum("ij,ij->j", tests, stiffness @ tests) / np.einsum(
+        "ij,ij->j", tests, mass @ tests
+    )
+    np.testing.assert_allclose(quotients, reference, rtol=1e-12)
+    np.testing.assert_allclose(quotients[:4], values[5:9], rtol=1e-10)
+    residual = stiffness @ tests - (mass @ tests) * reference
+    dual = np.sqrt(np.einsum("ij,ij->j", residual, np.linalg.solve(mass, residual)))
+    assert np.all(norms[:4] <= 1e-8 * values[5:9] * np.sqrt(np.diag(tests.T @ mass @ tests))[:4])
+    if bounded:  # the upper bound, at most 1 / sqrt(c) above the norm
+        assert np.all(norms[4:] >= dual[4:] * (1 - 1e-8))
+        assert np.all(norms[4:] <= dual[4:] / np.sqrt(bound) * (1 + 1e-8))
+    else:
+        np.testing.assert_allclose(norms[4:], dual[4:], rtol=1e-8)
