@@ -296,3 +296,38 @@ def test_pieces_are_solved_renumbered_and_returned_in_the_assembled_numbering():
         np.testing.assert_allclose(
             result.basis.moments[k].numpy(), direct, rtol=0, atol=1e-12 * np.abs(direct).max()
         )
+
+
+def test_slices_of_a_thin_cell_are_balanced_by_the_measured_counts():
+    """A 200 x 1 x 1 um rod, every mode below the first transverse one (its counts grow
+    like lambda^(1/2), as along a neurite, not like Weyl's lambda^(3/2)): the slice
+    boundaries come from the measured counts, so the four slices hold 40 +- 10 modes each
+    with one count more than the three boundaries (guessed by Weyl's exponent alone, as
+    before: 52, 41, 48 and 19 modes from six counts); every count is exact and every mode
+    below the cutoff is found (dense LAPACK)."""
+    from mf_dmri.fem.eigensolver import _plan_cuts
+    from mf_dmri.fem.sparse_factor import resolve_backend
+
+    mesh = MeshTet.init_tensor(
+        np.linspace(0, 200e-6, 401), np.linspace(0, 1e-6, 3), np.linspace(0, 1e-6, 3)
+    )
+    piece = assemble_mesh(mesh, order=1).pieces[0]
+    values, _ = _dense(piece)
+    threshold = 0.5 * (values[160] + values[161])
+    assert threshold < (np.pi / 1e-6) ** 2  # below the first transverse mode
+    backend = resolve_backend("auto")
+    top = factor_near(piece.stiffness, piece.mass, threshold, None, backend)
+    cuts, stats = _plan_cuts(
+        piece.stiffness, piece.mass, (None, backend), (-1.0, 1), (top.shift, 161), 40, 3
+    )
+    sizes = np.diff([count for _, count in cuts])
+    assert len(sizes) == 4 and np.all(np.abs(sizes - 40) <= 10)
+    assert stats["factorisations"] <= 4
+    for shift, count in cuts[1:]:
+        assert count == np.count_nonzero(values < shift)
+    solver = ShiftInvertLanczos(dense_limit=0, slice_modes=40)
+    spectrum = _cube_spectrum(piece, threshold, solver)
+    assert spectrum.stats["slices"] == 4
+    np.testing.assert_allclose(
+        spectrum.eigenvalues[1:], values[1:161], rtol=0, atol=1e-10 * threshold
+    )
