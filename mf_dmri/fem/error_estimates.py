@@ -82,12 +82,7 @@ def residual_norms(
     ``||r||_{diag(M)^-1} / sqrt(c)`` is returned instead (no solve with M):
     ``M >= c diag(M)`` gives ``M^-1 <= diag(M)^-1 / c``.
     """
-    out = np.zeros(vectors.shape[1])
-    for start in range(0, vectors.shape[1], chunk):
-        block = vectors[:, start : start + chunk]
-        residual = stiffness @ block - (mass @ block) * eigenvalues[start : start + chunk]
-        out[start : start + chunk] = _dual_norms(mass, residual, tol, jacobi_bound)
-    return out
+    return _residuals(stiffness, mass, vectors, eigenvalues, tol, chunk, jacobi_bound)[1]
 
 
 def rayleigh_residuals(
@@ -101,15 +96,23 @@ def rayleigh_residuals(
     """Rayleigh quotients ``phi^T K phi / phi^T M phi`` [1/m^2] of each column and the
     residual norms ``||K phi - lambda M phi||_{M^-1}`` at them, from one product of each
     matrix per column (arguments as in :func:`residual_norms`)."""
-    values, norms = np.zeros(vectors.shape[1]), np.zeros(vectors.shape[1])
+    return _residuals(stiffness, mass, vectors, None, tol, chunk, jacobi_bound)
+
+
+def _residuals(stiffness, mass, vectors, eigenvalues, tol, chunk, jacobi_bound):
+    """(eigenvalues, residual norms) of the columns, ``chunk`` at a time; the Rayleigh
+    quotients are formed when ``eigenvalues`` is None."""
+    quotients = eigenvalues is None
+    values = np.zeros(vectors.shape[1]) if quotients else np.asarray(eigenvalues)
+    norms = np.zeros(vectors.shape[1])
     for start in range(0, vectors.shape[1], chunk):
         block = vectors[:, start : start + chunk]
         stiff_block, mass_block = stiffness @ block, mass @ block
-        quotient = np.einsum("ij,ij->j", block, stiff_block) / np.einsum(
-            "ij,ij->j", block, mass_block
-        )
-        values[start : start + chunk] = quotient
-        residual = stiff_block - mass_block * quotient
+        if quotients:
+            values[start : start + chunk] = np.einsum("ij,ij->j", block, stiff_block) / np.einsum(
+                "ij,ij->j", block, mass_block
+            )
+        residual = stiff_block - mass_block * values[start : start + chunk]
         norms[start : start + chunk] = _dual_norms(mass, residual, tol, jacobi_bound)
     return values, norms
 
