@@ -38,6 +38,7 @@ from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.cutoff import _ANALYTIC_LABELS
 from mf_dmri.signal.propagation import factor_signal
+from mf_dmri.signal.propagators import Propagator
 
 
 class DiscretisationWarning(UserWarning):
@@ -72,13 +73,21 @@ def eigenvalue_change(basis: Eigenbasis, companion: Eigenbasis) -> float:
 
 
 def discretisation_error(
-    factor: Eigenbasis, accepted: Eigenbasis, diffusivity: float, pieces: GradientPieces
+    factor: Eigenbasis,
+    accepted: Eigenbasis,
+    diffusivity: float,
+    pieces: GradientPieces,
+    value: torch.Tensor | None = None,
+    propagator: Propagator | None = None,
 ) -> torch.Tensor:
     """float64 (M,) bound of the finite-element error of the signal of ``accepted`` (the
     factor at its accepted cutoff) [signal unit]: zero for a factor without a mesh (closed
     forms), else the P1-versus-P2 bound of the module docstring.  ``diffusivity`` [m^2/s].
-    A basis that is neither a closed form nor carries its mesh gets zero with a
-    :class:`DiscretisationWarning` (the bar then does not cover its discretisation)."""
+    ``value``: the signal of ``accepted`` (M,) when already computed (else computed here);
+    ``propagator``: the one used for both orders (None: chosen by measured cost, as in
+    :func:`~mf_dmri.signal.api.signal`).  A basis that is neither a closed form nor carries
+    its mesh gets zero with a :class:`DiscretisationWarning` (the bar then does not cover
+    its discretisation)."""
     model = factor.discretisation
     if model is None:
         if factor.source is None and factor.label not in _ANALYTIC_LABELS:
@@ -95,9 +104,10 @@ def discretisation_error(
     companion = model.companion(cutoff, accepted.axes.detach().cpu()).to(accepted.device)
     rate = torch.tensor(float(diffusivity), dtype=torch.float64, device=accepted.device)
     with torch.no_grad():
-        value = factor_signal(accepted, rate, pieces)
-        other = factor_signal(companion, rate, pieces)
-    change = (value - other).abs()
+        if value is None:
+            value = factor_signal(accepted, rate, pieces, propagator=propagator)
+        other = factor_signal(companion, rate, pieces, propagator=propagator)
+    change = (value.detach() - other).abs()
     ratio = min(RATIO_CONSTANT * eigenvalue_change(accepted, companion), MAX_ERROR_RATIO)
     if model.order == 1:
         return change / (1.0 - ratio)

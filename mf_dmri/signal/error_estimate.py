@@ -240,10 +240,11 @@ def _checked_factor(
     # a rebuilt (analytic) basis reports the middle level, whose error the bar bounds; a
     # fixed basis reports every mode of the check (the finest), conservatively covered
     reported = ladder.middle if ladder.accepted and factor.source is not None else ladder.finest
-    discretisation = _discretisation_error(factor, reported, rate, pieces)
+    value = evaluate(reported)
+    discretisation = discretisation_error(factor, reported, rate, pieces, value, propagator)
     # planned as the signal will be (with autograd: derivatives at g = 0 change the choice)
     used = planned_propagator(prepare_factor(reported, pieces), 1, propagator)
-    return reported, ladder.bar, discretisation, used.tolerance, evaluate(reported)
+    return reported, ladder.bar, discretisation, used.tolerance, value
 
 
 def _cutoff_levels(factor, rate, pieces, share, memory_budget, max_doublings):
@@ -328,9 +329,3 @@ def _fixed_pair(
             "larger cutoff (e.g. 4 x max_eigenvalue) or lower max_eigenvalue"
         )
     return coarse, fine
-
-
-def _discretisation_error(factor, accepted, rate, pieces) -> torch.Tensor:
-    """The discretisation error of the accepted factor [signal unit]: P1 versus P2 on the
-    factor's mesh (:mod:`mf_dmri.signal.discretisation`); zero for closed forms."""
-    return discretisation_error(factor, accepted, rate, pieces)
