@@ -161,3 +161,33 @@ def test_a_basis_without_its_mesh_says_so():
     with pytest.warns(DiscretisationWarning, match="not in the error bar"):
         result = signal_with_error(_prism(bare), _pieces())
     assert bool((result.discretisation_error == 0).all())
+
+
+def test_the_bar_propagates_the_accepted_basis_once(monkeypatch):
+    """The discretisation term reuses the accepted signal of the truncation ladder: one
+    propagation per ladder level plus one of the companion, and the same bar as a bound
+    computed from scratch."""
+    from mf_dmri.signal import discretisation
+    from mf_dmri.signal import error_estimate as estimate
+
+    nodes, triangles = triangulate_polygon(HEXAGON, 2.5 * um)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResolutionWarning)
+        basis = cross_section_eigenbasis(nodes, triangles, length_scale=2 * um)
+    calls = []
+    for module in (estimate, discretisation):
+
+        def counting(b, *args, _original=module.factor_signal, **kwargs):
+            calls.append(b.num_modes)
+            return _original(b, *args, **kwargs)
+
+        monkeypatch.setattr(module, "factor_signal", counting)
+    result = signal_with_error(_prism(basis), _pieces())
+    levels = calls[:-1]
+    assert len(set(levels)) == len(levels), calls  # no level propagated twice
+    assert (
+        calls[-1]
+        == basis.discretisation.companion(max(result.max_eigenvalues), basis.axes).num_modes
+    )
+    fresh = discretisation.discretisation_error(basis, basis, D, _pieces())
+    torch.testing.assert_close(result.discretisation_error, fresh, rtol=1e-12, atol=1e-15)
