@@ -5,7 +5,9 @@ Cells:
 * ``mesh:<id>``: the five navis example meshes (``navis.example_neurons(kind="mesh")``,
   hemibrain EM reconstructions, 8 nm units): load -> repair_surface -> remesh_surface ->
   tetrahedralize ->
-  eigenbasis -> 100 PGSE signals with their error bar (signal_with_error).
+  eigenbasis -> 100 PGSE signals with their error bar (signal_with_error) -> optionally
+  (``--cutoff-study``) the same signals from the basis truncated at larger length scales,
+  to show which cutoff the tolerance needs.
 * ``swc:<id>``: the five navis example skeletons (``navis/data/swc/*.swc``, same cells, 8 nm
   units): load_swc -> simplify_morphology (the settings below, every change counted) ->
   morphology_surface -> repair_surface (expected: no change) -> remesh_surface ->
@@ -25,7 +27,8 @@ compute on one core whatever the machine's load (wall times on a shared machine 
 inflated).
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/bench_real_cells.py [--cells swc:754534424,...]
-       [--quick] [--step-budget 600] [--length-scale-um 3] [--output PATH]
+       [--quick] [--step-budget 600] [--length-scale-um 3] [--cutoff-study 4,5,6]
+       [--output PATH]
 Writes benchmarks/results/real_cells.md.
 """
 
@@ -230,31 +233,56 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
 
     step("companion", companion)
 
+    rng = np.random.default_rng(0)
+    count = 10 if args.quick else 100
+    directions = rng.normal(size=(count, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    b = rng.uniform(0, 3000, size=count) * units.s_per_mm2
+    acquisition = Acquisition.from_bvalues(
+        PGSE(10 * units.ms, 30 * units.ms), torch.tensor(b), torch.tensor(directions)
+    )
+
     def signals():
-        rng = np.random.default_rng(0)
-        count = 10 if args.quick else 100
-        directions = rng.normal(size=(count, 3))
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        b = rng.uniform(0, 3000, size=count) * units.s_per_mm2
-        acquisition = Acquisition.from_bvalues(
-            PGSE(10 * units.ms, 30 * units.ms), torch.tensor(b), torch.tensor(directions)
-        )
         # the library's propagator choice (by measured cost: Krylov here; the forced
         # shift-and-invert one took 301 s vs 8 s for 20 signals on a 885-mode basis)
         result = signal_with_error(Compartment(basis, 2e-9), acquisition)
         values = result.signal.abs()
-        parts = ", ".join(
-            f"{name} {float(getattr(result, f'{name}_error').max()):.1e}"
-            for name in ("truncation", "discretisation", "propagation")
-        )
         return None, (
             f"{count} signals: |E| {float(values.min()):.4f}..{float(values.max()):.4f} "
-            f"(mean {float(values.mean()):.4f}); error bar max {result.max_error_bar:.1e} "
-            f"({parts}; discretisation: P1 vs P2 on the same mesh) "
-            f"(tolerance {result.tolerance:g}, within: {result.within_tolerance})"
+            f"(mean {float(values.mean()):.4f}); {_bar_summary(result)}"
         )
 
     step("signals", signals)
+
+    def coarser_cutoffs():
+        # what a larger length_scale would have given: the basis truncated at its cutoff
+        # (cluster-safe, as a solve at that cutoff keeps), the same signals and error bar
+        # (the companion is reused: it is kept at the full cutoff)
+        rows = []
+        for ell in args.cutoff_study:
+            truncated = basis.truncated((2 * np.pi / (ell * units.um)) ** 2)
+            clock = time.process_time()
+            result = signal_with_error(Compartment(truncated, 2e-9), acquisition)
+            rows.append(
+                f"length_scale {ell:g} um: {truncated.num_modes} modes, signals "
+                f"{time.process_time() - clock:.1f} s, {_bar_summary(result)}"
+            )
+        return None, "; ".join(rows)
+
+    if args.cutoff_study:
+        step("coarser cutoffs", coarser_cutoffs)
+
+
+def _bar_summary(result) -> str:
+    """The error bar of a SignalResult: its largest value, the parts, the verdict."""
+    parts = ", ".join(
+        f"{name} {float(getattr(result, f'{name}_error').max()):.1e}"
+        for name in ("truncation", "discretisation", "propagation")
+    )
+    return (
+        f"error bar max {result.max_error_bar:.1e} ({parts}; discretisation: P1 vs P2 on the "
+        f"same mesh) (tolerance {result.tolerance:g}, within: {result.within_tolerance})"
+    )
 
 
 def _remesh_settings(kind: str, args) -> dict:
@@ -344,7 +372,13 @@ def _header(args) -> str:
         "(radius floor, collinear merge tolerance, shortest twig kept), largest tree kept.",
         "Signals: PGSE 10/30 ms, b uniform in [0, 3000] s/mm^2, random directions, "
         "D = 2 um^2/ms; error bar from `signal_with_error` "
-        "(truncation + discretisation, P1 vs P2 on the same mesh, + propagation).",
+        "(truncation + discretisation, P1 vs P2 on the same mesh, + propagation)"
+        + (
+            f"; then the same from the basis truncated at length_scale "
+            f"{', '.join(f'{v:g}' for v in args.cutoff_study)} um (step 'coarser cutoffs')."
+            if args.cutoff_study
+            else "."
+        ),
         "Peak RSS is the child process's maxrss after the step (cumulative); CPU is the "
         "child's user + system time (one thread), its compute on one core.",
         "",
@@ -384,6 +418,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 signals instead of 100")
     parser.add_argument("--step-budget", type=float, default=600.0, help="[s] per step")
     parser.add_argument("--length-scale-um", type=float, default=3.0)
+    parser.add_argument(
+        "--cutoff-study",
+        type=lambda text: [float(v) for v in text.split(",") if v],
+        default=[],
+        help="comma-separated length scales [um] larger than --length-scale-um: after the "
+        "signals, the same signals and error bar from the basis truncated at each",
+    )
     parser.add_argument("--method", default="netgen", help="tetrahedralize method")
     parser.add_argument(
         "--order",
