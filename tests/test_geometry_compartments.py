@@ -26,6 +26,18 @@ def test_winding_numbers_inside_outside():
     np.testing.assert_allclose(winding_numbers(cell.flipped(), points[:1]), [-1], atol=1e-9)
 
 
+@pytest.mark.parametrize("chunk", [1, 500, 10**7])
+def test_winding_numbers_do_not_depend_on_the_pass_size(chunk):
+    """Passes of one point (fewer pairs than faces), of a few points and of every point."""
+    cell = sphere(2 * um, subdivisions=3)
+    points = np.random.default_rng(1).uniform(-3 * um, 3 * um, (37, 3))
+    expected = (np.linalg.norm(points, axis=1) < 1.9 * um).astype(float)
+    outside_band = np.abs(np.linalg.norm(points, axis=1) - 2 * um) > 0.1 * um
+    values = winding_numbers(cell, points, chunk=chunk)
+    np.testing.assert_allclose(values[outside_band], expected[outside_band], atol=1e-9)
+    np.testing.assert_allclose(values, winding_numbers(cell, points), atol=1e-12)
+
+
 def test_axon_in_box_gives_intra_and_extra():
     block = box((10 * um, 10 * um, 10 * um), edge_length=1 * um)
     axon = cylinder(2 * um, 8 * um, segments=24).translated([5 * um, 5 * um, 5 * um])
