@@ -106,7 +106,10 @@ def _residuals(stiffness, mass, vectors, eigenvalues, tol, chunk, jacobi_bound):
     values = np.zeros(vectors.shape[1]) if quotients else np.asarray(eigenvalues)
     norms = np.zeros(vectors.shape[1])
     for start in range(0, vectors.shape[1], chunk):
-        block = vectors[:, start : start + chunk]
+        # one row-major copy for both sparse products and the column sums below (a column
+        # slice of an F-ordered array is copied in each sparse product otherwise, and the
+        # mixed-layout sums are slow)
+        block = np.ascontiguousarray(vectors[:, start : start + chunk])
         stiff_block, mass_block = stiffness @ block, mass @ block
         if quotients:
             values[start : start + chunk] = np.einsum("ij,ij->j", block, stiff_block) / np.einsum(
