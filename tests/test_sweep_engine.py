@@ -119,26 +119,34 @@ def test_mixed_compartment_kinds_without_fractions_are_refused():
 
 
 def test_error_bars_are_those_of_signal_with_error_at_the_extreme_diffusivities():
-    """One compartment: a row's bar is the larger of signal_with_error's bars at the
-    smallest and largest diffusivity of the sweep, times the row's T2 decay."""
+    """One compartment: a row's bar is the larger, over the smallest and largest
+    diffusivity of the sweep, of signal_with_error's bar plus the distance of the sweep's
+    signal (its a-priori cutoff) to signal_with_error's, times the row's T2 decay."""
     from mf_dmri.signal import signal_with_error
     from mf_dmri.sweep.engine import geometry_chunks, solve_geometry
 
     spec = small_spec(radii=(3.0 * um,))
     plan = build_plan(spec, DEFAULT_REGISTRY)
     (domain,) = solve_geometry(plan.geometries[0], DEFAULT_REGISTRY, None)[0].values()
-    bars = np.concatenate([b for _, _, b, _ in geometry_chunks(plan, 0, plan.chunks[:1])])
-    low, high = plan.tissue["diffusivity"].min(), plan.tissue["diffusivity"].max()
+    chunks = list(geometry_chunks(plan, 0, plan.chunks))
+    signals = np.concatenate([s for _, s, _, _ in chunks])
+    bars = np.concatenate([b for _, _, b, _ in chunks])
+    diffusivity, t2 = plan.tissue["diffusivity"], plan.tissue["t2"]
     for timing in plan.measurements.timings:
         pieces = timing_pieces(plan.measurements, timing)
-        expected = np.maximum(
-            signal_with_error(Compartment(domain, low), pieces).error_bar.numpy(),
-            signal_with_error(Compartment(domain, high), pieces).error_bar.numpy(),
-        )
-        echo = float(pieces.echo_time)
-        decay = np.exp(-echo / plan.tissue["t2"][: bars.shape[0]])
+        decay = np.exp(-float(pieces.echo_time) / t2)
+        expected = []
+        for d in (diffusivity.min(), diffusivity.max()):
+            checked = signal_with_error(Compartment(domain, d), pieces)
+            row = int(np.flatnonzero(diffusivity == d)[0])
+            kept = signals[row, timing.indices] / decay[row]
+            distance = np.abs(kept - checked.signal.numpy())
+            expected.append(checked.error_bar.numpy() + distance)
         np.testing.assert_allclose(
-            bars[:, timing.indices], decay[:, None] * expected[None, :], rtol=1e-12
+            bars[:, timing.indices],
+            decay[:, None] * np.maximum(*expected)[None, :],
+            rtol=1e-9,
+            atol=1e-15,
         )
 
 

@@ -127,6 +127,11 @@ class OGSE(WaveformShape):
         period = float(self.period.detach())
         return 4 * max(1, math.ceil(period / (4.0 * time_step) * (1 - 1e-12)))
 
+    def piece_length(self, time_step: float | None = None) -> float:
+        """Length [s] of the equal pieces of the lobes at ``time_step`` [s] (see
+        :meth:`pieces_per_period`)."""
+        return float(self.period.detach()) / self.pieces_per_period(time_step)
+
     def pieces(self, time_step: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Equal pieces no longer than ``time_step`` [s] holding the exact average of the
         shape over each piece, so q(t) is exact at every piece boundary.

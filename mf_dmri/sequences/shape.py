@@ -37,6 +37,12 @@ class WaveformShape(abc.ABC):
     def pieces(self, time_step: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Piecewise-constant representation: durations (P,) [s] and values (P, C) [-]."""
 
+    def piece_length(self, time_step: float | None = None) -> float | None:
+        """Length [s] of the pieces that :meth:`pieces` cuts the smooth parts of the shape
+        into at ``time_step`` [s]; None when the pieces are exact (piecewise-constant
+        shapes), so that no time step changes the signal."""
+        return None
+
     @abc.abstractmethod
     def wavevector_shape(self, times: torch.Tensor) -> torch.Tensor:
         """Integral of the shape from 0 to each time: (..., C) [s] for times (...,) [s]."""

@@ -22,7 +22,6 @@ coupled bases (zero in the bar).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -39,6 +38,8 @@ from mf_dmri.signal.cutoff_ladder import climb
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES
 from mf_dmri.signal.propagators import Propagator
 from mf_dmri.signal.result import SignalResult
+from mf_dmri.signal.waveform_error import WAVEFORM_SHARE, refined_in_time
+from mf_dmri.signal.zero_bvalue import with_zero_bvalue_derivatives
 
 
 def coupled_signal_with_error(
@@ -50,7 +51,8 @@ def coupled_signal_with_error(
     propagator: Propagator | None = None,
     max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     max_doublings: int = 3,
-    at_zero_bvalues: Callable[..., torch.Tensor] | None = None,
+    acquisition=None,
+    time_step: float | None = None,
 ) -> SignalResult:
     """Signal of a coupled basis with its error bar (see the module docstring).
 
@@ -64,9 +66,11 @@ def coupled_signal_with_error(
         max_chunk_bytes: memory budget of one batch of propagation [bytes].
         max_doublings: most doublings of the rate (each one a new eigen-solve, about 2.8
             times the modes in 3-D).
-        at_zero_bvalues: ``f(values, evaluate=...)`` that adds the exact b-derivatives at
-            b = 0 (:func:`mf_dmri.signal.zero_bvalue.with_zero_bvalue_derivatives` bound
-            to the acquisition), or None.
+        acquisition: the ``Acquisition`` that ``pieces`` come from (at ``time_step``), or
+            None: then the exact b-derivatives at b = 0 are added
+            (:mod:`mf_dmri.signal.zero_bvalue`) and a smooth waveform is refined in time
+            (:mod:`mf_dmri.signal.waveform_error`).
+        time_step: longest piece of smooth waveforms [s] that ``pieces`` were made with.
 
     Returns:
         :class:`SignalResult` whose ``num_modes`` and ``max_eigenvalues`` have one entry:
@@ -86,16 +90,27 @@ def coupled_signal_with_error(
     ladder = climb(_levels(basis, pieces, tol, max_doublings), evaluate, tol, _num_modes)
     fine = ladder.middle if ladder.accepted and basis.source is not None else ladder.finest
     truncation = ladder.bar
-    value = coupled_signal(fine, pieces, propagator=propagator, **options)
-    if at_zero_bvalues is not None:
-        value = at_zero_bvalues(value, evaluate=lambda some: coupled_signal(fine, some, **options))
     used = coupled_propagator(fine, pieces, propagator)
     scale = 1.0 if normalize else float(fine.reference.detach())
+
+    def at_time_step(step: float | None) -> torch.Tensor:
+        some = pieces if step == time_step else acquisition.pieces(step)
+        value = coupled_signal(fine, some, propagator=propagator, **options)
+        if acquisition is None:
+            return value
+        return with_zero_bvalue_derivatives(
+            value, acquisition, step, lambda zero: coupled_signal(fine, zero, **options)
+        )
+
+    value, waveform = refined_in_time(
+        at_time_step(time_step), acquisition, time_step, at_time_step, WAVEFORM_SHARE * tol * scale
+    )
     return SignalResult(
         signal=value,
         truncation_error=truncation,
         discretisation_error=torch.zeros_like(truncation),
         propagation_error=torch.full_like(truncation, used.tolerance * scale),
+        waveform_error=waveform,
         tolerance=tol,
         num_modes=(fine.num_modes,),
         max_eigenvalues=(fine.max_rate,),

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from functools import partial
 
 import torch
 
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.eigenbasis import Eigenbasis
+from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.api import as_pieces, compartment_sum
 from mf_dmri.signal.compartment import Compartment, as_compartments, compartment_weights
 from mf_dmri.signal.coupled_error import coupled_signal_with_error
@@ -57,6 +57,7 @@ from mf_dmri.signal.discretisation import discretisation_error
 from mf_dmri.signal.propagation import factor_signal, planned_propagator, prepare_factor
 from mf_dmri.signal.propagators import Propagator, needs_derivatives
 from mf_dmri.signal.result import SignalResult
+from mf_dmri.signal.waveform_error import WAVEFORM_SHARE, refined_in_time
 from mf_dmri.signal.zero_bvalue import with_zero_bvalue_derivatives
 
 __all__ = ["ESTIMATE_SAFETY", "signal_with_error"]
@@ -132,9 +133,8 @@ def signal_with_error(
             tolerance=tolerance,
             normalize=normalize,
             propagator=propagator,
-            at_zero_bvalues=partial(
-                with_zero_bvalue_derivatives, acquisition=acquisition, time_step=time_step
-            ),
+            acquisition=None if isinstance(acquisition, GradientPieces) else acquisition,
+            time_step=time_step,
         )
     compartments = as_compartments(compartments)
     fixed_pair = _fixed_cutoffs(max_eigenvalue, reference_max_eigenvalue)
@@ -171,19 +171,32 @@ def signal_with_error(
         time_step,
         lambda some: compartment_sum(fixed, some, normalize=normalize),
     )
+    scale = torch.ones_like(value.real) if normalize else value.abs().max().detach()
+
+    def at_time_step(step: float) -> torch.Tensor:  # the accepted bases, finer pieces
+        finer = compartment_sum(
+            fixed, as_pieces(acquisition, step), normalize=normalize, propagator=propagator
+        )
+        return with_zero_bvalue_derivatives(
+            finer, acquisition, step, lambda some: compartment_sum(fixed, some, normalize=normalize)
+        )
+
+    value, waveform = refined_in_time(
+        value, acquisition, time_step, at_time_step, WAVEFORM_SHARE * tol * float(scale.max())
+    )
     scales = _compartment_scales(compartments, pieces, normalize)
     zero = torch.zeros_like(value.real).detach()
     errors = [
         sum((s * sum(item[k] for item in row) for s, row in zip(scales, checked)), zero)
         for k in (1, 2, 3)
     ]
-    scale = torch.ones_like(value.real) if normalize else value.abs().max().detach()
     adapted = _factors(fixed)
     return SignalResult(
         signal=value,
         truncation_error=errors[0].detach(),
         discretisation_error=errors[1].detach(),
         propagation_error=(errors[2] * scale).detach(),
+        waveform_error=waveform,
         tolerance=tol,
         num_modes=tuple(f.num_modes for f in adapted),
         max_eigenvalues=tuple(float(f.eigenvalues.detach()[-1]) for f in adapted),

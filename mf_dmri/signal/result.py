@@ -2,13 +2,15 @@
 
 Every number mf_dmri returns is right to a stated tolerance, carries an error bar, or is
 refused.  :class:`SignalResult` is the error-bar form: per measurement, the computed signal
-and the bounds of the three error sources of the matrix formalism, in the unit of the signal
+and the bounds of the four error sources of the matrix formalism, in the unit of the signal
 (dimensionless when normalised):
 
 * ``truncation_error``: the modes left out above the cutoff;
 * ``discretisation_error``: the finite-element approximation of the eigenpairs of the mesh
   (zero for closed-form bases);
-* ``propagation_error``: the time integration (the propagator's ``tolerance``).
+* ``propagation_error``: the time integration (the propagator's ``tolerance``);
+* ``waveform_error``: a smooth waveform (OGSE) propagated as constant pieces
+  (:mod:`mf_dmri.signal.waveform_error`; zero for piecewise-constant waveforms).
 
 ``error_bar`` is their sum and bounds ``|signal - exact|``, where "exact" is the Bloch-Torrey
 signal of the domain as given: for a mesh, the polyhedron itself.  How well a polyhedron
@@ -23,6 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from mf_dmri._checks import CDTYPE, DTYPE
+
+#: The error terms whose sum is the bar, in the order of the docstring.
+_ERROR_TERMS = ("truncation_error", "discretisation_error", "propagation_error", "waveform_error")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class SignalResult:
             for a coupled basis).
         max_eigenvalues: the cutoff of each restricted factor [1/m^2], same order (for a
             coupled basis: its largest rate kept [1/s]).
+        waveform_error: float64 (M,) bound of the error of propagating a smooth waveform
+            as constant pieces [signal unit]; None: zero (piecewise-constant waveforms).
     """
 
     signal: torch.Tensor
@@ -48,12 +55,16 @@ class SignalResult:
     tolerance: float
     num_modes: tuple[int, ...]
     max_eigenvalues: tuple[float, ...]
+    waveform_error: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.signal.dtype != CDTYPE or self.signal.ndim != 1:
             raise ValueError("signal must be a complex128 tensor of shape (M,)")
         shape = self.signal.shape
-        for name in ("truncation_error", "discretisation_error", "propagation_error"):
+        if self.waveform_error is None:
+            zero = torch.zeros(shape, dtype=DTYPE, device=self.signal.device)
+            object.__setattr__(self, "waveform_error", zero)
+        for name in _ERROR_TERMS:
             value = getattr(self, name)
             if value.dtype != DTYPE or value.shape != shape:
                 raise ValueError(f"{name} must be a float64 tensor of shape {tuple(shape)}")
@@ -66,8 +77,13 @@ class SignalResult:
 
     @property
     def error_bar(self) -> torch.Tensor:
-        """float64 (M,): truncation + discretisation + propagation [signal unit]."""
-        return self.truncation_error + self.discretisation_error + self.propagation_error
+        """float64 (M,): truncation + discretisation + propagation + waveform [signal unit]."""
+        return (
+            self.truncation_error
+            + self.discretisation_error
+            + self.propagation_error
+            + self.waveform_error
+        )
 
     @property
     def max_error_bar(self) -> float:

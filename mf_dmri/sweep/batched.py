@@ -25,7 +25,8 @@ from mf_dmri.signal.propagation import (
     evaluate_factor,
     prepare_factor,
 )
-from mf_dmri.sweep.acquisition import MeasurementTable, timing_pieces
+from mf_dmri.signal.waveform_error import coarse_waveform_error
+from mf_dmri.sweep.acquisition import MeasurementTable, timing_acquisition, timing_pieces
 from mf_dmri.sweep.plan import tissue_value
 
 
@@ -118,9 +119,13 @@ class GeometrySimulator:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Signals (K, M) and their error bars (K, M) [signal unit]: per compartment and
         timing, the larger of the bars of :func:`mf_dmri.signal.signal_with_error` at the
-        smallest and the largest diffusivity of the sweep (``diffusivity_ranges``),
-        weighted like the signals (a bound by the triangle inequality at those two
-        diffusivities; for diffusivities in between it is an estimate, not a proof)."""
+        smallest and the largest diffusivity of the sweep (``diffusivity_ranges``), each
+        plus the distance of the sweep's own signal (at the a-priori cutoff, which the
+        check may climb past) to the checked one, weighted like the signals (a bound by
+        the triangle inequality at those two diffusivities; for diffusivities in between
+        it is an estimate, not a proof), plus, for a smooth waveform, the error of its
+        default pieces, which the sweep keeps
+        (:func:`~mf_dmri.signal.waveform_error.coarse_waveform_error`)."""
         return self._combine(tissue, with_error=True)
 
     def _combine(self, tissue, with_error: bool):
@@ -196,20 +201,24 @@ class GeometrySimulator:
         """Error bar (M_timing,) of compartment ``name``'s attenuation (memoised)."""
         key = (name, timing)
         if key not in self._bars:
-            from mf_dmri.signal import Compartment, signal_with_error
+            from mf_dmri.signal import Compartment, signal, signal_with_error
 
             low, high = self.diffusivity_ranges.get(name, (None, None))
             if low is None:
                 raise ValueError(f"no diffusivity range for compartment {name!r}")
-            bars = [
-                signal_with_error(
-                    Compartment(self.domains[name], d, plausibility=self.plausibility),
-                    self._pieces[timing],
+            acquisition = timing_acquisition(self.measurements, self.measurements.timings[timing])
+            bars = []
+            for d in sorted({low, high}):
+                compartment = Compartment(self.domains[name], d, plausibility=self.plausibility)
+                checked = signal_with_error(compartment, self._pieces[timing])
+                # the sweep keeps its a-priori cutoff, which the check may have climbed past
+                kept = self.attenuation(name, timing, np.array([d]))[0]
+                bar = checked.error_bar.to(self.device) + (kept - checked.signal.to(kept)).abs()
+                # and the signal of the default pieces of a smooth waveform
+                waveform = coarse_waveform_error(
+                    lambda step, c=compartment: signal(c, acquisition, time_step=step), acquisition
                 )
-                .error_bar.detach()
-                .to(self.device)
-                for d in sorted({low, high})
-            ]
+                bars.append(bar if waveform is None else bar + waveform.to(self.device))
             self._bars[key] = torch.stack(bars).amax(0)
         return self._bars[key]
 

@@ -6,7 +6,8 @@ surface) relaxation, so a coupled point is one row: its signal for every measure
 sweep), with the error bar of
 :func:`~mf_dmri.signal.coupled_error.coupled_signal_with_error` (the coupled basis truncated
 at a quarter and half of its largest rate against every mode, the larger of the two
-changes, plus the propagation error).
+changes, plus the propagation error; a smooth waveform's signal is the one refined in time,
+with its waveform error, :mod:`mf_dmri.signal.waveform_error`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mf_dmri._checks import CDTYPE, DTYPE
 from mf_dmri.coupled import CoupledBasis
 from mf_dmri.signal.coupled_error import coupled_signal_with_error
 from mf_dmri.signal.propagation import DEFAULT_CHUNK_BYTES
-from mf_dmri.sweep.acquisition import MeasurementTable, timing_pieces
+from mf_dmri.sweep.acquisition import MeasurementTable, timing_acquisition
 
 
 class CoupledSimulator:
@@ -57,12 +58,15 @@ class CoupledSimulator:
         result = torch.zeros(1, self.measurements.count, dtype=CDTYPE, device=self.device)
         bars = torch.zeros(result.shape, dtype=DTYPE, device=self.device)
         for timing in self.measurements.timings:
-            values = coupled_signal_with_error(
-                self.basis,
-                timing_pieces(self.measurements, timing),
-                normalize=self.normalize,
-                max_chunk_bytes=self.max_chunk_bytes,
-            )
+            acquisition = timing_acquisition(self.measurements, timing)
+            with torch.no_grad():  # smooth waveforms: the signal refined in time with its bar
+                values = coupled_signal_with_error(
+                    self.basis,
+                    acquisition.pieces(),
+                    normalize=self.normalize,
+                    max_chunk_bytes=self.max_chunk_bytes,
+                    acquisition=acquisition,
+                )
             index = torch.as_tensor(timing.indices, device=self.device)
             result[0, index] = values.signal.detach().to(CDTYPE)
             bars[0, index] = values.error_bar.to(DTYPE)
