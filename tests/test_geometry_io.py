@@ -35,6 +35,37 @@ def test_ply_keeps_float64(tmp_path):
     )
 
 
+@pytest.mark.parametrize("suffix", ["obj", "off"])
+@pytest.mark.parametrize("unit", [units.m, units.um, units.nm])
+def test_text_formats_keep_every_digit(tmp_path, suffix, unit):
+    """OBJ and OFF are text: the coordinates must come back as written in any file unit
+    (trimesh's default of 8 decimals rounded metres to 10 nm: +0.05 % volume on a neuron)."""
+    mesh = sphere(1.2345678912345 * units.um, subdivisions=1)
+    path = tmp_path / f"a.{suffix}"
+    save_surface(mesh, path, unit=unit)
+    loaded = load_surface(path, unit=unit)
+    np.testing.assert_allclose(loaded.vertices, mesh.vertices, rtol=1e-15, atol=1e-22)
+
+
+def test_obj_faces_with_normals_keep_the_vertices_as_written(tmp_path):
+    """Blender writes ``f v//vn`` with one normal per face: the cube's 8 corners carry
+    three normals each, which must not split them into 24 vertices (an open surface)."""
+    corners = [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)]
+    quads = [(1, 2, 4, 3), (5, 7, 8, 6), (1, 5, 6, 2), (3, 4, 8, 7), (1, 3, 7, 5), (2, 6, 8, 4)]
+    normals = ["-1 0 0", "1 0 0", "0 -1 0", "0 1 0", "0 0 -1", "0 0 1"]
+    lines = ["# Blender-style OBJ", "o cube"]
+    lines += [f"v {x} {y} {z}" for x, y, z in corners]
+    lines += [f"vn {n}" for n in normals]
+    lines += [f"f {a}//{k} {b}//{k} {c}//{k} {d}//{k}" for k, (a, b, c, d) in enumerate(quads, 1)]
+    path = tmp_path / "cube.obj"
+    path.write_text("\n".join(lines) + "\n")
+    loaded = load_surface(path, unit=units.um)
+    assert loaded.n_vertices == 8 and loaded.n_faces == 12
+    report = check_surface(loaded)
+    assert report.ok, report.summary()
+    assert loaded.signed_volume() == pytest.approx(1e-18, rel=1e-12)
+
+
 def test_unit_scales_coordinates(tmp_path):
     mesh = sphere(5 * units.um, subdivisions=1)
     save_surface(mesh, tmp_path / "a.off", unit=units.nm)

@@ -76,8 +76,12 @@ def _read_trimesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     if path.suffix.lower() == ".stl":
         _check_stl(path)
+    # OBJ: the file's vertices as written; otherwise trimesh splits every vertex whose
+    # corners carry different normals or texture coordinates (``f v//vn``, Blender's
+    # default), leaving a closed surface open
+    options = {"maintain_order": True} if path.suffix.lower() == ".obj" else {}
     try:
-        loaded = trimesh.load(path, process=False, force="mesh")
+        loaded = trimesh.load(path, process=False, force="mesh", **options)
     except Exception as exc:  # trimesh raises many types for corrupt files
         raise MeshFileError(
             f"{path}: cannot parse as a {path.suffix} mesh ({type(exc).__name__}: {exc}); "
@@ -158,10 +162,19 @@ def save_surface(mesh: SurfaceMesh, path: str | Path, unit: float) -> None:
     import trimesh
 
     exported = trimesh.Trimesh(vertices=vertices, faces=np.asarray(mesh.faces), process=False)
+    # text formats: enough decimals for every significant digit of a float64 (trimesh's
+    # default of 8 rounds coordinates in metres to 10 nm)
+    options = {"digits": _decimals(vertices)} if suffix in (".obj", ".off") else {}
     try:
-        exported.export(path)
+        exported.export(path, **options)
     except Exception as exc:
         raise MeshFileError(f"{path}: cannot write mesh ({type(exc).__name__}: {exc})") from exc
+
+
+def _decimals(vertices: np.ndarray) -> int:
+    """Decimal places that keep 17 significant digits of the largest coordinate."""
+    largest = float(np.abs(vertices).max(initial=0.0))
+    return int(np.clip(16 - math.floor(math.log10(largest)), 8, 40)) if largest > 0 else 8
 
 
 def _write_ply_double(vertices: np.ndarray, faces: np.ndarray, path: Path) -> None:
