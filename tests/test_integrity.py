@@ -68,6 +68,23 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_atomic_write_gives_the_mode_of_an_ordinary_file(tmp_path, mask):
+    """The temporary file of an atomic write is created 0600; the result must have the
+    mode ``open()`` would give it (a PLY or CSV for colleagues to read)."""
+    import os
+    import stat
+
+    previous = os.umask(mask)
+    try:
+        atomic_write(tmp_path / "a.csv", lambda handle: handle.write(b"x"))
+        (tmp_path / "b.csv").write_bytes(b"x")
+    finally:
+        os.umask(previous)
+    modes = [stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("a.csv", "b.csv")]
+    assert modes[0] == modes[1] == 0o666 & ~mask
+
+
 class Stop(Exception):
     pass
 
