@@ -72,10 +72,18 @@ _LAZY = {
     "to_gradient_table": "mf_dmri.io.dipy_gtab",
 }
 
+#: subpackages reachable as attributes (``mf.geometry.repair_surface``) without their own
+#: import; ``mf.signal`` stays the function (``import mf_dmri.signal`` for the layer)
+_SUBPACKAGES = ("analytic", "fem", "geometry", "inverse", "io", "sequences", "sweep")
+
 __all__ = ["Eigenbasis", "__version__", "signal", *_LAZY]
 
 
 def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        value = import_module(f"mf_dmri.{name}")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mf_dmri' has no attribute {name!r}")
@@ -85,4 +93,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted([*__all__, *_SUBPACKAGES])
