@@ -154,6 +154,17 @@ def test_bad_input_is_refused():
         tetrahedralize(cell, method="magic")
 
 
+def test_a_cell_far_smaller_than_its_target_edge_names_the_unit():
+    """A surface in micrometres loaded as nanometres: a 200 nm "cell" meshed at the
+    length scale of a real one (netgen then failed after minutes, blaming the length
+    scale); refused at once, naming the unit.  A target edge of a few extents is kept."""
+    tiny = sphere(100 * units.nm, subdivisions=2)
+    with pytest.raises(ValueError, match="unit the surface was loaded with"):
+        tetrahedralize(tiny, length_scale=3 * um)
+    small = sphere(0.5 * um, subdivisions=2)
+    assert tetrahedralize(small, length_scale=3 * um).quality.n_elements > 0
+
+
 @pytest.mark.slow
 @_needs("tetwild")
 def test_tetwild_fidelity_and_refusal():

@@ -132,6 +132,23 @@ class VolumeMesh:
         return float(self.element_volumes().sum())
 
 
+#: a target edge this many times the surface's extent is refused (a unit mistake)
+_EDGE_OVER_EXTENT = 10.0
+
+
+def _check_edge_fits(max_edge: float | None, extent: float) -> None:
+    """Refuse a target edge [m] ``_EDGE_OVER_EXTENT`` times the surface's largest extent
+    [m] or more: such a mesh has no interior, and the usual cause is a surface loaded in
+    the wrong unit (a file in micrometres read as nanometres is 1000 times too small)."""
+    if max_edge is not None and max_edge >= _EDGE_OVER_EXTENT * extent:
+        raise ValueError(
+            f"the target edge {max_edge:.3g} m (length_scale or max_volume) is "
+            f"{max_edge / extent:.0f} times the surface's largest extent {extent:.3g} m: "
+            "check the unit the surface was loaded with (a file in um read as nm is 1000 "
+            "times too small), or give a length_scale below the cell's size"
+        )
+
+
 def tetrahedralize(
     geometry: SurfaceMesh | CompartmentModel,
     *,
@@ -180,6 +197,7 @@ def tetrahedralize(
     scale = max(s.extent() for s in model.surfaces)
     scaled = scaled_model(model, scale)
     max_edge = target_edge(max_volume, length_scale)
+    _check_edge_fits(max_edge, scale)
     if max_edge is not None and method != "tetwild":
         scaled = refine_surfaces(scaled, max_edge / scale)
     local = None
