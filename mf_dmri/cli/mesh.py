@@ -137,7 +137,9 @@ def run_swc(args: argparse.Namespace) -> int:
     print(
         f"soma: {parts.soma_convention}; {len(parts.starts)} frusta; surface "
         f"{surface.n_faces} triangles, volume {enclosed / units.um**3:.2f} um^3 against the "
-        f"frustum + soma sum {skeleton / units.um**3:.2f} um^3 "
+        f"frustum + soma sum {skeleton / units.um**3:.2f} um^3 (the soma as its "
+        f"{parts.soma_convention} sphere, so it differs from the simplification's segment "
+        f"frusta) "
         f"({100 * (enclosed - skeleton) / skeleton:+.2f} %: overlaps at joints counted once, "
         "rounded joints and tips added)"
     )

@@ -62,7 +62,8 @@ class SimplificationReport:
             f"nodes {self.n_nodes_before} -> {self.n_nodes_after}; "
             f"trees dropped {self.n_trees_dropped}; twigs dropped {self.n_twigs_dropped} "
             f"({self.twig_length_dropped / um:.1f} um of cable); collinear nodes merged "
-            f"{self.n_merged_nodes}; {floor}; frustum volume "
+            f"{self.n_merged_nodes}; {floor}; volume of the segment frusta (soma segments "
+            "as frusta, not as the soma sphere of the surface) "
             f"{self.volume_before / um**3:.1f} -> {self.volume_after / um**3:.1f} um^3 "
             f"({100 * self.volume_change:+.2f} %)"
         )
