@@ -123,8 +123,9 @@ def test_simulate_names_the_repair_command_for_a_broken_surface(tmp_path, capsys
     err = capsys.readouterr().err
     assert "'cell' path" in err and "PROBLEM open_edges" in err
     cell, repaired = tmp_path / "cell.ply", tmp_path / "cell_repaired.ply"
-    assert f"mf-dmri mesh repair {cell} {repaired} --unit UNIT" in err
+    assert f"mf-dmri mesh repair {cell} {repaired} --unit um" in err  # the config's unit
     assert f"set path = '{repaired}'" in err and "repair_surface(" not in err
+    assert "cannot be meshed: PROBLEM" in err and ":;" not in err  # one line, no ':;'
 
 
 def test_mesh_unit_as_metres_per_file_unit(tmp_path, capsys):

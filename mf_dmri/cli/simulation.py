@@ -90,6 +90,7 @@ def _check_surface_file(surface, compartment: CompartmentConfig) -> None:
     path = str(compartment.options["path"])
     repaired = repaired_name(path)
     lines = report.summary(for_cli=True).replace("IN OUT", f"{path} {repaired}")
+    lines = lines.replace("--unit UNIT", f"--unit {_unit_name(compartment.options['unit'])}")
     problems = "\n".join(line for line in lines.splitlines() if line.startswith("PROBLEM"))
     raise ConfigError(
         f"{compartment.where()} path: the surface {path} cannot be meshed:\n{problems}\n"
@@ -98,6 +99,15 @@ def _check_surface_file(surface, compartment: CompartmentConfig) -> None:
         ("path",),
         compartment.where(),
     )
+
+
+def _unit_name(unit: float) -> str:
+    """The config's mesh unit [m per file unit] as ``--unit`` takes it: its name, or the
+    number of metres."""
+    from mf_dmri.io.vocabulary import UNITS
+
+    names = [name for name, value in UNITS["length"].items() if value == unit]
+    return min(names, key=len) if names else f"{unit:g}"
 
 
 def _values(voxels, compartment: CompartmentConfig, index: int) -> dict[str, float]:
