@@ -167,9 +167,11 @@ def test_a_cell_far_smaller_than_its_target_edge_names_the_unit():
 
 @pytest.mark.slow
 @_needs("tetwild")
-def test_tetwild_fidelity_and_refusal():
+def test_tetwild_fidelity_and_refusal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # fTetWild writes a file into the working directory
     cell = sphere(3 * um, subdivisions=2)
     mesh = tetrahedralize(cell, method="tetwild", thin_part_cells=None)
+    assert list(tmp_path.iterdir()) == []  # and tetrahedralize removes it
     assert mesh.quality.volume_error < 2e-3  # the envelope moves the boundary slightly
     assert mesh.quality.min_dihedral > 5
     with pytest.raises(VolumeFidelityError, match="differs from the surface volume"):

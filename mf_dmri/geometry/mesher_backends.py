@@ -13,6 +13,7 @@ scaled coordinates.  Labels index the model's compartments.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +111,8 @@ def mesh_tetgen(
 
 #: fTetWild's optimisation settings used unless ``tetwild_options`` overrides them
 TETWILD_DEFAULTS = {"stop_energy": 10.0, "num_opt_iter": 80, "num_threads": 0}
+#: the file fTetWild leaves in the working directory
+_TRACKED_SURFACE = "__tracked_surface.stl"
 
 
 def mesh_tetwild(
@@ -130,14 +133,21 @@ def mesh_tetwild(
     epsilon = 1e-4 if envelope is None else envelope / diagonal
     kwargs = {"edge_length_fac": 0.05} if max_edge is None else {"edge_length_abs": float(max_edge)}
     settings = {**TETWILD_DEFAULTS, **(options or {})}
-    nodes, elements = pytetwild.tetrahedralize(
-        np.array(surface.vertices, dtype=np.float64),
-        np.array(surface.faces, dtype=np.int32),
-        quiet=True,
-        epsilon=epsilon,
-        **kwargs,
-        **settings,
-    )
+    # fTetWild writes its tracked surface into the working directory: removed after it
+    tracked = Path(_TRACKED_SURFACE)
+    existed = tracked.exists()
+    try:
+        nodes, elements = pytetwild.tetrahedralize(
+            np.array(surface.vertices, dtype=np.float64),
+            np.array(surface.faces, dtype=np.int32),
+            quiet=True,
+            epsilon=epsilon,
+            **kwargs,
+            **settings,
+        )
+    finally:
+        if not existed:
+            tracked.unlink(missing_ok=True)
     elements = np.asarray(elements, np.int64)
     labels = (
         np.zeros(len(elements), dtype=np.int64)
