@@ -66,10 +66,10 @@ def coupled_signal_with_error(
         max_chunk_bytes: memory budget of one batch of propagation [bytes].
         max_doublings: most doublings of the rate (each one a new eigen-solve, about 2.8
             times the modes in 3-D).
-        acquisition: the ``Acquisition`` that ``pieces`` come from (at ``time_step``), or
-            None: then the exact b-derivatives at b = 0 are added
+        acquisition: the ``Acquisition`` that ``pieces`` come from (at ``time_step``):
+            when given, the exact b-derivatives at b = 0 are added
             (:mod:`mf_dmri.signal.zero_bvalue`) and a smooth waveform is refined in time
-            (:mod:`mf_dmri.signal.waveform_error`).
+            (:mod:`mf_dmri.signal.waveform_error`); None: ``pieces`` are taken as exact.
         time_step: longest piece of smooth waveforms [s] that ``pieces`` were made with.
 
     Returns:

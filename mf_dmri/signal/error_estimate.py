@@ -95,7 +95,10 @@ def signal_with_error(
     (:mod:`mf_dmri.signal.discretisation`; zero for closed forms); the propagation error
     is the tolerance of the propagator used for each factor (by default the one
     :func:`~mf_dmri.signal.propagators.choose_propagator` picks, as in
-    :func:`~mf_dmri.signal.api.signal`).  If the bar exceeds ``tolerance`` (a fixed basis
+    :func:`~mf_dmri.signal.api.signal`); a smooth waveform (OGSE) is refined in time with
+    the accepted bases until halving its pieces changes the signal by at most a quarter of
+    ``tolerance``, and that change is its waveform error
+    (:mod:`mf_dmri.signal.waveform_error`).  If the bar exceeds ``tolerance`` (a fixed basis
     too small, a fixed pair too coarse, ``max_doublings`` or the memory budget reached)
     the result says so:
     ``within_tolerance`` is False.
