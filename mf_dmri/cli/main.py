@@ -62,8 +62,8 @@ def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (its lines joined by '; ')."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     # a line ending in ':' introduces the next: no '; ' after it
-    joined = "".join(f"{line}{' ' if line.endswith(':') else '; '}" for line in lines)
-    return joined[:-2] if joined.endswith("; ") else joined.rstrip() or type(exc).__name__
+    parts = [line + (" " if line.endswith(":") else "; ") for line in lines]
+    return "".join(parts).removesuffix("; ").rstrip() or type(exc).__name__
 
 
 def classify(exc: BaseException) -> tuple[int, str]:
