@@ -165,25 +165,20 @@ def signal_with_error(
     )
     # without derivatives, the accepted factors' signals computed by the check are reused
     known = None if _differentiated(fixed, pieces) else [[i[4] for i in row] for row in checked]
-    value = compartment_sum(
-        fixed, pieces, normalize=normalize, propagator=propagator, factor_values=known
-    )
-    value = with_zero_bvalue_derivatives(
-        value,
-        acquisition,
-        time_step,
-        lambda some: compartment_sum(fixed, some, normalize=normalize),
-    )
-    scale = torch.ones_like(value.real) if normalize else value.abs().max().detach()
 
-    def at_time_step(step: float) -> torch.Tensor:  # the accepted bases, finer pieces
-        finer = compartment_sum(
-            fixed, as_pieces(acquisition, step), normalize=normalize, propagator=propagator
+    def at_time_step(step: float | None) -> torch.Tensor:  # the accepted bases
+        some, reused = (
+            (pieces, known) if step == time_step else (as_pieces(acquisition, step), None)
+        )
+        value = compartment_sum(
+            fixed, some, normalize=normalize, propagator=propagator, factor_values=reused
         )
         return with_zero_bvalue_derivatives(
-            finer, acquisition, step, lambda some: compartment_sum(fixed, some, normalize=normalize)
+            value, acquisition, step, lambda zero: compartment_sum(fixed, zero, normalize=normalize)
         )
 
+    value = at_time_step(time_step)
+    scale = torch.ones_like(value.real) if normalize else value.abs().max().detach()
     value, waveform = refined_in_time(
         value, acquisition, time_step, at_time_step, WAVEFORM_SHARE * tol * float(scale.max())
     )
