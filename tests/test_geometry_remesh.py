@@ -169,3 +169,60 @@ def test_bounded_thickness_across_triangles_wider_than_the_reach():
         bounded = local_thickness(surface, reach=reach)
         # the rims' rays graze the side walls onto the bottom's edge: either answer
         np.testing.assert_allclose(bounded[inner], np.minimum(full, reach)[inner], rtol=1e-9)
+
+
+def _thin_frusta_surface() -> SurfaceMesh:
+    """A 5 um soma with three dendrites of radius 0.3 um, nodes 8 um apart: the surface of
+    long needle triangles that a light-microscopy SWC (NeuroMorpho) gives."""
+    from mf_dmri.geometry import Morphology, cell_parts, morphology_surface
+
+    positions, parents = [np.zeros(3)], [-1]
+    for direction in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.6, 0.6, 0.53)):
+        unit = np.array(direction) / np.linalg.norm(direction)
+        parent = 0
+        for j in range(12):
+            positions.append(unit * (5 + 8 * j) + np.array([0.0, 0.0, 0.5 * np.sin(j)]))
+            parents.append(parent)
+            parent = len(positions) - 1
+    n = len(positions)
+    cell = Morphology(
+        np.array(positions) * um, np.r_[5.0, np.full(n - 1, 0.3)] * um, parents, [1] + [3] * (n - 1)
+    )
+    surface, _ = repair_surface(morphology_surface(cell_parts(cell)))
+    return surface
+
+
+def test_long_needle_triangles_are_remeshed_near_the_size_they_need():
+    """Splitting the needles of long thin frusta straight to the target made a fan of slivers
+    (848 -> 53,246 triangles in the first split) that two collapse passes per round could
+    not thin out: 35,294 triangles after six rounds, edges at 0.44 of their target, where
+    about 7,400 are needed.  Coarse rounds first, collapsing until none is left: 8,610
+    triangles with 6,348 splits."""
+    from mf_dmri.geometry.remesh import coarse_factors, target_sizes
+
+    surface = _thin_frusta_surface()
+    sizes, _ = target_sizes(surface, 1.5, 0.25 * um, 1.0 * um, 0.5)
+    triangles = surface.triangles()
+    area = 0.5 * np.linalg.norm(
+        np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1
+    )
+    needed = float((area / (np.sqrt(3) / 4 * sizes[surface.faces].mean(axis=1) ** 2)).sum())
+    assert coarse_factors(surface.vertices, surface.faces, sizes) == [8.0, 4.0, 2.0]
+
+    remeshed, report = remesh_surface(surface, max_edge=1.0 * um, min_edge=0.25 * um)
+    assert report.coarse_rounds == 3
+    assert remeshed.n_faces < 1.5 * needed
+    assert report.splits < 1.5 * needed
+    assert min_triangle_angles(remeshed.vertices, remeshed.faces).min() > 10
+    assert abs(report.volume_change) < 1e-3
+    assert check_surface(remeshed).ok
+
+
+def test_an_input_at_its_targets_gets_no_coarse_rounds():
+    from mf_dmri.geometry.remesh import coarse_factors
+
+    surface = sphere(3 * um, subdivisions=3)
+    edges = np.linalg.norm(np.diff(surface.triangles()[:, [0, 1]], axis=1), axis=2)
+    sizes = np.full(surface.n_vertices, float(np.median(edges)))
+    assert coarse_factors(surface.vertices, surface.faces, sizes) == []
+    assert coarse_factors(surface.vertices, surface.faces, sizes / 9) == [4.0, 2.0]
