@@ -225,6 +225,30 @@ def test_small_well_shaped_elements_kept_flat_ones_refused():
         mesh_arrays(flat, elements)
 
 
+def test_the_flat_netgen_tetrahedron_of_a_remeshed_navis_cell_is_refused():
+    """The worst of the 57,860 netgen tetrahedra on a remeshed navis 754534424 surface [um]
+    (measure 1.3e-6 x longest edge^3, filling a fold of the surface) passed the former
+    1e-6 test and the P2 eigen-solve stopped at residuals of 6e-5 (ResidualFloorError).
+    The worst of the meshes that solved (9.4e-5) still passes."""
+    from mf_dmri.fem.mesh_input import element_measures, mesh_arrays
+
+    fold = 1e-6 * np.array(
+        [
+            [127.26771466, 122.24465596, 93.99699504],
+            [127.54592062, 122.10467090, 93.63494882],
+            [127.61844213, 122.51765614, 93.93062883],
+            [127.43648909, 122.46903485, 94.04578208],
+        ]
+    )
+    longest = max(np.linalg.norm(p - q) for p in fold for q in fold)
+    assert 1e-6 < element_measures(fold, np.array([[0, 1, 2, 3]]))[0] / longest**3 < 2e-6
+    with pytest.raises(ValueError, match="zero area/volume.*tetwild"):
+        mesh_arrays(fold, np.array([[0, 1, 2, 3]]))
+    # a regular tetrahedron flattened to 9.4e-5 x edge^3 (height 6.5e-4 of its edge) passes
+    kept = np.array([[0, 0, 0], [1, 0, 0], [0.5, 3**0.5 / 2, 0], [0.5, 3**0.5 / 6, 6.5e-4]])
+    mesh_arrays(1e-6 * kept, np.array([[0, 1, 2, 3]]))
+
+
 def test_bad_settings_raise():
     nodes, elements = disk(2)
     with pytest.raises(ValueError, match="exactly one"):

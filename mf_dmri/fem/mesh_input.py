@@ -23,10 +23,12 @@ _LOG = logging.getLogger(__name__)
 SUSPICIOUS_EXTENT = 1e-2
 #: Elements whose area/volume is at most this fraction of (longest edge)^d are flat
 #: (a regular triangle has 0.43, a regular tetrahedron 0.118; netgen meshes of remeshed
-#: real cells have 5e-4 at worst).  A shape test: small, well-shaped elements in a fine
-#: region of a large cell pass, flat ones of any size are refused.  1e-6 lies far above
-#: the round-off of the element Jacobian (about 1e-16 |x| / h relative).
-FLAT_RELATIVE_MEASURE = 1e-6
+#: navis cells have 9e-5 to 2e-4 at worst).  A shape test: small, well-shaped elements in
+#: a fine region of a large cell pass, flat ones of any size are refused.  1e-5 lies far
+#: above the round-off of the element Jacobian (about 1e-16 |x| / h relative); at 1e-6 a
+#: netgen tetrahedron of 1.3e-6 (filling a fold of a remeshed navis 754534424 surface)
+#: passed, and the P2 eigen-solve failed on it minutes later (ResidualFloorError).
+FLAT_RELATIVE_MEASURE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,10 @@ def _check_element_volumes(points: np.ndarray, cells: np.ndarray) -> None:
             f"{int(flat.sum())} element(s) have zero area/volume (flat slivers: measure "
             f"<= {FLAT_RELATIVE_MEASURE:g} x longest edge^{dim}, first index "
             f"{int(np.argmax(flat))}), usually built on sliver surface "
-            "triangles: remesh the surface before tetrahedralising "
+            "triangles or folds: remesh the surface before tetrahedralising "
             "(mf_dmri.geometry.remesh_surface(surface, max_edge=...) or mf-dmri mesh repair "
-            "IN OUT --unit UNIT --remesh-max-edge ...)"
+            "IN OUT --unit UNIT --remesh-max-edge ...), or tetrahedralise with "
+            "method='tetwild'"
         )
 
 
