@@ -56,6 +56,11 @@ def test_load_swc_reads_si_metres_and_maps_ids(tmp_path):
         ("1 1 0 0 0 1 -1\n2 3 0 0 1 1 7\n", "parent id 7"),
         ("1 1 0 0 0 1 -1\n1 3 0 0 1 1 1\n", "not unique"),
         ("1 1 0 0 0 -1 -1\n", "negative radius"),
+        (  # NeuroMorpho C031097B-I4 has 815 nodes of radius -0.275..-0.14 um
+            "1 1 0 0 0 5 -1\n2 2 0 0 6 -0.14 1\n3 2 0 0 8 -0.2 2\n",
+            r"2 node\(s\) have a negative radius \(first node id 2, radii -0.2..-0.14.*"
+            "absolute values",
+        ),
         ("# only a comment\n", "no nodes"),
     ],
 )

@@ -69,7 +69,14 @@ def load_swc(path: str | Path, unit: float) -> Morphology:
     parents = np.array([index[p] if p >= 0 else -1 for p in parent_ids], dtype=np.int64)
     negative = np.flatnonzero(rows[:, 5] < 0)
     if len(negative):
-        raise SwcFileError(f"{path}: node id {ids[negative[0]]} has a negative radius")
+        radii = rows[negative, 5]
+        raise SwcFileError(
+            f"{path}: {len(negative)} node(s) have a negative radius (first node id "
+            f"{ids[negative[0]]}, radii {radii.min():g}..{radii.max():g} in the file's "
+            "unit); a radius is a length >= 0: correct those rows of the file (if the sign "
+            "is an export error, the intended radii are their absolute values) and load it "
+            "again"
+        )
     return Morphology(
         rows[:, 2:5] * value, rows[:, 5] * value, parents, rows[:, 1].astype(np.int64)
     )
