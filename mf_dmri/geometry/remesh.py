@@ -43,8 +43,8 @@ from mf_dmri.geometry.thickness import local_thickness
 logger = logging.getLogger(__name__)
 
 #: collapse passes per coarse round at most, until none is left (a pass collapses a
-#: non-interacting set of edges only); the rounds at the targets make two
-COLLAPSE_PASSES = 20
+#: non-interacting set of edges only), and per round at the targets
+COARSE_COLLAPSE_PASSES, COLLAPSE_PASSES = 20, 2
 #: coarse rounds start at 2^k times the targets, k = floor(log2(r / COARSE_RATIO)) with r
 #: the 90th percentile of the input's edge / target ratio, at most MAX_COARSE_ROUNDS
 COARSE_RATIO, MAX_COARSE_ROUNDS = 2.0, 3
@@ -253,7 +253,7 @@ def remesh_surface(
             project,
             keep_creases,
             counts,
-            COLLAPSE_PASSES if factor > 1 else 2,
+            COARSE_COLLAPSE_PASSES if factor > 1 else COLLAPSE_PASSES,
         )
         sizes = scaled / factor
     faces, counts[2] = _flip_to_delaunay(vertices, faces, counts[2])
