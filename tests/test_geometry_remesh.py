@@ -202,11 +202,8 @@ def test_long_needle_triangles_are_remeshed_near_the_size_they_need():
 
     surface = _thin_frusta_surface()
     sizes, _ = target_sizes(surface, 1.5, 0.25 * um, 1.0 * um, 0.5)
-    triangles = surface.triangles()
-    area = 0.5 * np.linalg.norm(
-        np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1
-    )
-    needed = float((area / (np.sqrt(3) / 4 * sizes[surface.faces].mean(axis=1) ** 2)).sum())
+    equilateral = np.sqrt(3) / 4 * sizes[surface.faces].mean(axis=1) ** 2
+    needed = float((surface.face_areas() / equilateral).sum())
     assert coarse_factors(surface.vertices, surface.faces, sizes) == [8.0, 4.0, 2.0]
 
     remeshed, report = remesh_surface(surface, max_edge=1.0 * um, min_edge=0.25 * um)
