@@ -93,12 +93,14 @@ def signal(
     Analytic shapes built without a cutoff get theirs from the acquisition here, by the
     a-priori rule of :mod:`mf_dmri.signal.cutoff` for ``tolerance`` (split evenly over the
     restricted factors); other bases (meshes, a ``CoupledBasis``) are used with every
-    mode they hold.  That is the a-priori cutoff only: nothing is checked a posteriori
-    and no error bar is returned.  The rule aims at ``tolerance`` but does not bound the
-    error: an outside probe measured 1.5-3.5 times the default 1e-4 on balls and disks of
-    radius 5-10 um under narrow pulses (delta = 1 ms, Delta = 100 ms, D = 0.5 um^2/ms,
-    b = 1,000-10,000 s/mm^2), and a smooth waveform's pieces add their own error (1.3e-4
-    for cos-OGSE at the default 128 pieces per period in tests/test_waveform_error.py).
+    mode they hold.  That is the a-priori cutoff only (the damping-and-q rule raised
+    until a Gaussian-phase estimate of the modes left out is within half the tolerance,
+    :mod:`mf_dmri.signal.gaussian_tail`): nothing is checked a posteriori and no error
+    bar is returned.  In validation/apriori_study.md every error of 59 PGSE and
+    21 cos-OGSE cases on slabs, disks and balls was within the default 1e-4 (at
+    most 0.22 of it), but the rule is an estimate, not a bound; and a smooth waveform's
+    pieces add their own error (1.3e-4 for cos-OGSE at the default 128 pieces per period
+    in tests/test_waveform_error.py).
     For a number with its bound use
     :func:`~mf_dmri.signal.error_estimate.signal_with_error`, which doubles the cutoff
     until two consecutive changes of the signal are within the tolerance and reports the
@@ -204,8 +206,8 @@ def adapted_compartments(
     tolerance: float | None,
     memory_budget: float,
 ) -> tuple[Compartment, ...]:
-    """The compartments with every factor that carries a source rebuilt at its a-priori
-    cutoff (:func:`mf_dmri.signal.cutoff.adapted_factor`); others unchanged."""
+    """The compartments with every factor that carries a source rebuilt at its standalone
+    a-priori cutoff (:func:`mf_dmri.signal.cutoff.adapted_factor`); others unchanged."""
     factors = [f for c in compartments for f in c.domain.factors]
     share = default_tolerance(factors, tolerance) / max(len(factors), 1)
     result = []
@@ -215,7 +217,9 @@ def adapted_compartments(
             continue
         diffusivity = float(compartment.diffusivity.detach())
         adapted = tuple(
-            f if f.source is None else adapted_factor(f, diffusivity, pieces, share, memory_budget)
+            f
+            if f.source is None
+            else adapted_factor(f, diffusivity, pieces, share, memory_budget, standalone=True)
             for f in compartment.domain.factors
         )
         domain = replace(compartment.domain, factors=adapted)

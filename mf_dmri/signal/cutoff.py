@@ -8,7 +8,13 @@ One policy for every restricted factor (analytic or mesh):
   factor's axes (q R), the diffusion length over the effective diffusion time
   t_d = b / q^2 (R / sqrt(D t_d)) and the tolerance.  Modes far above q are hardly excited,
   and modes with D lambda t_d >> 1 are damped before the echo, so K grows with q R when the
-  domain is small and with R / sqrt(D t_d) when it is large;
+  domain is small and with R / sqrt(D t_d) when it is large.  That is the start of an
+  a-posteriori ladder.  Used alone (``mf.signal``, the batched sweep: ``standalone``), the
+  cutoff is also raised until the Gaussian-phase estimate of the modes left out
+  (:mod:`mf_dmri.signal.gaussian_tail`) is within the tolerance / ``TAIL_SAFETY``: under
+  narrow pulses and slow OGSE the modes above the damping scale still count, and the
+  damping rule alone missed 1e-4 by up to 20x (a slow cos-OGSE on a ball;
+  validation/apriori_study.md);
 * **a posteriori** (:mod:`mf_dmri.signal.error_estimate`): the cutoff is doubled until the
   signal changes by less than the tolerance.
 
@@ -32,6 +38,7 @@ import torch
 from mf_dmri.eigenbasis import Eigenbasis
 from mf_dmri.sequences.pieces import GradientPieces
 from mf_dmri.signal.canonical import canonical_gradients
+from mf_dmri.signal.gaussian_tail import gaussian_tail_unit_cutoff
 
 #: Default absolute tolerance on the normalised signal, by kind of basis [-].
 DEFAULT_TOLERANCE = {"analytic": 1e-4, "mesh": 1e-3}
@@ -52,6 +59,12 @@ _FLOP_RATE = 5e9
 _Q_FACTOR = 8.0
 _DAMPING_FACTOR = 7.0
 _MIN_UNIT_CUTOFF = 8.0
+
+#: A standalone a-priori cutoff keeps the Gaussian-phase estimate of the modes left out
+#: (:mod:`mf_dmri.signal.gaussian_tail`) within tolerance / TAIL_SAFETY.  Where the
+#: estimate fell short of the true error it was by 1.4x at most (a slow cos-OGSE on a
+#: ball); it over-estimates strongly attenuated signals (it takes E = 1).
+TAIL_SAFETY = 2.0
 
 
 def default_tolerance(factors: list[Eigenbasis], tolerance: float | None) -> float:
@@ -128,15 +141,33 @@ def apriori_unit_cutoff(q_extent: float, extent_over_length: float, tolerance: f
 
 
 def apriori_cutoff(
-    extent: float, diffusivity: float, pieces: GradientPieces, axes: torch.Tensor, tolerance: float
+    extent: float,
+    diffusivity: float,
+    pieces: GradientPieces,
+    axes: torch.Tensor,
+    tolerance: float,
+    *,
+    standalone: bool = False,
 ) -> float:
     """The a-priori cutoff lambda_0 [1/m^2] of a factor of ``extent`` R [m] and
     ``diffusivity`` D [m^2/s] with local ``axes`` (d, 3) under ``pieces``, for an absolute
-    ``tolerance`` [-] (see :func:`apriori_unit_cutoff`)."""
+    ``tolerance`` [-] (see :func:`apriori_unit_cutoff`).
+
+    ``standalone``: the cutoff is used without an a-posteriori check (``mf.signal``, the
+    batched sweep); it then also keeps the Gaussian-phase estimate of the modes left out
+    (:mod:`mf_dmri.signal.gaussian_tail`) within ``tolerance / TAIL_SAFETY``.  The damping
+    term alone misses under narrow pulses and slow OGSE, where the modes above the
+    damping scale still count.  The start of an a-posteriori ladder leaves it False: the
+    ladder measures the error itself and starts at the cheaper cutoff."""
     q_max, t_d = dephasing_scales(pieces, axes)
     length = math.sqrt(diffusivity * t_d) if t_d > 0 else 0.0
     ratio = extent / length if length > 0 else math.inf
     unit = apriori_unit_cutoff(q_max * extent, ratio, tolerance)
+    if standalone and q_max > 0:
+        tail = gaussian_tail_unit_cutoff(
+            pieces, axes, extent, diffusivity, tolerance / TAIL_SAFETY, _MIN_UNIT_CUTOFF
+        )
+        unit = max(unit, tail)
     return (unit / extent) ** 2
 
 
@@ -193,14 +224,18 @@ def adapted_factor(
     tolerance: float,
     memory_budget: float,
     level: int = 0,
+    *,
+    standalone: bool = False,
 ) -> Eigenbasis:
     """The factor at the a-priori cutoff times 2^level, rebuilt from its source (a fixed
-    factor, without one, is truncated by its callers instead).  Raises
-    :class:`ModeBudgetError` before building anything over ``memory_budget`` [bytes]."""
+    factor, without one, is truncated by its callers instead); ``standalone``: see
+    :func:`apriori_cutoff`.  Raises :class:`ModeBudgetError` before building anything
+    over ``memory_budget`` [bytes]."""
     source = factor.source
     if source is None:
         raise ValueError(f"the {factor.label or 'fixed'} factor has no source to rebuild from")
-    cutoff = factor_apriori_cutoff(factor, diffusivity, pieces, tolerance) * 2.0**level
+    cutoff = factor_apriori_cutoff(factor, diffusivity, pieces, tolerance, standalone=standalone)
+    cutoff *= 2.0**level
     cutoff = quantised_cutoff(cutoff, source.extent)
     axial = factor.isotropic and single_direction(factor, pieces)
     modes = source.predicted_modes(cutoff, axial=axial)
@@ -211,13 +246,20 @@ def adapted_factor(
 
 
 def factor_apriori_cutoff(
-    factor: Eigenbasis, diffusivity: float, pieces: GradientPieces, tolerance: float
+    factor: Eigenbasis,
+    diffusivity: float,
+    pieces: GradientPieces,
+    tolerance: float,
+    *,
+    standalone: bool = False,
 ) -> float:
     """The a-priori cutoff lambda_0 [1/m^2] of ``factor`` (:func:`apriori_cutoff` with its
     source's extent, or for a fixed basis the extent estimated from its moments)."""
     source = factor.source
     extent = source.extent if source is not None else _fixed_extent(factor)
-    return apriori_cutoff(extent, diffusivity, pieces, factor.axes, tolerance)
+    return apriori_cutoff(
+        extent, diffusivity, pieces, factor.axes, tolerance, standalone=standalone
+    )
 
 
 def _fixed_extent(factor: Eigenbasis) -> float:

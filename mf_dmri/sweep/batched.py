@@ -78,7 +78,7 @@ class GeometrySimulator:
         return self._prepared[key]
 
     def _adapted(self, name: str, factor: int, timing: int):
-        """The factor at the a-priori cutoff of :mod:`mf_dmri.signal.cutoff` for the
+        """The factor at the standalone a-priori cutoff of :mod:`mf_dmri.signal.cutoff` for the
         smallest diffusivity of the sweep (the finest cutoff of its range), if it carries a
         source; else as given."""
         domain = self.domains[name]
@@ -88,7 +88,7 @@ class GeometrySimulator:
             return basis
         share = DEFAULT_TOLERANCE["analytic"] / len(domain.factors)
         pieces = self._pieces[timing]
-        return adapted_factor(basis, low, pieces, share, DEFAULT_MEMORY_BUDGET)
+        return adapted_factor(basis, low, pieces, share, DEFAULT_MEMORY_BUDGET, standalone=True)
 
     def attenuation(self, name: str, timing: int, diffusivities: np.ndarray) -> torch.Tensor:
         """Attenuation of compartment ``name`` under ``timing`` for each diffusivity
