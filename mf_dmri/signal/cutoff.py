@@ -13,8 +13,8 @@ One policy for every restricted factor (analytic or mesh):
   cutoff is also raised until the Gaussian-phase estimate of the modes left out
   (:mod:`mf_dmri.signal.gaussian_tail`) is within the tolerance / ``TAIL_SAFETY``: under
   narrow pulses and slow OGSE the modes above the damping scale still count, and the
-  damping rule alone missed 1e-4 by up to 20x (a slow cos-OGSE on a ball;
-  validation/apriori_study.md);
+  damping rule alone missed 1e-4 by up to 20x (a slow cos-OGSE on a ball,
+  tests/test_gaussian_tail.py; the rule's errors: validation/apriori_study.md);
 * **a posteriori** (:mod:`mf_dmri.signal.error_estimate`): the cutoff is doubled until the
   signal changes by less than the tolerance.
 
