@@ -36,7 +36,10 @@ from mf_dmri.signal.propagation import factor_signal
 from mf_dmri.units import ms, s_per_mm2, um, um2_per_ms
 
 HERE = Path(__file__).resolve().parent
-SHAPES = ("slab", "cylinder", "sphere")
+sys.path.insert(0, str(HERE))
+
+from coverage_study import SHAPES, _domain  # noqa: E402  (the coverage study's shapes)
+
 #: Largest radius per shape and waveform kind [um] (the reference must stay affordable).
 MAX_RADIUS = {
     "pgse": {"slab": 60.0, "cylinder": 25.0, "sphere": 25.0},
@@ -44,14 +47,6 @@ MAX_RADIUS = {
 }
 #: Cases whose reference would hold more modes than this are skipped (listed as such).
 MAX_REFERENCE_MODES = {"pgse": 4000, "ogse": 800}
-
-
-def _domain(shape: str, radius: float):
-    if shape == "slab":
-        return mf.slab(2 * radius, normal=(1.0, 0.0, 0.0))
-    if shape == "cylinder":
-        return mf.cylinder(radius, axis=(0.0, 0.0, 1.0))
-    return mf.sphere(radius)
 
 
 def draw_case(rng: np.random.Generator, index: int, kind: str) -> dict:
