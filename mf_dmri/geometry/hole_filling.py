@@ -182,13 +182,18 @@ def refine_patch(
     condition (never onto an edge in ``neighbours``, the existing surface), and smooth the
     new vertices (unless not ``smooth``: then they stay on the patch's faces).  Returns
     (new vertices, patch faces)."""
+    # work on the patch's own vertices (local numbering, in the order of the global one)
+    used = np.unique(faces)
+    local = {int(v): k for k, v in enumerate(used)}
     outside = set()
-    for a in {int(v) for v in np.unique(faces)}:
-        outside |= {(min(a, b), max(a, b)) for b in (neighbours or {}).get(a, ())}
-    points = [*vertices]
-    sizes = list(scale)
-    n_old = len(vertices)
-    faces = [tuple(f) for f in faces]
+    for a in used.tolist():
+        for b in (neighbours or {}).get(a, ()):
+            if b in local:
+                outside.add((min(local[a], local[b]), max(local[a], local[b])))
+    points = [*vertices[used]]
+    sizes = list(scale[used])
+    n_old = len(used)
+    faces = [tuple(local[v] for v in f) for f in np.asarray(faces).tolist()]
     for _ in range(max_rounds):
         split = []
         for index, (a, b, c) in enumerate(faces):
@@ -213,7 +218,8 @@ def refine_patch(
     points_array = np.array(points)
     if smooth:
         _smooth(points_array, np.array(faces), n_old)
-    return points_array[n_old:], np.array(faces, dtype=np.int64).reshape(-1, 3)
+    to_global = np.concatenate([used, len(vertices) + np.arange(len(points) - n_old)])
+    return points_array[n_old:], to_global[np.array(faces, dtype=np.int64).reshape(-1, 3)]
 
 
 def _delaunay_flips(points: list, faces: list, outside: set, max_sweeps: int = 10) -> list:

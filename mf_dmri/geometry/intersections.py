@@ -164,15 +164,34 @@ def _folded(vertices, faces_a, faces_b, tol: float) -> np.ndarray:
     return (np.abs(dist) <= tol) & (np.einsum("pj,pj->p", side_a, side_b) > 0)
 
 
-def self_intersections(mesh: SurfaceMesh) -> np.ndarray:
-    """Pairs of intersecting faces, shape (K, 2) int, sorted; empty when there are none."""
+def _pairs_among(boxes: np.ndarray, among: np.ndarray, padding: float) -> np.ndarray:
+    """Pairs (i, j), i < j, of overlapping boxes (n, 2, 3) [m] with i or j in the mask
+    ``among`` (n,)."""
+    tree = box_tree(boxes[:, 0] - padding, boxes[:, 1] + padding)
+    chosen = np.nonzero(among)[0]
+    query, hit = overlapping_boxes(tree, boxes[chosen, 0], boxes[chosen, 1])
+    query = chosen[query]
+    # a pair of two chosen faces is found from both ends: keep it once
+    keep = (query != hit) & ~(among[hit] & (hit < query))
+    return np.sort(np.stack([query[keep], hit[keep]], axis=1), axis=1)
+
+
+def self_intersections(mesh: SurfaceMesh, among: np.ndarray | None = None) -> np.ndarray:
+    """Pairs of intersecting faces, shape (K, 2) int, each sorted; empty when there are
+    none.  among: optional mask (F,) of faces; only pairs with a face in it are tested
+    (after a local change, the changed faces: the other pairs are as before)."""
     if mesh.n_faces < 2:
         return np.zeros((0, 2), dtype=np.int64)
     tri = mesh.triangles()
     scale = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
     tol = RELATIVE_TOLERANCE * scale
     boxes = np.stack([tri.min(axis=1), tri.max(axis=1)], axis=1)
-    pairs = candidate_pairs(boxes, padding=tol)
+    if among is None:
+        pairs = candidate_pairs(boxes, padding=tol)
+    elif not np.any(among):
+        return np.zeros((0, 2), dtype=np.int64)
+    else:
+        pairs = _pairs_among(boxes, np.asarray(among, dtype=bool), tol)
     found = []
     for start in range(0, len(pairs), _CHUNK):
         chunk = pairs[start : start + _CHUNK]

@@ -16,7 +16,9 @@ Steps, in order (docs/meshing.md):
    that remains;
 5. take the exact union (manifold3d) of bodies that cross each other; bodies it leaves
    touching (coplanar contact) are re-triangulated where they touch, as in step 4;
-6. optionally keep only the largest body.
+6. only if defects remain (spread over many small faces: a finely tessellated input),
+   step 4 again with wider rings (``WIDER_RINGS`` faces);
+7. optionally keep only the largest body.
 
 The result is checked like any input; when a problem remains a
 :class:`~mf_dmri.geometry.errors.RepairError` names it and the route that helps next.
@@ -31,7 +33,13 @@ import numpy as np
 
 from mf_dmri.geometry.checks import check_surface
 from mf_dmri.geometry.errors import RepairError
-from mf_dmri.geometry.repair_local import repair_defects
+from mf_dmri.geometry.repair_local import (
+    PASSES,
+    WIDER_RINGS,
+    find_defects,
+    open_faces,
+    repair_defects,
+)
 from mf_dmri.geometry.repair_steps import (
     body_volumes,
     cancel_faces,
@@ -191,7 +199,12 @@ def repair_surface(
     # bodies the union left touching (at separate vertices in one place) or crossing
     vertices, faces, _ = _clean(surface.vertices, surface.faces, merge_tolerance, actions)
     vertices, faces = _retriangulate(vertices, faces, max_rings, True, actions)
-    surface = SurfaceMesh(*_bodies(vertices, faces, actions))
+    vertices, faces = _bodies(vertices, faces, actions)
+    if find_defects(vertices, faces, True).any.any() or open_faces(faces).any():
+        # defects spread over many small faces: wider rings (a finely tessellated input)
+        vertices, faces = _retriangulate(vertices, faces, max_rings, True, actions, WIDER_RINGS)
+        vertices, faces = _bodies(vertices, faces, actions)
+    surface = SurfaceMesh(vertices, faces)
     if keep_largest:
         surface = _keep_largest(surface, actions)
     report = RepairReport(
@@ -207,11 +220,15 @@ def repair_surface(
     return surface, report
 
 
-def _retriangulate(vertices, faces, max_rings, between_bodies, actions):
+def _retriangulate(vertices, faces, max_rings, between_bodies, actions, widths=None):
     before = (vertices, faces)
-    vertices, faces, patches, _ = repair_defects(vertices, faces, max_rings, between_bodies)
+    vertices, faces, patches, _ = repair_defects(
+        vertices, faces, max_rings, between_bodies, widths or (1,) * PASSES
+    )
     if patches:
         where = "between bodies left by the union" if between_bodies else "and holes"
+        if widths:
+            where = f"left by the rings above, in rings {', '.join(map(str, widths))} faces wide"
         actions.append(
             RepairAction(
                 "retriangulated",

@@ -35,40 +35,67 @@ logger = logging.getLogger(__name__)
 
 #: passes through the ring sizes 0..max_rings before a defect is given up
 PASSES = 5
+#: ring widths (in faces) of the passes of a last stage, for defects the usual passes
+#: left: a defect spread over many small faces (a finely tessellated surface) is cut out
+#: in rings of its own size
+WIDER_RINGS = (2, 2, 4, 4, 8, 8)
 #: kept pieces of at most this many faces enclosed by a removed region are removed too
 ISLAND_FACES = 6
 
 
 @dataclass(frozen=True)
 class Defects:
-    """Boolean masks (F,) of the faces at each kind of defect."""
+    """Boolean masks (F,) of the faces at each kind of defect, and every pair of crossing
+    faces (K, 2), whichever their bodies (kept to update the masks after a local change)."""
 
     intersecting: np.ndarray
     nonmanifold: np.ndarray
     degenerate: np.ndarray
+    pairs: np.ndarray
 
     @property
     def any(self) -> np.ndarray:
         return self.intersecting | self.nonmanifold | self.degenerate
 
 
-def find_defects(vertices: np.ndarray, faces: np.ndarray, between_bodies: bool = False) -> Defects:
+def find_defects(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    between_bodies: bool = False,
+    previous: tuple[Defects, np.ndarray] | None = None,
+) -> Defects:
     """Faces that cross another face of their own body (of any body with
     ``between_bodies``), sit at a non-manifold edge or vertex, or have zero area (height
     below 1e-9 of their longest edge).  Crossings between different bodies are otherwise
-    left to the union of bodies."""
+    left to the union of bodies.  previous: (defects, origin) of the surface before a
+    local change, ``origin`` (F,) the earlier index of each face (-1 for a new face); only
+    pairs with a new face are then tested for crossings (the others are unchanged)."""
     mesh = SurfaceMesh(vertices, faces)
+    if previous is None:
+        pairs = self_intersections(mesh)
+    else:
+        pairs = np.concatenate([_kept_pairs(*previous), self_intersections(mesh, previous[1] < 0)])
     crossing = np.zeros(len(faces), dtype=bool)
-    pairs = self_intersections(mesh)
+    own = pairs
     if not between_bodies:
         body = face_components(faces, len(vertices))
-        pairs = pairs[body[pairs[:, 0]] == body[pairs[:, 1]]]
-    crossing[pairs.reshape(-1)] = True
+        own = pairs[body[pairs[:, 0]] == body[pairs[:, 1]]]
+    crossing[own.reshape(-1)] = True
     tri = mesh.triangles()
     longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
     height = 2 * mesh.face_areas() / np.where(longest > 0, longest, 1.0)
     degenerate = height <= DEGENERATE_RELATIVE_HEIGHT * longest
-    return Defects(crossing, nonmanifold_faces(faces), degenerate)
+    return Defects(crossing, nonmanifold_faces(faces), degenerate, pairs)
+
+
+def _kept_pairs(defects: Defects, origin: np.ndarray) -> np.ndarray:
+    """The crossing pairs of ``defects`` whose faces both survive, in the new numbering
+    (``origin`` (F,): earlier index of each face, -1 for new faces)."""
+    now = np.full(len(defects.intersecting), -1)
+    kept = np.nonzero(origin >= 0)[0]
+    now[origin[kept]] = kept
+    pairs = now[defects.pairs] if len(defects.pairs) else defects.pairs
+    return pairs[(pairs >= 0).all(axis=1)]
 
 
 def _face_adjacency(faces: np.ndarray) -> sparse.csr_matrix:
@@ -81,13 +108,18 @@ def _face_adjacency(faces: np.ndarray) -> sparse.csr_matrix:
     return (incidence @ incidence.T).tocsr()
 
 
-def grow(faces: np.ndarray, selected: np.ndarray, rings: int) -> np.ndarray:
-    """The mask ``selected`` (F,) grown by ``rings`` rings of faces sharing an edge, then
-    closed over islands: kept pieces that would be left enclosed by the selection."""
+def grow(faces: np.ndarray, index: np.ndarray, rings: np.ndarray) -> np.ndarray:
+    """Mask (F,) of the faces ``index`` (K,) grown by ``rings`` (K,) rings of faces
+    sharing an edge (each face its own count), then closed over islands: kept pieces that
+    would be left enclosed by the selection."""
     adjacency = _face_adjacency(faces)
-    mask = selected.copy()
-    for _ in range(rings):
-        mask = np.asarray(adjacency[:, mask].sum(axis=1)).reshape(-1) > 0
+    mask = np.zeros(len(faces), dtype=bool)
+    for ring in np.unique(rings):
+        grown = np.zeros(len(faces))
+        grown[index[rings == ring]] = 1.0
+        for _ in range(int(ring)):
+            grown = adjacency @ grown
+        mask |= grown > 0
     return _absorb_islands(faces, mask, adjacency)
 
 
@@ -214,20 +246,38 @@ def _valid_patch(faces: np.ndarray, loops: list[list[int]], neighbours) -> bool:
     return not any(b in neighbours.get(a, ()) for a, b in inner)
 
 
-def _open_faces(faces: np.ndarray) -> np.ndarray:
+def open_faces(faces: np.ndarray) -> np.ndarray:
     """Faces with a boundary edge (F,) bool."""
     _, inverse, counts = edge_table(faces)
     return (counts[inverse] == 1).reshape(-1, 3).any(axis=1)
 
 
-def edge_neighbours(faces: np.ndarray) -> dict[int, set[int]]:
+class EdgeNeighbours:
+    """The vertices joined to each vertex by an edge of a face set, read like a dict of
+    sets (``get(vertex, default)``); stored as one sparse row per vertex, the set of a
+    vertex made when it is asked for (a repair asks for a few vertices of a large mesh)."""
+
+    def __init__(self, faces: np.ndarray) -> None:
+        edges, _, _ = edge_table(faces)
+        ends = np.concatenate([edges, edges[:, ::-1]])
+        n = int(faces.max()) + 1 if len(faces) else 0
+        order = np.argsort(ends[:, 0], kind="stable")
+        self._others = ends[order, 1]
+        self._starts = np.searchsorted(ends[order, 0], np.arange(n + 1))
+
+    def __len__(self) -> int:
+        return len(self._others) // 2
+
+    def get(self, vertex: int, default=()) -> frozenset[int] | tuple:
+        if not 0 <= vertex < len(self._starts) - 1:
+            return default
+        start, stop = self._starts[vertex], self._starts[vertex + 1]
+        return frozenset(self._others[start:stop].tolist()) if stop > start else default
+
+
+def edge_neighbours(faces: np.ndarray) -> EdgeNeighbours:
     """The vertices joined to each vertex by an edge of ``faces``."""
-    edges, _, _ = edge_table(faces)
-    result: dict[int, set[int]] = {}
-    for a, b in edges.tolist():
-        result.setdefault(a, set()).add(b)
-        result.setdefault(b, set()).add(a)
-    return result
+    return EdgeNeighbours(faces)
 
 
 def _vertex_pieces(faces: np.ndarray, n_vertices: int) -> np.ndarray:
@@ -249,11 +299,12 @@ def _cut_apart(pieces: list[tuple[int, int]]) -> bool:
 
 def retriangulate(
     vertices: np.ndarray, faces: np.ndarray, remove: np.ndarray, allow_cut: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[Patch]]:
+) -> tuple[np.ndarray, np.ndarray, list[Patch], np.ndarray]:
     """Remove the faces in ``remove`` (F,) and close every hole then open (pre-existing
     holes included).  A region whose hole cannot be closed keeps its faces; a region
     whose removal cut a body apart is closed by caps only when ``allow_cut``.  Returns
-    (vertices, faces, patches)."""
+    (vertices, faces, patches, origin): ``origin`` the index in ``faces`` of each face
+    kept, -1 for a new one."""
     scale = incident_edge_lengths(vertices, faces)
     scale = np.where(np.isfinite(scale), scale, np.nanmedian(scale[np.isfinite(scale)]))
     labels = _regions(faces, remove)
@@ -270,6 +321,7 @@ def retriangulate(
     piece = _vertex_pieces(rest, len(vertices))
     body = _vertex_pieces(faces, len(vertices))
     points, new_faces, patches = [vertices], [rest], []
+    source = [np.nonzero(~remove)[0]]
     total = len(vertices)
     origin = vertices.mean(axis=0)
     for key, group in groups.items():
@@ -290,11 +342,13 @@ def retriangulate(
         )
         if closed is None:
             new_faces.append(removed)  # left as it was, for a larger region next round
+            source.append(np.nonzero(labels == key[1])[0] if key[0] == "region" else [])
             continue
         added_points, added_faces = closed
         points.append(added_points)
         total += len(added_points)
         new_faces.append(added_faces)
+        source.append(np.full(len(added_faces), -1))
         all_points = np.concatenate(points)
         change = signed_volume_about(all_points, added_faces, origin) - signed_volume_about(
             vertices, removed, origin
@@ -302,7 +356,7 @@ def retriangulate(
         centre = vertices[np.concatenate(group)].mean(axis=0)
         patches.append(Patch(centre, len(removed), len(added_faces), change))
     vertices, faces = compact(np.concatenate(points), np.concatenate(new_faces))
-    return vertices, faces, patches
+    return vertices, faces, patches, np.concatenate(source).astype(np.int64)
 
 
 def signed_volume_about(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray) -> float:
@@ -319,47 +373,53 @@ def _escalated_rings(
     reach: np.ndarray,
     max_rings: int,
 ) -> np.ndarray:
-    """Ring of each defect face (centres (K, 3) [m]): one more than the ring of the nearest
-    defect of the previous round within ``reach`` (K,) [m] (the same defect, not resolved
-    by that ring), else 0 (a new defect, e.g. made by a neighbouring patch, starts small);
-    past ``max_rings`` it starts again from 0 on the changed surface."""
-    rings = np.zeros(len(centres), dtype=np.int64)
+    """Step of each defect face (centres (K, 3) [m]): one more than the step of the
+    nearest defect of the previous round within ``reach`` (K,) [m] (the same defect, not
+    resolved by that ring), else 0 (a new defect, e.g. made by a neighbouring patch,
+    starts small); past ``max_rings`` it starts again from 0 on the changed surface."""
+    steps = np.zeros(len(centres), dtype=np.int64)
     if previous is None or len(previous[0]) == 0 or len(centres) == 0:
-        return rings
+        return steps
     distance, nearest = cKDTree(previous[0]).query(centres)
     near = distance <= reach
-    rings[near] = previous[1][nearest[near]] + 1
-    return rings % (max_rings + 1)
+    steps[near] = previous[1][nearest[near]] + 1
+    return steps % (max_rings + 1)
 
 
 def repair_defects(
-    vertices: np.ndarray, faces: np.ndarray, max_rings: int = 2, between_bodies: bool = False
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    max_rings: int = 2,
+    between_bodies: bool = False,
+    ring_widths: tuple[int, ...] = (1,) * PASSES,
+    cut_last: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[Patch], Defects]:
     """Re-triangulate around every defect; a defect still there after a round is cut out
-    again with one more ring of faces (per defect, so that a defect made by a neighbouring
-    patch starts again from its own faces), up to ``max_rings``.  Returns (vertices,
-    faces, patches, defects left).  ``between_bodies``: as in :func:`find_defects`."""
+    again with one more ring (per defect, so that a defect made by a neighbouring patch
+    starts again from its own faces), up to ``max_rings``, then from 0 again: one pass
+    per entry of ``ring_widths``, the width of its rings in faces (:data:`WIDER_RINGS`
+    for a last stage).  Caps that cut a body apart are allowed in the last pass only, and
+    only with ``cut_last`` (False when a later stage follows).  Returns (vertices, faces,
+    patches, defects left).  ``between_bodies``: as in :func:`find_defects`."""
     patches: list[Patch] = []
     defects = find_defects(vertices, faces, between_bodies)
     previous = None
-    rounds = PASSES * (max_rings + 1)
+    widths = list(ring_widths)
+    rounds = len(widths) * (max_rings + 1)
     for number in range(rounds):
-        mask = defects.any | _open_faces(faces)
+        mask = defects.any | open_faces(faces)
         if not mask.any():
             break
         index = np.nonzero(mask)[0]
         centres = vertices[faces[index]].mean(axis=1)
         reach = incident_edge_lengths(vertices, faces, "max")[faces[index]].max(axis=1)
-        rings = _escalated_rings(centres, previous, reach, max_rings)
-        remove = np.zeros(len(faces), dtype=bool)
-        for ring in np.unique(rings):
-            selected = np.zeros(len(faces), dtype=bool)
-            selected[index[rings == ring]] = True
-            remove |= grow(faces, selected, int(ring))
-        previous = (centres, rings)
+        steps = _escalated_rings(centres, previous, reach, max_rings)
+        rings = steps * widths[number // (max_rings + 1)]
+        remove = grow(faces, index, rings)
+        previous = (centres, steps)
         # caps that cut a body only in the last pass of ring sizes (last resort)
-        last = number >= rounds - (max_rings + 1)
-        vertices, faces, new = retriangulate(vertices, faces, remove, last)
+        last = cut_last and number >= rounds - (max_rings + 1)
+        vertices, faces, new, origin = retriangulate(vertices, faces, remove, last)
         logger.debug(
             "round: %d defect faces (rings %s), %d removed, %d patches",
             len(index),
@@ -368,5 +428,5 @@ def repair_defects(
             len(new),
         )
         patches += new
-        defects = find_defects(vertices, faces, between_bodies)
+        defects = find_defects(vertices, faces, between_bodies, (defects, origin))
     return vertices, faces, patches, defects
