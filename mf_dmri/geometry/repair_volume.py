@@ -28,6 +28,7 @@ stage is not made); so the surface stays closed, manifold and free of crossings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -136,17 +137,23 @@ def _offset(volume) -> float:
     return float(grid[np.argmin(np.abs(np.polyval(coefficients, grid)))])
 
 
-def _crossing(points: np.ndarray, patch: np.ndarray, others: np.ndarray) -> np.ndarray:
+class _Rest(NamedTuple):
+    """The faces (F, 3) that stay while a patch moves, with their boxes' corners (F, 3)
+    [m] (their vertices never move: computed once)."""
+
+    faces: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def _crossing(points: np.ndarray, patch: np.ndarray, others: _Rest) -> np.ndarray:
     """Faces of ``patch`` (indices) that cross another patch face or a face of ``others``
     near it."""
     tri = points[patch]
     low, high = tri.min(axis=(0, 1)), tri.max(axis=(0, 1))
     pad = 0.1 * float((high - low).max())
-    near_tri = points[others]
-    near = np.all(
-        (near_tri.max(axis=1) >= low - pad) & (near_tri.min(axis=1) <= high + pad), axis=1
-    )
-    local = np.concatenate([patch, others[near]])
+    near = np.all((others.high >= low - pad) & (others.low <= high + pad), axis=1)
+    local = np.concatenate([patch, others.faces[near]])
     used, inverse = np.unique(local, return_inverse=True)
     pairs = self_intersections(SurfaceMesh(points[used], inverse.reshape(-1, 3)))
     return np.unique(pairs[pairs < len(patch)])
@@ -159,7 +166,7 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
     loop = np.unique(patch)
     origin = points[loop].mean(axis=0)
     target = signed_volume_about(removed_points, removed, origin)
-    touching = rest[np.isin(rest, loop).any(axis=1)]  # the existing edges at the patch
+    touching = rest.faces[np.isin(rest.faces, loop).any(axis=1)]  # existing edges there
     new_points, refined = refine_patch(
         points, patch, scale * REFINE, edge_neighbours(touching), smooth=False
     )
@@ -168,7 +175,7 @@ def _restore_one(points, rest, patch, removed_points, removed, scale):
         return None
     depth = _depth(refined, _boundary_vertices(refined), len(grown))
     moving = np.nonzero(np.isfinite(depth) & (depth > 0))[0]
-    moving = moving[~np.isin(moving, rest)]  # a vertex the rest uses too stays
+    moving = moving[~np.isin(moving, rest.faces)]  # a vertex the rest uses too stays
     if len(moving) == 0:
         return None
     start = signed_volume_about(points, patch, origin)
@@ -248,19 +255,22 @@ def restore_volume(
     scale = np.where(np.isfinite(scale), scale, np.median(scale[np.isfinite(scale)]))
     alive = np.ones(len(faces), dtype=bool)
     restored: list[Restored] = []
+    tri = points[faces]
+    low, high = tri.min(axis=1), tri.max(axis=1)
     for removed, added in changed_groups(before, after):
         if len(removed) == 0:
             continue
         alive[added] = False
         current = np.nonzero(alive)[0]
-        result = _restore_one(
-            points, faces[current], faces[added], before[0], before[1][removed], scale
-        )
+        rest = _Rest(faces[current], low[current], high[current])
+        result = _restore_one(points, rest, faces[added], before[0], before[1][removed], scale)
         if result is None:
             alive[added] = True
             continue
         points, refined, change = result
         faces = np.vstack([faces, refined])
+        low = np.vstack([low, points[refined].min(axis=1)])
+        high = np.vstack([high, points[refined].max(axis=1)])
         alive = np.concatenate([alive, np.ones(len(refined), dtype=bool)])
         scale = np.concatenate([scale, np.full(len(points) - len(scale), np.median(scale))])
         centre = points[refined].reshape(-1, 3).mean(axis=0)
