@@ -180,7 +180,9 @@ def repair_surface(
 
     mesh: surface [m].  merge_tolerance: merge vertices closer than this fraction of their
     local edge length [1].  max_rings: largest neighbourhood (rings of faces) re-
-    triangulated around a defect.  keep_largest: drop every body but the largest.
+    triangulated around a defect; in the last stage, run only when defects remain, the
+    rings are ``WIDER_RINGS`` faces wide (up to 8 x max_rings faces; a defect spread over
+    many small faces).  keep_largest: drop every body but the largest.
     Raises :class:`~mf_dmri.geometry.errors.RepairError` (naming the next route) when a
     problem remains.
     """
