@@ -118,7 +118,7 @@ def grow(faces: np.ndarray, index: np.ndarray, rings: np.ndarray) -> np.ndarray:
         grown = np.zeros(len(faces))
         grown[index[rings == ring]] = 1.0
         for _ in range(int(ring)):
-            grown = adjacency @ grown
+            grown = (adjacency @ grown > 0).astype(float)
         mask |= grown > 0
     return _absorb_islands(faces, mask, adjacency)
 
@@ -392,15 +392,14 @@ def repair_defects(
     max_rings: int = 2,
     between_bodies: bool = False,
     ring_widths: tuple[int, ...] = (1,) * PASSES,
-    cut_last: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[Patch], Defects]:
     """Re-triangulate around every defect; a defect still there after a round is cut out
     again with one more ring (per defect, so that a defect made by a neighbouring patch
     starts again from its own faces), up to ``max_rings``, then from 0 again: one pass
     per entry of ``ring_widths``, the width of its rings in faces (:data:`WIDER_RINGS`
-    for a last stage).  Caps that cut a body apart are allowed in the last pass only, and
-    only with ``cut_last`` (False when a later stage follows).  Returns (vertices, faces,
-    patches, defects left).  ``between_bodies``: as in :func:`find_defects`."""
+    for a last stage).  Caps that cut a body apart are allowed in the last pass only.
+    Returns (vertices, faces, patches, defects left).  ``between_bodies``: as in
+    :func:`find_defects`."""
     patches: list[Patch] = []
     defects = find_defects(vertices, faces, between_bodies)
     previous = None
@@ -418,7 +417,7 @@ def repair_defects(
         remove = grow(faces, index, rings)
         previous = (centres, steps)
         # caps that cut a body only in the last pass of ring sizes (last resort)
-        last = cut_last and number >= rounds - (max_rings + 1)
+        last = number >= rounds - (max_rings + 1)
         vertices, faces, new, origin = retriangulate(vertices, faces, remove, last)
         logger.debug(
             "round: %d defect faces (rings %s), %d removed, %d patches",
