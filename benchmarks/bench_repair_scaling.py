@@ -16,23 +16,16 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def _navis(cell_id: str):
-    import navis
-
-    from mf_dmri import units
-    from mf_dmri.geometry import SurfaceMesh
-
-    neuron = next(n for n in navis.example_neurons(kind="mesh") if str(n.id) == cell_id)
-    vertices = np.asarray(neuron.vertices, dtype=np.float64) * 8 * units.nm
-    return SurfaceMesh(vertices, np.asarray(neuron.faces, dtype=np.int64))
+from bench_repair_volume import _raw  # noqa: E402  (the navis mesh as given, in metres)
 
 
 def _subdivided(surface, times: int):
@@ -92,7 +85,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/repair_scaling.md"))
     args = parser.parse_args()
     rows = []
-    base = _navis(args.cell)
+    base = _raw(args.cell)
     for level in [int(x) for x in args.levels.split(",") if x]:
         rows.append(_row(f"navis {args.cell} x{4**level}", _subdivided(base, level)))
         print(rows[-1], flush=True)
