@@ -32,12 +32,13 @@ def test_remeshing_a_sphere_finer_keeps_its_volume_and_its_shape():
     assert abs(report.shrinkage) < 0.01  # chords of a smooth surface: small loss
     assert min_triangle_angles(remeshed.vertices, remeshed.faces).min() > 20
     assert check_surface(remeshed).ok
-    # the new vertices lie on the input polyhedron (projected), within the offset
+    # the new vertices lie on the input polyhedron (projected), within the moves that
+    # restored the volume
     from trimesh import Trimesh
 
     input_um = Trimesh(surface.vertices / um, surface.faces)  # trimesh tolerances: not m
     _, distance, _ = input_um.nearest.on_surface(remeshed.vertices / um)
-    assert distance.max() * um < abs(report.offset) * 1.01
+    assert distance.max() * um < (report.local_move + abs(report.offset)) * 1.01
     edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2)
     assert edges.mean() > 0.5 * um  # so the remesher did refine
     new_edges = remeshed.triangles()
@@ -86,7 +87,7 @@ def _cut_piece() -> SurfaceMesh:
 
 @pytest.mark.parametrize(
     "keep_creases, shrinkage, angle, dihedral",
-    [(True, 0.02, 6.0, 0.5), (False, 0.03, 6.0, 5.0)],
+    [(True, 0.02, 6.0, 1.5), (False, 0.03, 6.0, 1.5)],
 )
 def test_a_real_cell_piece_goes_repair_remesh_tets_eigenbasis(
     keep_creases, shrinkage, angle, dihedral
@@ -96,7 +97,10 @@ def test_a_real_cell_piece_goes_repair_remesh_tets_eigenbasis(
     the offset), and the eigenbasis accepts the mesh.  Measured: keep_creases True / False
     lose -1.3 / -1.7 % before the offset, smallest triangle angle 8.9 / 8.8 deg, smallest
     dihedral 0.99 / 7.3 deg (netgen's interior is not improved much by the surface: it was
-    2.9 / 1.5 deg with triangles of 5.4 / 7.9 deg)."""
+    2.9 / 1.5 deg with triangles of 5.4 / 7.9 deg).  With the volume restored where it was
+    lost (2026-12-05): smallest triangle angle 9.7 / 11.3 deg, smallest dihedral 3.7 / 2.0
+    deg, against 8.9 / 8.8 and 1.0 / 9.9 deg with the uniform offset alone on the same
+    code: netgen's single worst element moves either way."""
     from mf_dmri.fem import mesh_eigenbasis_with_diagnostics
 
     repaired = _cut_piece()

@@ -35,6 +35,7 @@ from mf_dmri.geometry.remesh_ops import (
     unfolded_move,
     vertex_normals,
 )
+from mf_dmri.geometry.remesh_volume import restore_volume, volume_between
 from mf_dmri.geometry.repair_local import repair_defects
 from mf_dmri.geometry.repair_steps import body_volumes, compact
 from mf_dmri.geometry.surface import SurfaceMesh
@@ -59,9 +60,13 @@ class RemeshReport:
     min_target / max_target: range of the target edge length [m]; iterations: remeshing
     rounds; splits, collapses, flips: operations made; thin_vertices: input vertices whose
     target was raised to ``min_edge`` (thinner than min_edge x cells_across);
-    volume_remeshed: volume after remeshing, before the offset [m^3]; offset: the uniform
-    move of every vertex along its normal that restored the input volume [m] (positive
-    outwards; the chords across the input's creases cut a little volume off);
+    volume_remeshed: volume after remeshing, before restoring it [m^3] (the chords of the
+    new triangles cut volume off: most across thin parts); local_move: the largest move of
+    a vertex along its normal by the gap of its faces to the input [m]; offset: the uniform
+    move of every vertex along its normal that restored what remained of the input volume
+    [m] (positive outwards; :mod:`mf_dmri.geometry.remesh_volume`); displaced_remeshed /
+    displaced_after: volume between the input surface and the remeshed one before
+    restoring the volume / of the result [m^3] (sum of face areas times their mean gaps);
     dropped_bodies / dropped_volume: bodies smaller than min_edge^3 (or of zero or negative
     volume: too small for one element at the floor size) removed, and their volume [m^3];
     retriangulated: regions where thin walls crossed after remeshing, re-triangulated by
@@ -84,7 +89,10 @@ class RemeshReport:
     flips: int
     thin_vertices: int
     volume_remeshed: float
+    local_move: float
     offset: float
+    displaced_remeshed: float
+    displaced_after: float
     dropped_bodies: int
     dropped_volume: float
     retriangulated: int
@@ -109,6 +117,7 @@ class RemeshReport:
             else ""
         )
         coarse = f" after {self.coarse_rounds} at coarser targets" if self.coarse_rounds else ""
+        v = abs(self.volume_before)
         return (
             f"remesh: faces {self.faces_before} -> {self.faces_after}; volume "
             f"{self.volume_before:.6g} -> {self.volume_after:.6g} m^3 "
@@ -118,8 +127,10 @@ class RemeshReport:
             f"{self.min_target:.3g}..{self.max_target:.3g} m ({self.thin_vertices} input "
             f"vertices at the floor); {self.splits} splits, {self.collapses} collapses, "
             f"{self.flips} flips in {self.iterations} rounds{coarse}; remeshed volume "
-            f"{100 * self.shrinkage:+.3f} % restored by a normal offset of "
-            f"{self.offset:.3g} m{dropped}{crossed}"
+            f"{100 * self.shrinkage:+.3f} % restored where it was lost (vertex moves up to "
+            f"{self.local_move:.3g} m) and by a normal offset of {self.offset:.3g} m; volume "
+            f"between the input and the surface {100 * self.displaced_remeshed / v:.2f} % -> "
+            f"{100 * self.displaced_after / v:.2f} % of the input{dropped}{crossed}"
         )
 
     @property
@@ -185,6 +196,16 @@ class _Projector:
         near = np.linalg.norm(closest - points, axis=1) < reach
         return np.where((same_side & near)[:, None], closest, points)
 
+    def gaps(self, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+        """Signed distance along ``normals`` (unit) from each point to its closest input
+        point (positive outwards: the input lies outside), 0 where that point lies on a
+        face facing the other way (the opposite wall of a thin part)."""
+        _, index, closest = self.query(self.vertices, self.faces, np.array(points))
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        closest = np.asarray(closest).reshape(-1, 3)
+        same_side = np.einsum("ij,ij->i", self.normals[index], normals) > 0
+        return np.where(same_side, np.einsum("ij,ij->i", closest - points, normals), 0.0)
+
 
 def remesh_surface(
     mesh: SurfaceMesh,
@@ -219,9 +240,11 @@ def remesh_surface(
     made zero-volume tetrahedra from them on 1734350788).  Vertices on creases are never
     smoothed.
     volume_tolerance: largest accepted relative volume change [1] of the result; the
-    chords of the new triangles cut the creases of a coarse input, so the remeshed volume is
-    restored by moving every vertex by one distance along its normal (reported; refused
-    beyond a quarter of min_edge).
+    chords of the new triangles cut the creases of a coarse input and the round sections of
+    thin parts, so the remeshed volume is restored where it was lost (each vertex moved
+    along its normal by the mean gap of its faces to the input,
+    :mod:`mf_dmri.geometry.remesh_volume`), then what is left by moving every vertex by one
+    distance along its normal (reported; refused beyond a quarter of min_edge).
     check_self_intersections: run the triangle-triangle tests on the result.
     Raises RemeshError (naming the next step) when the result fails a check.
     """
@@ -258,7 +281,10 @@ def remesh_surface(
         sizes = scaled / factor
     faces, counts[2] = _flip_to_delaunay(vertices, faces, counts[2])
     shrunk = SurfaceMesh(vertices * scale, faces).signed_volume()
-    vertices, offset = _restore_volume(vertices, faces, kept.signed_volume() / scale**3)
+    displaced = volume_between(vertices, faces, project.gaps) * scale**3
+    vertices, local, offset = restore_volume(
+        vertices, faces, kept.signed_volume() / scale**3, project.gaps
+    )
     # walls of thin parts that the new triangles made cross: re-triangulated locally
     vertices, faces, patches, _ = repair_defects(vertices, faces)
     result = SurfaceMesh(vertices * scale, faces)
@@ -278,7 +304,10 @@ def remesh_surface(
         int(counts[2]),
         thin,
         shrunk,
+        local * scale,
         offset * scale,
+        displaced,
+        volume_between(vertices, faces, project.gaps) * scale**3,
         dropped,
         dropped_volume,
         len(patches),
@@ -351,18 +380,6 @@ def _drop_small_bodies(mesh: SurfaceMesh, smallest: float):
         )
     vertices, faces = compact(mesh.vertices, mesh.faces[~small[labels]])
     return SurfaceMesh(vertices, faces), int(small.sum()), float(volumes[small].sum())
-
-
-def _restore_volume(vertices, faces, volume):
-    """Move every vertex by one distance along its normal so that the enclosed volume is
-    ``volume`` again (Newton steps: dV = area x distance); returns it and the move."""
-    offset = 0.0
-    for _ in range(5):
-        mesh = SurfaceMesh(vertices, faces)
-        step = (volume - mesh.signed_volume()) / mesh.area()
-        vertices = vertices + step * vertex_normals(vertices, faces)
-        offset += step
-    return vertices, offset
 
 
 def _compact(vertices, faces, sizes):
