@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from navis_cases import cut_navis_piece
+from navis_cases import cut_navis_piece, navis_surface
 
 import mf_dmri.geometry.remesh_volume as remesh_volume
 from mf_dmri.geometry import capsule, concatenate, remesh_surface, repair_surface, sphere
@@ -58,7 +58,7 @@ def test_each_body_gets_its_own_volume_back(monkeypatch):
     _, before = body_volumes(coarse_vertices, coarse_faces)
     assert (before / wanted - 1 < -0.12).all()
 
-    restored, local, offset = restore_volume(coarse_vertices, coarse_faces, wanted.sum(), gaps)
+    restored, local, _, offset = restore_volume(coarse_vertices, coarse_faces, wanted.sum(), gaps)
     _, after = body_volumes(restored, coarse_faces)
     np.testing.assert_allclose(after, wanted, rtol=5e-3)
     assert after.sum() == pytest.approx(wanted.sum(), rel=1e-8)
@@ -68,7 +68,7 @@ def test_each_body_gets_its_own_volume_back(monkeypatch):
     )
 
     monkeypatch.setattr(remesh_volume, "LOCAL_ROUNDS", 0)
-    uniform, local, _ = restore_volume(coarse_vertices, coarse_faces, wanted.sum(), gaps)
+    uniform, local, _, _ = restore_volume(coarse_vertices, coarse_faces, wanted.sum(), gaps)
     _, shifted = body_volumes(uniform, coarse_faces)
     assert local == 0.0
     assert shifted[0] / wanted[0] - 1 > 0.5
@@ -106,3 +106,24 @@ def test_a_remeshed_real_surface_keeps_its_volume_where_it_was(monkeypatch):
         assert _misplaced(local, gaps, cell) < 0.5 * _misplaced(uniform, gaps, cell)
     assert _misplaced(local, gaps, 2.0) < 0.015 * volume
     assert report.displaced_after < 0.7 * uniform_report.displaced_after
+
+
+def test_crossing_walls_keep_the_uniform_move_and_a_real_cell_still_tetrahedralises():
+    """navis 754538881 remeshed with the gallery's settings: its thin parts leave crossing
+    walls that the local moves alone did not push apart (86 crossing pairs, 22 regions to
+    re-triangulate, 17 sliver triangles, then zero-volume tetrahedra that the eigenbasis
+    refused); with the uniform move there, 4 regions and 4 slivers (measured), and every
+    tetrahedron has a volume."""
+    from mf_dmri.fem.mesh_input import mesh_arrays
+    from mf_dmri.geometry import check_surface, tetrahedralize
+
+    repaired, _ = repair_surface(navis_surface(754538881), merge_tolerance=1e-3)
+    remeshed, report = remesh_surface(
+        repaired, max_edge=1 * um, min_edge=0.25 * um, cells_across=1.5
+    )
+    assert report.uniform_vertices > 0
+    assert report.retriangulated <= 8
+    assert report.slivers_after <= 8
+    bodies = check_surface(remeshed, allow_multiple_bodies=True).n_bodies
+    mesh = tetrahedralize(remeshed, allow_multiple_bodies=bodies > 1)
+    mesh_arrays(mesh.nodes, mesh.elements)  # raises on zero-volume elements

@@ -62,11 +62,13 @@ class RemeshReport:
     target was raised to ``min_edge`` (thinner than min_edge x cells_across);
     volume_remeshed: volume after remeshing, before restoring it [m^3] (the chords of the
     new triangles cut volume off: most across thin parts); local_move: the largest move of
-    a vertex along its normal by the gap of its faces to the input [m]; offset: the uniform
-    move of every vertex along its normal that restored what remained of the input volume
-    [m] (positive outwards; :mod:`mf_dmri.geometry.remesh_volume`); displaced_remeshed /
-    displaced_after: volume between the input surface and the remeshed one before
-    restoring the volume / of the result [m^3] (sum of face areas times their mean gaps);
+    a vertex along its normal by the gap of its faces to the input [m]; uniform_vertices:
+    vertices where walls crossed after the local moves, moved uniformly instead; offset:
+    the uniform move of every vertex along its normal that restored what remained of the
+    input volume [m] (positive outwards; :mod:`mf_dmri.geometry.remesh_volume`);
+    displaced_remeshed / displaced_after: volume between the input surface and the remeshed
+    one before restoring the volume / of the result [m^3] (sum of face areas times their
+    mean gaps);
     dropped_bodies / dropped_volume: bodies smaller than min_edge^3 (or of zero or negative
     volume: too small for one element at the floor size) removed, and their volume [m^3];
     retriangulated: regions where thin walls crossed after remeshing, re-triangulated by
@@ -90,6 +92,7 @@ class RemeshReport:
     thin_vertices: int
     volume_remeshed: float
     local_move: float
+    uniform_vertices: int
     offset: float
     displaced_remeshed: float
     displaced_after: float
@@ -128,7 +131,8 @@ class RemeshReport:
             f"vertices at the floor); {self.splits} splits, {self.collapses} collapses, "
             f"{self.flips} flips in {self.iterations} rounds{coarse}; remeshed volume "
             f"{100 * self.shrinkage:+.3f} % restored where it was lost (vertex moves up to "
-            f"{self.local_move:.3g} m) and by a normal offset of {self.offset:.3g} m; volume "
+            f"{self.local_move:.3g} m; {self.uniform_vertices} vertices of crossing walls "
+            f"moved uniformly) and by a normal offset of {self.offset:.3g} m; volume "
             f"between the input and the surface {100 * self.displaced_remeshed / v:.2f} % -> "
             f"{100 * self.displaced_after / v:.2f} % of the input{dropped}{crossed}"
         )
@@ -282,7 +286,7 @@ def remesh_surface(
     faces, counts[2] = _flip_to_delaunay(vertices, faces, counts[2])
     shrunk = SurfaceMesh(vertices * scale, faces).signed_volume()
     displaced = volume_between(vertices, faces, project.gaps) * scale**3
-    vertices, local, offset = restore_volume(
+    vertices, local, uniform, offset = restore_volume(
         vertices, faces, kept.signed_volume() / scale**3, project.gaps
     )
     # walls of thin parts that the new triangles made cross: re-triangulated locally
@@ -305,6 +309,7 @@ def remesh_surface(
         thin,
         shrunk,
         local * scale,
+        uniform,
         offset * scale,
         displaced,
         volume_between(vertices, faces, project.gaps) * scale**3,
