@@ -5,9 +5,9 @@ the input surface, so their chords cut off the volume between them and the input
 where the edges are short against the curvature, much across a thin neurite that gets only
 four or five edges around (an inscribed pentagon has 24 % less area than its circle).  One
 uniform offset restores the total but moves volume from the thin parts to the thick ones.
-On a navis neuron (722817260, PGSE b <= 3000 s/mm^2) that moved the signals by up to
-6e-3 between remeshes with 1 and 1.5 edges across the thickness
-(``benchmarks/results/remesh_convergence.md``).
+On a navis neuron (722817260, PGSE b <= 3000 s/mm^2) the signals of remeshes with 1 and
+1.5 edges across the thickness differed by up to 6.2e-3 with that offset, 1.3e-3 with the
+restoration below (``benchmarks/results/remesh_convergence.md``).
 
 Here each face's gap to the input is measured, its mean normal distance
 ``g_f = sum_k w_k (c(p_k) - p_k) . n_f`` over the 7 points of the degree-3 rule on the
@@ -32,8 +32,9 @@ from mf_dmri.geometry.intersections import self_intersections
 from mf_dmri.geometry.remesh_ops import vertex_normals
 from mf_dmri.geometry.surface import SurfaceMesh
 
-#: rounds of local restoration (each measures the gaps again; on the navis cells the
-#: third round moves vertices by a few percent of the first)
+#: rounds of local restoration (each measures the gaps again; on navis 722817260 the
+#: volume they put back was 4.0, 1.6 and 0.7 x 1e-6 of the extent cubed in rounds 1-3:
+#: about 0.4 of the round before, the rest goes to the uniform offset)
 LOCAL_ROUNDS = 3
 #: Newton steps of the uniform offset (dV = area x distance)
 UNIFORM_STEPS = 5
@@ -80,8 +81,8 @@ def restore_volume(vertices: np.ndarray, faces: np.ndarray, volume: float, gap: 
     area-weighted mean gap of its faces (LOCAL_ROUNDS times); where walls then cross, the
     vertices of the crossing faces and their neighbours take the uniform move instead (see
     :func:`_uniform_where_crossing`); then all move by one distance along their normals.
-    Returns the vertices, the largest local move, the count of vertices given the uniform
-    move and the final uniform offset."""
+    Returns the vertices, the largest local move (of the other vertices), the count of
+    vertices given the uniform move and the final uniform offset."""
     start = vertices
     for _ in range(LOCAL_ROUNDS):
         gaps, areas = face_gaps(vertices, faces, gap)
@@ -93,27 +94,29 @@ def restore_volume(vertices: np.ndarray, faces: np.ndarray, volume: float, gap: 
         move = moved / np.maximum(weight, 1e-300)
         vertices = vertices + move[:, None] * vertex_normals(vertices, faces)
     vertices, uniform = _uniform_where_crossing(start, vertices, faces, volume)
-    local = float(np.linalg.norm(vertices - start, axis=1).max(initial=0.0))
+    moves = np.linalg.norm(vertices - start, axis=1)[~uniform]
+    local = float(moves.max(initial=0.0))
     offset = 0.0
     for _ in range(UNIFORM_STEPS):
         mesh = SurfaceMesh(vertices, faces)
         step = (volume - mesh.signed_volume()) / mesh.area()
         vertices = vertices + step * vertex_normals(vertices, faces)
         offset += step
-    return vertices, local, uniform, offset
+    return vertices, local, int(uniform.sum()), offset
 
 
 def _uniform_where_crossing(start, moved, faces, volume):
     """``moved`` with the vertices of crossing faces, and of the faces around them, moved
     from ``start`` by the uniform offset that alone would restore ``volume`` instead, and
-    their count.  Walls of thin parts that the remeshing made cross have gaps that cannot
-    be measured (the closest input face is the opposite wall); the uniform offset pushes
-    them apart, the local moves do not: on navis 754538881 and 1734350788, 86 and 58
-    crossing pairs remained after the local moves against 47 and 21 after this, and
-    re-triangulating them made sliver triangles, then zero-volume tetrahedra."""
+    the mask (V,) of those vertices.  Walls of thin parts that the remeshing made cross
+    have gaps that cannot be measured (the closest input face is the opposite wall); the
+    uniform offset pushes them apart, the local moves do not.  On navis 754538881 and
+    1734350788, 86 and 58 crossing pairs remained after the local moves, 40 and 21 after
+    this (47 on 754538881 with the uniform offset everywhere); re-triangulating the 86
+    made sliver triangles, then zero-volume tetrahedra."""
     pairs = self_intersections(SurfaceMesh(moved, faces))
     if len(pairs) == 0:
-        return moved, 0
+        return moved, np.zeros(len(start), dtype=bool)
     crossing = np.zeros(len(start), dtype=bool)
     crossing[faces[pairs.ravel()].ravel()] = True
     around = np.zeros(len(start), dtype=bool)
@@ -121,4 +124,4 @@ def _uniform_where_crossing(start, moved, faces, volume):
     mesh = SurfaceMesh(start, faces)
     step = (volume - mesh.signed_volume()) / mesh.area()
     uniform = start + step * vertex_normals(start, faces)
-    return np.where(around[:, None], uniform, moved), int(around.sum())
+    return np.where(around[:, None], uniform, moved), around
