@@ -98,11 +98,17 @@ def restore_volume(vertices: np.ndarray, faces: np.ndarray, volume: float, gap: 
     local = float(moves.max(initial=0.0))
     offset = 0.0
     for _ in range(UNIFORM_STEPS):
-        mesh = SurfaceMesh(vertices, faces)
-        step = (volume - mesh.signed_volume()) / mesh.area()
-        vertices = vertices + step * vertex_normals(vertices, faces)
+        vertices, step = _uniform_step(vertices, faces, volume)
         offset += step
     return vertices, local, int(uniform.sum()), offset
+
+
+def _uniform_step(vertices, faces, volume):
+    """Every vertex moved by one distance along its normal, the Newton step dV = area x
+    distance towards ``volume``; returns them and the distance."""
+    mesh = SurfaceMesh(vertices, faces)
+    step = (volume - mesh.signed_volume()) / mesh.area()
+    return vertices + step * vertex_normals(vertices, faces), step
 
 
 def _uniform_where_crossing(start, moved, faces, volume):
@@ -121,7 +127,5 @@ def _uniform_where_crossing(start, moved, faces, volume):
     crossing[faces[pairs.ravel()].ravel()] = True
     around = np.zeros(len(start), dtype=bool)
     around[faces[crossing[faces].any(axis=1)].ravel()] = True
-    mesh = SurfaceMesh(start, faces)
-    step = (volume - mesh.signed_volume()) / mesh.area()
-    uniform = start + step * vertex_normals(start, faces)
+    uniform, _ = _uniform_step(start, faces, volume)
     return np.where(around[:, None], uniform, moved), around
