@@ -152,7 +152,6 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
     from mf_dmri import units
     from mf_dmri.fem import mesh_eigenbasis_with_diagnostics
     from mf_dmri.geometry import check_surface, repair_surface, tetrahedralize
-    from mf_dmri.sequences import PGSE, Acquisition
     from mf_dmri.signal import Compartment, signal_with_error
 
     torch.set_num_threads(1)
@@ -233,14 +232,8 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
 
     step("companion", companion)
 
-    rng = np.random.default_rng(0)
     count = 10 if args.quick else 100
-    directions = rng.normal(size=(count, 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    b = rng.uniform(0, 3000, size=count) * units.s_per_mm2
-    acquisition = Acquisition.from_bvalues(
-        PGSE(10 * units.ms, 30 * units.ms), torch.tensor(b), torch.tensor(directions)
-    )
+    acquisition = gallery_acquisition(count)
 
     def signals():
         # the library's propagator choice (by measured cost: Krylov here; the forced
@@ -271,6 +264,24 @@ def _pipeline(cell: str, step: _Steps, args) -> None:
 
     if args.cutoff_study:
         step("coarser cutoffs", coarser_cutoffs)
+
+
+def gallery_acquisition(count: int):
+    """The gallery's PGSE measurements: delta 10 ms, Delta 30 ms, ``count`` b-values uniform
+    in [0, 3000] s/mm^2 with random directions (seed 0)."""
+    import numpy as np
+    import torch
+
+    from mf_dmri import units
+    from mf_dmri.sequences import PGSE, Acquisition
+
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(count, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    b = rng.uniform(0, 3000, size=count) * units.s_per_mm2
+    return Acquisition.from_bvalues(
+        PGSE(10 * units.ms, 30 * units.ms), torch.tensor(b), torch.tensor(directions)
+    )
 
 
 def _bar_summary(result) -> str:

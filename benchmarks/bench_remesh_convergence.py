@@ -31,17 +31,18 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-NAVIS_IDS = ("1734350788", "1734350908", "722817260", "754534424", "754538881")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_real_cells import gallery_acquisition  # noqa: E402  (the gallery's 100 PGSE)
+from bench_repair_volume import NAVIS_IDS, _raw  # noqa: E402  (the navis mesh, in metres)
 
 
 def _run(surface, settings: tuple[float, float, float], uniform: bool) -> dict:
-    import torch
 
     import mf_dmri.geometry.remesh_volume as remesh_volume
     from mf_dmri import units
     from mf_dmri.fem import mesh_eigenbasis_with_diagnostics
     from mf_dmri.geometry import check_surface, remesh_surface, tetrahedralize
-    from mf_dmri.sequences import PGSE, Acquisition
     from mf_dmri.signal import Compartment, signal_with_error
 
     times: dict[str, float] = {}
@@ -85,13 +86,7 @@ def _run(surface, settings: tuple[float, float, float], uniform: bool) -> dict:
         "companion",
         lambda: basis.discretisation.companion(float(basis.eigenvalues[-1]), basis.axes),
     )
-    rng = np.random.default_rng(0)
-    directions = rng.normal(size=(100, 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    b = rng.uniform(0, 3000, size=100) * units.s_per_mm2
-    acquisition = Acquisition.from_bvalues(
-        PGSE(10 * units.ms, 30 * units.ms), torch.tensor(b), torch.tensor(directions)
-    )
+    acquisition = gallery_acquisition(100)
     signals = timed("signals", lambda: signal_with_error(Compartment(basis, 2e-9), acquisition))
     volume = abs(report.volume_before)
     return {
@@ -174,18 +169,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    import navis
     import torch
 
-    from mf_dmri import units
-    from mf_dmri.geometry import SurfaceMesh, repair_surface
+    from mf_dmri.geometry import repair_surface
 
     torch.set_num_threads(1)
-    neuron = navis.example_neurons(kind="mesh")[NAVIS_IDS.index(args.cell)]
-    surface = SurfaceMesh(
-        np.asarray(neuron.vertices, dtype=np.float64) * 8 * units.nm,
-        np.asarray(neuron.faces, dtype=np.int64),
-    )
+    surface = _raw(args.cell)
     start = time.process_time()
     repaired, _ = repair_surface(surface, merge_tolerance=1e-3)
     repair_seconds = time.process_time() - start
