@@ -193,21 +193,23 @@ class _Projector:
     def __call__(self, points: np.ndarray, normals: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """Each point moved to its closest input point when that lies within ``reach``
         and on a face facing the same way (not the opposite wall of a thin part)."""
+        closest, same_side = self._closest(points, normals)
+        near = np.linalg.norm(closest - points, axis=1) < reach
+        return np.where((same_side & near)[:, None], closest, points)
+
+    def _closest(self, points: np.ndarray, normals: np.ndarray):
+        """Closest input point of each point (P, 3) and whether its face faces the same
+        way as ``normals`` (P,)."""
         _, index, closest = self.query(self.vertices, self.faces, np.array(points))
         index = np.asarray(index, dtype=np.int64).reshape(-1)
         closest = np.asarray(closest).reshape(-1, 3)
-        same_side = np.einsum("ij,ij->i", self.normals[index], normals) > 0
-        near = np.linalg.norm(closest - points, axis=1) < reach
-        return np.where((same_side & near)[:, None], closest, points)
+        return closest, np.einsum("ij,ij->i", self.normals[index], normals) > 0
 
     def gaps(self, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """Signed distance along ``normals`` (unit) from each point to its closest input
         point (positive outwards: the input lies outside), 0 where that point lies on a
         face facing the other way (the opposite wall of a thin part)."""
-        _, index, closest = self.query(self.vertices, self.faces, np.array(points))
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        closest = np.asarray(closest).reshape(-1, 3)
-        same_side = np.einsum("ij,ij->i", self.normals[index], normals) > 0
+        closest, same_side = self._closest(points, normals)
         return np.where(same_side, np.einsum("ij,ij->i", closest - points, normals), 0.0)
 
 
